@@ -8,6 +8,6 @@ class ConfigError(ValueError):
 
 
 def check(ok: bool, field: str, value: Any, allowed: str) -> None:
-    """Raise ``ConfigError`` naming ``field``, its ``value`` and what is ``allowed`` unless ``ok``."""
+    """Raise ``ConfigError`` naming ``field``, its ``value`` and the rule unless ``ok``."""
     if not ok:
         raise ConfigError(f"{field}={value!r} is invalid: {allowed}")
