@@ -1,0 +1,114 @@
+"""Benchmark: token log-prob + entropy, forward + backward, ours vs naive full log-softmax (CPU).
+
+    python benchmarks/logprob.py          # T=4096,V=151936 and T=16384,V=32000; the naive
+                                          # runs peak at ~13 GB: needs a quiet 24 GB machine
+    python benchmarks/logprob.py --small  # quick run, same code path
+
+Naive (``reference.naive_token_logprobs_and_entropy``): ``log_softmax(logits.float())``,
+``gather`` of the label, entropy ``-(exp(lp) * lp).sum(-1)``, autograd backward.
+Ours: ``token_logprobs_and_entropy`` (the chunked torch reference, the CPU run-time path).
+Both get the same bf16 logits (a leaf that requires grad) and the same incoming gradients.
+
+Memory: each (method, shape) runs in a fresh subprocess so allocator state cannot leak
+between measurements. Peak extra memory = kernel-reported peak RSS (VmHWM, reset through
+/proc/self/clear_refs right before the step) minus RSS at that moment, i.e. everything the
+step allocates, including the [T, V] logits gradient both methods must return. Time = best of
+``--repeats`` steps after a warm-up on a small slice. Prints one JSON line.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+import torch
+
+from prime_megatron.kernels import token_logprobs_and_entropy
+from prime_megatron.kernels.reference import naive_token_logprobs_and_entropy
+
+FULL_SHAPES = [(4096, 151936), (16384, 32000)]
+SMALL_SHAPES = [(256, 151936), (1024, 32000)]
+TARGET_MEMORY_RATIO = 1 / 8
+TARGET_TIME_RATIO = 1.0
+
+
+def _ours(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return token_logprobs_and_entropy(logits, labels, backend="torch")
+
+
+METHODS = {"naive": naive_token_logprobs_and_entropy, "ours": _ours}
+
+
+def _rss_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field))
+
+
+def _reset_peak_rss() -> int:
+    """Make VmHWM equal the current RSS (Linux >= 4.0) and return that RSS in kB."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return _rss_kb("VmRSS")
+
+
+def _step(method: str, logits: torch.Tensor, labels: torch.Tensor, grads: tuple) -> None:
+    logp, ent = METHODS[method](logits, labels)
+    torch.autograd.backward([logp, ent], list(grads))
+
+
+def worker(method: str, tokens: int, vocab: int, repeats: int) -> dict:
+    """Measure one method at one shape in this (fresh) process."""
+    gen = torch.Generator().manual_seed(0)
+    logits = (torch.randn(tokens, vocab, generator=gen) * 2).to(torch.bfloat16)
+    logits.requires_grad_(True)
+    labels = torch.randint(0, vocab, (tokens,), generator=gen)
+    grads = (torch.randn(tokens, generator=gen), torch.randn(tokens, generator=gen))
+    warm = slice(0, max(1, tokens // 64))
+    _step(method, logits[warm].detach().requires_grad_(), labels[warm], (g[warm] for g in grads))
+    peak_kb, times = 0, []
+    for _ in range(repeats):
+        logits.grad = None
+        base_kb = _reset_peak_rss()
+        start = time.perf_counter()
+        _step(method, logits, labels, grads)
+        times.append(time.perf_counter() - start)
+        peak_kb = max(peak_kb, _rss_kb("VmHWM") - base_kb)
+    return {"time_s": round(min(times), 3), "peak_extra_mb": round(peak_kb / 1024, 1)}
+
+
+def _spawn(method: str, tokens: int, vocab: int, repeats: int) -> dict:
+    cmd = [sys.executable, __file__, "--worker", method, str(tokens), str(vocab)]
+    out = subprocess.run([*cmd, f"--repeats={repeats}"], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{method} T={tokens} V={vocab} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="quick run at small shapes")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--worker", nargs=3, metavar=("METHOD", "T", "V"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        method, tokens, vocab = args.worker
+        print(json.dumps(worker(method, int(tokens), int(vocab), args.repeats)))
+        return
+    results = {"benchmark": "logprob_entropy_fwd_bwd", "device": "cpu", "dtype": "bfloat16"}
+    results["threads"] = torch.get_num_threads()
+    for tokens, vocab in SMALL_SHAPES if args.small else FULL_SHAPES:
+        runs = {m: _spawn(m, tokens, vocab, args.repeats) for m in METHODS}
+        mem_ratio = runs["ours"]["peak_extra_mb"] / runs["naive"]["peak_extra_mb"]
+        time_ratio = runs["ours"]["time_s"] / runs["naive"]["time_s"]
+        results[f"T{tokens}_V{vocab}"] = {
+            **{f"{m}_{k}": v for m, run in runs.items() for k, v in run.items()},
+            "memory_ratio": round(mem_ratio, 4),
+            "time_ratio": round(time_ratio, 4),
+            "meets_targets": mem_ratio <= TARGET_MEMORY_RATIO and time_ratio <= TARGET_TIME_RATIO,
+        }
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
