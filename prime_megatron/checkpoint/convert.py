@@ -1,0 +1,133 @@
+"""HF <-> Megatron checkpoint conversion (the logic behind ``tools/convert_*.py``).
+
+Conversion runs in one process: the torch_dist format stores global tensors, so the layout
+a checkpoint is later trained at is chosen when it is loaded. ``--tp`` only fixes the vocab
+padding (a multiple of 128 x tp, Megatron's convention) and is checked against the heads
+and query groups; the padded size then works for every TP that divides it.
+
+Everything is validated before the first byte is written: unreadable shards, missing or
+unexpected tensors and shape mismatches raise ``CheckpointError`` / ``MappingError``, and
+outputs appear at their destination only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from prime_megatron.checkpoint import hf_io
+from prime_megatron.checkpoint.mapping import check_shapes, hf_to_megatron, megatron_to_hf
+from prime_megatron.checkpoint.megatron_io import (
+    ModelCheckpointMeta,
+    atomic_checkpoint_dir,
+    is_rank0,
+    load_model_shards,
+    save_model_shards,
+)
+from prime_megatron.models.arch import ModelArch
+from prime_megatron.models.builder import build_gpt_model, layer_spec_kind, padded_vocab_size
+
+HF_SIDE_DIR = "hf"  # tokenizer/config files kept with a Megatron checkpoint
+
+
+def model_state(model) -> dict[str, torch.Tensor]:
+    """A model's tensors without Transformer-Engine/Megatron ``_extra_state`` entries."""
+    return {k: v for k, v in model.state_dict().items() if not k.endswith("_extra_state")}
+
+
+def _single_process_groups():
+    import torch.distributed as dist
+
+    from prime_megatron.distributed.init import initialize_parallel
+
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        raise RuntimeError("checkpoint conversion runs in one process; launch it without torchrun")
+    return initialize_parallel(1, 1)
+
+
+def convert_hf_to_megatron(
+    hf_dir: Path,
+    out_dir: Path,
+    tp: int = 1,
+    pp: int = 1,
+    dtype: torch.dtype | None = None,
+    overwrite: bool = False,
+) -> ModelCheckpointMeta:
+    hf_dir = Path(hf_dir)
+    config = hf_io.read_hf_config(hf_dir)
+    arch = ModelArch.from_hf_config(config)
+    arch.check_layout(tp, pp)
+    hf_state = hf_io.read_hf_state_dict(hf_dir)
+    dtype = dtype or next(iter(hf_state.values())).dtype
+    padded = padded_vocab_size(arch.vocab_size, tp)
+    meg_state = hf_to_megatron(hf_state, arch, padded, layer_spec_kind())
+    model = build_gpt_model(
+        arch, _single_process_groups(), params_dtype=dtype, padded_vocab=padded, init_weights=False
+    )
+    check_shapes(meg_state, {k: v.shape for k, v in model_state(model).items()}, str(hf_dir))
+    with torch.no_grad():
+        for name, param in model_state(model).items():
+            param.copy_(meg_state[name])
+    meta = ModelCheckpointMeta(
+        hf_config=config,
+        padded_vocab_size=padded,
+        params_dtype=str(dtype).removeprefix("torch."),
+        saved_tp=tp,
+        saved_pp=pp,
+    )
+    save_megatron_checkpoint(model, out_dir, meta, hf_side_files=hf_dir, overwrite=overwrite)
+    return meta
+
+
+def save_megatron_checkpoint(
+    model, out_dir: Path, meta: ModelCheckpointMeta, hf_side_files: Path | None, overwrite: bool
+) -> None:
+    """Collective: shards + metadata (+ tokenizer/config side files), atomically."""
+    with atomic_checkpoint_dir(Path(out_dir), overwrite=overwrite) as tmp:
+        save_model_shards(model, tmp)
+        if is_rank0():
+            meta.write(tmp)
+            side = tmp / HF_SIDE_DIR
+            side.mkdir()
+            if hf_side_files is not None:
+                hf_io.copy_side_files(hf_side_files, side)
+
+
+def convert_megatron_to_hf(ckpt_dir: Path, out_dir: Path, overwrite: bool = False) -> None:
+    ckpt_dir = Path(ckpt_dir)
+    model, meta = load_megatron_model(ckpt_dir, _single_process_groups())
+    hf_state = megatron_to_hf(model_state(model), meta.arch, layer_spec_kind())
+    write_hf_checkpoint(out_dir, meta.hf_config, hf_state, ckpt_dir / HF_SIDE_DIR, overwrite)
+
+
+def load_megatron_model(ckpt_dir: Path, groups, params_dtype: torch.dtype | None = None):
+    """Collective: build this rank's model chunk for ``groups`` and load the checkpoint into it.
+
+    Returns ``(model, meta)``. Any layout works whose TP divides the padded vocab size.
+    """
+    meta = ModelCheckpointMeta.read(Path(ckpt_dir))
+    model = build_gpt_model(
+        meta.arch,
+        groups,
+        params_dtype=params_dtype or meta.dtype,
+        padded_vocab=meta.padded_vocab_size,
+        init_weights=False,
+    )
+    load_model_shards(model, Path(ckpt_dir))
+    return model, meta
+
+
+def write_hf_checkpoint(
+    out_dir: Path,
+    hf_config: dict,
+    hf_state: dict[str, torch.Tensor],
+    side_files: Path | None,
+    overwrite: bool = False,
+) -> None:
+    with hf_io.atomic_output_dir(Path(out_dir), overwrite=overwrite) as tmp:
+        if side_files is not None and Path(side_files).is_dir():
+            hf_io.copy_side_files(side_files, tmp)
+        (tmp / "config.json").write_text(json.dumps(hf_config, indent=2))
+        hf_io.write_hf_weights(tmp, hf_state)

@@ -1,0 +1,133 @@
+"""What a supported Hugging Face decoder *is*, independent of how Megatron lays it out.
+
+``ModelArch.from_hf_config`` reads a transformers config (object or dict) and either returns
+the handful of numbers the Megatron builder and the weight mappings need, or raises
+``UnsupportedModelError`` saying exactly which feature is not supported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# HF architecture name -> whether its attention projections carry q/k/v biases by design.
+SUPPORTED_ARCHITECTURES = {"Qwen2ForCausalLM": True, "LlamaForCausalLM": False}
+
+# Megatron's llama3 RoPE scaling hard-codes these; other values cannot be represented.
+_LLAMA3_ROPE_FIXED = {
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 8192,
+}
+
+
+class UnsupportedModelError(ValueError):
+    """The HF model uses an architecture or feature the Megatron builder cannot reproduce."""
+
+
+@dataclass(frozen=True)
+class ModelArch:
+    architecture: str
+    vocab_size: int
+    hidden_size: int
+    ffn_hidden_size: int
+    num_layers: int
+    num_attention_heads: int
+    num_query_groups: int
+    head_dim: int
+    max_position_embeddings: int
+    rope_theta: float
+    norm_eps: float
+    qkv_bias: bool
+    tie_word_embeddings: bool
+    rope_scaling: str | None = None  # None | "llama3" | "linear"
+    rope_scaling_factor: float = 1.0
+
+    @classmethod
+    def from_hf_config(cls, config: Any) -> ModelArch:
+        cfg = config if isinstance(config, dict) else config.to_dict()
+        arch = _single_architecture(cfg)
+        _reject_unsupported_features(cfg, arch)
+        heads = cfg["num_attention_heads"]
+        rope_type, rope_theta, factor = _rope(cfg)
+        return cls(
+            architecture=arch,
+            vocab_size=cfg["vocab_size"],
+            hidden_size=cfg["hidden_size"],
+            ffn_hidden_size=cfg["intermediate_size"],
+            num_layers=cfg["num_hidden_layers"],
+            num_attention_heads=heads,
+            num_query_groups=cfg.get("num_key_value_heads") or heads,
+            head_dim=cfg.get("head_dim") or cfg["hidden_size"] // heads,
+            max_position_embeddings=cfg["max_position_embeddings"],
+            rope_theta=rope_theta,
+            norm_eps=cfg["rms_norm_eps"],
+            qkv_bias=SUPPORTED_ARCHITECTURES[arch] or bool(cfg.get("attention_bias", False)),
+            tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+            rope_scaling=rope_type,
+            rope_scaling_factor=factor,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def check_layout(self, tp: int, pp: int) -> None:
+        """Raise ``ValueError`` if this model cannot be split ``tp`` x ``pp`` ways."""
+        for what, n in (
+            ("num_attention_heads", self.num_attention_heads),
+            ("num_key_value_heads (query groups)", self.num_query_groups),
+        ):
+            if n % tp:
+                raise ValueError(f"tensor_parallel={tp} does not divide {what}={n}")
+        if self.ffn_hidden_size % tp:
+            raise ValueError(f"tensor_parallel={tp} does not divide intermediate_size")
+        if self.num_layers % pp:
+            raise ValueError(
+                f"pipeline_parallel={pp} does not divide num_hidden_layers={self.num_layers}"
+            )
+
+
+def _single_architecture(cfg: dict[str, Any]) -> str:
+    archs = cfg.get("architectures") or []
+    if len(archs) != 1 or archs[0] not in SUPPORTED_ARCHITECTURES:
+        raise UnsupportedModelError(
+            f"architecture {archs or cfg.get('model_type')!r} is not supported; "
+            f"supported: {sorted(SUPPORTED_ARCHITECTURES)}"
+        )
+    return archs[0]
+
+
+def _reject_unsupported_features(cfg: dict[str, Any], arch: str) -> None:
+    act = cfg.get("hidden_act", "silu")
+    if act != "silu":
+        raise UnsupportedModelError(f"{arch}: hidden_act={act!r} is not supported (only silu)")
+    if cfg.get("mlp_bias"):
+        raise UnsupportedModelError(f"{arch}: mlp_bias=True is not supported")
+    if arch == "LlamaForCausalLM" and cfg.get("attention_bias"):
+        # Megatron's add_qkv_bias covers q/k/v only; Llama's flag also biases o_proj.
+        raise UnsupportedModelError(f"{arch}: attention_bias=True (o_proj bias) is not supported")
+    if cfg.get("use_sliding_window"):
+        raise UnsupportedModelError(f"{arch}: use_sliding_window=True is not supported")
+
+
+def _rope(cfg: dict[str, Any]) -> tuple[str | None, float, float]:
+    """(scaling type, theta, factor) from either transformers 4 or 5 config layout."""
+    params = dict(cfg.get("rope_parameters") or {})
+    scaling = dict(cfg.get("rope_scaling") or {})
+    params.update(scaling)
+    theta = float(params.get("rope_theta", cfg.get("rope_theta", 10000.0)))
+    rope_type = params.get("rope_type", params.get("type", "default"))
+    if rope_type in (None, "default"):
+        return None, theta, 1.0
+    factor = float(params.get("factor", 1.0))
+    if rope_type == "linear":
+        return "linear", theta, factor
+    if rope_type == "llama3":
+        for key, want in _LLAMA3_ROPE_FIXED.items():
+            if float(params.get(key, want)) != float(want):
+                raise UnsupportedModelError(
+                    f"llama3 rope scaling with {key}={params[key]} is not supported "
+                    f"(Megatron fixes it to {want})"
+                )
+        return "llama3", theta, factor
+    raise UnsupportedModelError(f"rope scaling type {rope_type!r} is not supported")

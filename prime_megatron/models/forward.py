@@ -1,0 +1,111 @@
+"""Forward passes through a (possibly pipelined, tensor-parallel) GPTModel.
+
+All passes go through Megatron's ``get_forward_backward_func`` schedule so PP works the same
+way for inference-only passes (log-probs, greedy decoding, parity checks) as for training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from prime_megatron.distributed.init import ParallelGroups
+
+
+def causal_padding_mask(key_mask: torch.Tensor) -> torch.Tensor:
+    """Megatron attention mask for left/right-padded rows.
+
+    key_mask: [b, s] bool, True on real tokens. Returns [b, 1, s, s] bool, True = masked
+    (future positions and padding keys). Padding query rows attend to themselves only, so
+    their (ignored) outputs stay finite.
+    """
+    s = key_mask.shape[1]
+    future = torch.ones(s, s, dtype=torch.bool, device=key_mask.device).triu(1)
+    masked = future[None] | ~key_mask[:, None, :]
+    eye = torch.eye(s, dtype=torch.bool, device=key_mask.device)[None]
+    masked = masked & ~(eye & ~key_mask[:, :, None])
+    return masked[:, None]
+
+
+def position_ids_for(key_mask: torch.Tensor) -> torch.Tensor:
+    """Positions counted over real tokens only (left padding does not shift RoPE)."""
+    return (key_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def run_forward(
+    model: torch.nn.Module | Sequence[torch.nn.Module],
+    groups: ParallelGroups,
+    micro_batches: Sequence[dict[str, torch.Tensor]],
+    on_output: Callable[[torch.Tensor, dict[str, torch.Tensor]], Any],
+    forward_only: bool = True,
+    loss: Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor] | None = None,
+) -> list[Any]:
+    """Run ``micro_batches`` through the pipeline schedule.
+
+    Each micro-batch holds ``tokens`` [b, s] and optionally ``key_mask`` [b, s] (bool).
+    On the last stage ``on_output(logits_shard [b, s, V/tp], micro_batch)`` is called per
+    micro-batch and its results are returned (other stages return ``[]``). With
+    ``forward_only=False`` the scalar ``loss(logits_shard, micro_batch)`` is back-propagated
+    (gradients accumulate in the model, summed over micro-batches).
+    """
+    from megatron.core.pipeline_parallel import get_forward_backward_func
+
+    chunks = list(model) if isinstance(model, (list, tuple)) else [model]
+    shape = micro_batches[0]["tokens"].shape
+    batches = iter(micro_batches)
+
+    def forward_step(data_iterator, chunk):
+        mb = next(data_iterator)
+        key_mask = mb.get("key_mask")
+        if key_mask is None:
+            positions = torch.arange(shape[1]).expand(shape[0], -1)
+            mask = None
+        else:
+            positions, mask = position_ids_for(key_mask), causal_padding_mask(key_mask)
+        output = chunk(mb["tokens"], positions, mask)
+
+        def finish(out: torch.Tensor, non_loss_data: bool = False):
+            result = on_output(out, mb)
+            value = loss(out, mb) if loss is not None else out.sum() * 0.0
+            return value, {"result": result}
+
+        return output, finish
+
+    fb = get_forward_backward_func(pp_size=groups.pp_size, vp_size=None)
+    outputs = fb(
+        forward_step_func=forward_step,
+        data_iterator=batches if len(chunks) == 1 else [batches] * len(chunks),
+        model=chunks if len(chunks) > 1 else chunks[0],
+        num_microbatches=len(micro_batches),
+        seq_length=shape[1],
+        micro_batch_size=shape[0],
+        forward_only=forward_only,
+    )
+    return [o["result"] for o in outputs] if groups.is_last_stage else []
+
+
+def gather_vocab(
+    logits_shard: torch.Tensor, groups: ParallelGroups, vocab_size: int
+) -> torch.Tensor:
+    """[..., V/tp] vocab-parallel logits -> [..., vocab_size] (padding rows dropped)."""
+    if groups.tp_size > 1:
+        parts = [torch.empty_like(logits_shard) for _ in range(groups.tp_size)]
+        dist.all_gather(parts, logits_shard.contiguous(), group=groups.tp)
+        logits_shard = torch.cat(parts, dim=-1)
+    return logits_shard[..., :vocab_size]
+
+
+def full_logits(
+    model, groups: ParallelGroups, tokens: torch.Tensor, vocab_size: int, micro_batch_size: int = 0
+) -> torch.Tensor | None:
+    """Full-vocab fp32 logits [b, s, vocab_size] on the last stage (``None`` elsewhere)."""
+    mbs = micro_batch_size or tokens.shape[0]
+    micro = [{"tokens": t} for t in tokens.split(mbs)]
+    with torch.no_grad():
+        outs = run_forward(
+            model, groups, micro, lambda out, mb: gather_vocab(out.float(), groups, vocab_size)
+        )
+    return torch.cat(outs) if outs else None

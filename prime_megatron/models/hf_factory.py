@@ -1,0 +1,56 @@
+"""Random Hugging Face models built locally (there is no model hub on our machines).
+
+Used by the tests, the conversion/sync benchmarks and the default demo job. Every tensor,
+including norms and biases that transformers initialises to constants, gets random values,
+so a mapping that swaps or mis-slices two tensors cannot go unnoticed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+TINY_DEFAULTS: dict[str, Any] = dict(
+    vocab_size=61,  # odd on purpose: exercises vocab padding
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=32,
+    max_position_embeddings=256,
+    rms_norm_eps=1e-6,
+    tie_word_embeddings=False,
+)
+
+
+def hf_config(architecture: str = "Qwen2ForCausalLM", **overrides: Any):
+    """A transformers config for a tiny (or, with overrides, any-size) model."""
+    from transformers import LlamaConfig, Qwen2Config
+
+    cls = {"Qwen2ForCausalLM": Qwen2Config, "LlamaForCausalLM": LlamaConfig}[architecture]
+    kwargs = {**TINY_DEFAULTS, **overrides}
+    return cls(architectures=[architecture], **kwargs)
+
+
+def random_hf_model(config, seed: int = 0, dtype: torch.dtype = torch.float32):
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    return model.eval()
+
+
+def save_random_hf_model(
+    out_dir: Path, config, seed: int = 0, dtype: torch.dtype = torch.float32, tokenizer=None
+) -> Path:
+    model = random_hf_model(config, seed, dtype)
+    model.save_pretrained(out_dir)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out_dir)
+    return Path(out_dir)

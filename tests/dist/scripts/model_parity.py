@@ -1,0 +1,43 @@
+"""torchrun script: load a Megatron checkpoint at a TP/PP layout, check logits against HF
+transformers (fp32), then save the model again from this layout.
+
+args: HF_DIR CKPT_DIR TP PP OUT_CKPT_DIR
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+
+
+def main() -> None:
+    hf_dir, ckpt, tp, pp, out = sys.argv[1:6]
+    tp, pp = int(tp), int(pp)
+    from transformers import AutoModelForCausalLM
+
+    from prime_megatron.checkpoint.convert import load_megatron_model, save_megatron_checkpoint
+    from prime_megatron.distributed.init import initialize_parallel, seed_all
+    from prime_megatron.models.forward import full_logits
+
+    groups = initialize_parallel(tp, pp)
+    seed_all(1234, groups)
+    model, meta = load_megatron_model(Path(ckpt), groups)
+    vocab = meta.arch.vocab_size
+    tokens = torch.randint(0, vocab, (4, 24), generator=torch.Generator().manual_seed(0))
+    logits = full_logits(model, groups, tokens, vocab, micro_batch_size=2)
+    if groups.is_last_stage:
+        hf = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
+        with torch.no_grad():
+            ref = hf(tokens).logits
+        diff = (logits - ref).abs().max().item()
+        print(f"PARITY tp={tp} pp={pp} max_abs_diff={diff:.3e}", flush=True)
+        assert logits.shape == ref.shape, (logits.shape, ref.shape)
+        assert diff <= 1e-4, diff
+    else:
+        assert logits is None
+    side_files = Path(ckpt) / "hf"
+    save_megatron_checkpoint(model, Path(out), meta, hf_side_files=side_files, overwrite=True)
+
+
+if __name__ == "__main__":
+    main()
