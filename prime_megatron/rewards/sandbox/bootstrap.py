@@ -1,0 +1,80 @@
+"""Sandbox entry point, started by the parent as ``python -S -c <BOOT> <spec.json>``.
+
+Process tree: parent -> bootstrap (this, still privileged) -> harness (PID 1 of a new PID
+namespace, unprivileged) -> one forked child per test. The bootstrap isolates, forks the
+harness into the namespaces and relays its exit status. If isolation is impossible and
+the spec requires it, it exits with ``EXIT_ISOLATION_UNAVAILABLE`` before anything runs.
+"""
+
+import json
+import os
+import signal
+import sys
+import traceback
+
+from . import harness, isolate, linux
+from .protocol import (
+    EXIT_HARNESS_ERROR,
+    EXIT_ISOLATION_UNAVAILABLE,
+    MODE_NONE,
+    MODE_USERNS,
+    RunSpec,
+)
+
+
+def main() -> None:
+    spec = RunSpec.load(sys.argv[1])
+    results = os.fdopen(1, "w")
+    mode = _isolate_or_exit(spec)
+    # Root runs the program as a uid no other process has (pids are unique), so process
+    # counts and kill() permissions cover exactly this sandbox.
+    uid = spec.uid_base + os.getpid() if os.geteuid() == 0 and mode != MODE_USERNS else None
+    if uid is not None:
+        os.chown(spec.scratch, uid, uid)
+    pid = os.fork()
+    if pid == 0:
+        linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # again after the uid change
+        _harness_process(spec, mode, uid, results)
+    _, status = os.waitpid(pid, 0)
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+def _isolate_or_exit(spec: RunSpec) -> str:
+    try:
+        return isolate.enter_namespaces()
+    except OSError as e:
+        if spec.require_isolation:
+            print(f"cannot create network/mount/PID namespaces: {e}", file=sys.stderr)
+            sys.exit(EXIT_ISOLATION_UNAVAILABLE)
+        return MODE_NONE
+
+
+def _harness_process(spec: RunSpec, mode: str, uid: int | None, results) -> None:
+    """PID 1 of the sandbox (when namespaced): finish isolating, drop privileges, run tests."""
+    try:
+        _enter_sandbox(spec, mode, uid)
+    except BaseException:
+        traceback.print_exc()
+        os._exit(EXIT_ISOLATION_UNAVAILABLE)
+    code = EXIT_HARNESS_ERROR
+    try:
+        results.write(json.dumps({"isolation": mode}) + "\n")
+        results.flush()
+        harness.run_tests(spec, results, own_pid_namespace=mode != MODE_NONE)
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _enter_sandbox(spec: RunSpec, mode: str, uid: int | None) -> None:
+    if mode != MODE_NONE:
+        isolate.build_filesystem(spec.scratch, spec.scratch_bytes, uid, spec.expose)
+        isolate.mount_private_proc()
+    os.chdir(spec.scratch)  # the tmpfs now mounted there, not the host dir underneath
+    isolate.drop_privileges(uid)
+    # After the uid change (which resets both): die with the bootstrap, so the parent's
+    # kill reaches us, and keep other processes of this uid out of our /proc fds.
+    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    linux.prctl(linux.PR_SET_DUMPABLE, 0)

@@ -1,0 +1,38 @@
+"""Fail closed, once per process: prove the sandbox isolates before any real program runs."""
+
+import functools
+import logging
+
+from .config import SandboxConfig
+from .protocol import MODE_NONE
+from .runner import SandboxUnavailableError, run_program
+
+log = logging.getLogger(__name__)
+
+# Lists network interfaces as the sandboxed program sees them: only "lo" when isolated.
+_PROBE = "print(*sorted(l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:]))"
+
+
+def check_isolation(cfg: SandboxConfig) -> str:
+    """The isolation mode this machine gives; ``SandboxUnavailableError`` if it is not
+    enough and ``cfg.require_isolation`` is set."""
+    return _probe(cfg.require_isolation, cfg.scratch_root, cfg.uid_base)
+
+
+@functools.cache
+def _probe(require_isolation: bool, scratch_root: str, uid_base: int) -> str:
+    cfg = SandboxConfig(
+        require_isolation=require_isolation, scratch_root=scratch_root, uid_base=uid_base
+    )
+    run = run_program(_PROBE, [""], None, cfg)  # raises when isolation is required but fails
+    if not run.reports or run.reports[0].exit_code != 0:
+        raise SandboxUnavailableError(f"sandbox probe did not run: {run.error.strip()}")
+    interfaces = run.reports[0].output.split()
+    if run.isolation != MODE_NONE and interfaces != ["lo"]:
+        raise SandboxUnavailableError(f"sandbox still sees network interfaces {interfaces}")
+    if run.isolation == MODE_NONE:
+        log.warning(
+            "Running model-written code WITHOUT network/filesystem isolation "
+            "(rewards.sandbox.require_isolation=false): rlimits and timeouts only."
+        )
+    return run.isolation

@@ -1,0 +1,62 @@
+"""What the parent and the sandboxed processes exchange: the run spec, file names, exit codes.
+
+Kept stdlib-only and tiny: the bootstrap imports it before it isolates itself.
+"""
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+# Bootstrap exit codes the parent turns into errors (anything else is the harness's own).
+EXIT_ISOLATION_UNAVAILABLE = 125
+EXIT_HARNESS_ERROR = 124
+
+# Isolation modes the bootstrap reports in the first results line.
+MODE_PRIVILEGED = "privileged"  # root: namespaces + a dedicated unprivileged uid
+MODE_USERNS = "userns"  # unprivileged: a user namespace owning the other namespaces
+MODE_NONE = "none"  # no namespaces (only when the user opted out of isolation)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-test-process resource limits (setrlimit) and the per-test wall clock."""
+
+    cpu_time_s: int
+    memory_bytes: int
+    max_processes: int
+    max_file_bytes: int
+    max_open_files: int
+    test_timeout_s: float
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything the bootstrap and harness need, written as JSON outside the scratch dir."""
+
+    code: str
+    scratch: str  # mount point of the sandbox's private tmpfs (its only writable place)
+    inputs_dir: str  # per-test stdin files, written by the parent, read-only inside
+    limits: Limits
+    n_tests: int
+    scratch_bytes: int = 64 << 20
+    max_output_bytes: int = 1 << 20
+    fn_name: str | None = None  # call-based tests when set, stdin/stdout otherwise
+    call_args: list = field(default_factory=list)  # per test: positional args (call-based)
+    require_isolation: bool = True
+    uid_base: int = 100_000
+    expose: list = field(default_factory=list)  # dirs the sandbox uid must be able to read
+
+    def dump(self, path: str) -> None:
+        with open(path, "w") as f:
+            json.dump(asdict(self), f)
+
+    @classmethod
+    def load(cls, path: str) -> "RunSpec":
+        with open(path) as f:
+            raw = json.load(f)
+        return cls(**{**raw, "limits": Limits(**raw["limits"])})
+
+
+def test_file(directory: str, kind: str, index: int) -> str:
+    """Per-test file: kind is "in" (stdin), "out" (stdout or call result) or "err"."""
+    return os.path.join(directory, f"{kind}_{index}.txt")
