@@ -1,0 +1,111 @@
+"""RLOO advantages on the outcome and process streams, returns, whitening (DESIGN.md 2.6).
+
+Shapes: outcome [B]; rewards, mask [B, T]; group [B] (K samples of a prompt share an id).
+"""
+
+import torch
+from torch import Tensor
+
+from prime_megatron.algo.ops import Groups, masked_mean, place_on_last_token
+
+BASELINES = ("official", "paper")
+
+
+def outcome_rloo(outcome: Tensor, group: Tensor) -> Tensor:
+    """[B] leave-one-out outcome advantages A_o^i = r_o^i - mean_{j != i, same group} r_o^j.
+
+    Equals the official K/(K-1) r_o^i - sum_j r_o^j / (K-1); sums to 0 over each group.
+    """
+    groups = Groups.of(group)
+    groups.require_leave_one_out()
+    k = groups.size[groups.index].to(outcome.dtype)
+    return outcome - (groups.broadcast_sum(outcome) - outcome) / (k - 1)
+
+
+def process_rloo(
+    rewards: Tensor, mask: Tensor, group: Tensor, baseline: str = "official"
+) -> Tensor:
+    """[B, T] process rewards with the leave-one-out baseline subtracted per token (0 on padding).
+
+    With m_j = mean over the valid tokens of r^j:
+    ``"official"`` (default, the official code's ``masked_rloo``):
+        r_hat_t^i = K/(K-1) * r_t^i - (sum_j m_j) / (K-1)
+                  = r_t^i - (sum_{j != i} m_j) / (K-1) + (r_t^i - m_i) / (K-1).
+    ``"paper"`` (Eq. 5, its baseline built from "the averaged implicit process rewards"):
+        r_hat_t^i = r_t^i - (sum_{j != i} m_j) / (K-1).
+    Both vanish when every sample of a group has the same constant per-token reward.
+    """
+    if baseline not in BASELINES:
+        raise ValueError(f"baseline={baseline!r} is invalid: one of {BASELINES}")
+    groups = Groups.of(group)
+    groups.require_leave_one_out()
+    mask = mask.to(rewards.dtype)
+    rewards = rewards * mask
+    k = groups.size[groups.index].to(rewards.dtype).unsqueeze(1)
+    means = masked_mean(rewards, mask, dim=-1)
+    if baseline == "official":
+        shifted = k / (k - 1) * rewards - groups.broadcast_sum(means).unsqueeze(1) / (k - 1)
+    else:
+        others = (groups.broadcast_sum(means) - means).unsqueeze(1)
+        shifted = rewards - others / (k - 1)
+    return shifted * mask
+
+
+def discounted_returns(rewards: Tensor, mask: Tensor, gamma: float = 1.0) -> Tensor:
+    """[B, T] G_t = sum_{s >= t, valid} gamma^(#valid tokens strictly between t and s) r_s.
+
+    Padding positions carry the return through unchanged (so holes in the mask are skipped,
+    not discounted) and are 0 in the output. gamma = 1 gives the reverse cumulative sum.
+    """
+    mask = mask.to(rewards.dtype)
+    if gamma == 1.0:
+        return (rewards * mask).flip(-1).cumsum(-1).flip(-1) * mask
+    out = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[:, 0])
+    for t in range(rewards.shape[1] - 1, -1, -1):
+        m = mask[:, t]
+        running = m * (rewards[:, t] + gamma * running) + (1 - m) * running
+        out[:, t] = running * m
+    return out
+
+
+def masked_whiten(values: Tensor, mask: Tensor, eps: float = 1e-8) -> Tensor:
+    """(values - mean) / sqrt(var + eps) over the valid tokens of the batch; 0 on padding.
+
+    Unbiased variance as in verl's ``masked_whiten`` (the official code path).
+    """
+    mask = mask.to(values.dtype)
+    mean = masked_mean(values, mask)
+    centred = (values - mean) * mask
+    n = mask.sum()
+    var = (centred**2).sum() / (n - 1).clamp(min=1)
+    return centred * torch.rsqrt(var + eps)
+
+
+def prime_advantages(
+    outcome: Tensor,
+    process_rewards: Tensor | None,
+    mask: Tensor,
+    group: Tensor,
+    gamma: float = 1.0,
+    baseline: str = "official",
+    whiten: bool = True,
+    outcome_coef: float = 1.0,
+    process_coef: float = 1.0,
+) -> tuple[Tensor, Tensor]:
+    """PRIME advantages: RLOO on both streams, returns of their sum, optional whitening.
+
+    The outcome stream puts ``outcome_rloo`` on each sample's last valid token; the process
+    stream is ``process_rloo(process_rewards)`` (None: outcome-only RLOO). Returns
+    (advantages [B, T], returns [B, T]); both 0 on padding. The official code weights the
+    streams 5 and 5 before whitening, which whitening cancels; the coefs matter without it.
+    """
+    mask = mask.to(outcome.dtype)
+    token_rewards = outcome_coef * place_on_last_token(outcome_rloo(outcome, group), mask)
+    if process_rewards is not None:
+        token_rewards = token_rewards + process_coef * process_rloo(
+            process_rewards, mask, group, baseline
+        )
+    returns = discounted_returns(token_rewards, mask, gamma)
+    advantages = masked_whiten(returns, mask) if whiten else returns
+    return advantages, returns

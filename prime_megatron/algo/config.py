@@ -1,0 +1,114 @@
+"""PRIME algorithm configuration (DESIGN.md section 2).
+
+Each field's comment says whose default it is: "paper" (Cui et al. 2025, arXiv 2502.01456),
+"official" (the PRIME code: PRIME-RL/PRIME and its verl ``recipe/prime``), or "DESIGN"
+(our DESIGN.md choice where the two differ or are silent).
+"""
+
+from dataclasses import dataclass
+
+from prime_megatron.algo.advantages import BASELINES
+from prime_megatron.algo.policy_loss import LOSS_AGGS
+from prime_megatron.algo.prm import GRANULARITIES, NORMS
+from prime_megatron.config.errors import check
+
+PRM_LOSSES = ("ce", "dpo")
+PRM_UPDATES = ("after", "before")
+
+
+@dataclass
+class AlgoConfig:
+    """Knobs of the PRIME math; ``validate()`` raises ``ConfigError`` naming the bad field."""
+
+    # Implicit PRM reward r_t = beta * (log pi_phi - log pi_ref). paper + official: 0.05.
+    beta: float = 0.05
+    # "token": r_t on every token (paper + official); "whole": beta * Q on the last token.
+    reward_granularity: str = "token"
+    # "batch_norm": divide r by max |reverse cumsum| + 1e-6 (official); "none": beta * q.
+    process_reward_norm: str = "batch_norm"
+    # "ce": BCE(sigmoid(beta * Q), r_o) (paper + official); "dpo": pairwise vs opposite outcome.
+    prm_loss: str = "ce"
+    # "after": rewards from the PRM before its update, one PRM forward (DESIGN; paper's
+    # "single forward"); "before": update the PRM first, then score (verl recipe default).
+    prm_update: str = "after"
+    # Process-stream RLOO baseline: "official" K/(K-1) r - sum_j m_j/(K-1) (official code);
+    # "paper": Eq. 5, r - sum_{j != i} m_j/(K-1). m_j: sample j's mean token reward.
+    process_baseline: str = "official"
+    # Stream weights. official: 5 and 5; whitening cancels a common scale, so 1 and 1 here.
+    outcome_coef: float = 1.0
+    process_coef: float = 1.0
+    # Discount of both streams' returns. paper + official: 1.
+    gamma: float = 1.0
+    # Whiten advantages over the batch's valid tokens (official).
+    whiten: bool = True
+    # PPO clip epsilon (paper + official: 0.2).
+    clip_eps: float = 0.2
+    # Entropy bonus and k3 KL-to-reference coefficients (paper: 0; verl recipe entropy 0.001).
+    entropy_coef: float = 0.0
+    kl_coef: float = 0.0
+    # Loss aggregation: "token-mean" (official verl masked mean) or "seq-mean".
+    loss_agg: str = "token-mean"
+    # Online prompt filter: keep prompts whose mean r_o lies in [low, high] (paper + official).
+    filter_accuracy: bool = True
+    accuracy_low: float = 0.2
+    accuracy_high: float = 0.8
+    # Drop prompts with a truncated sample (official option, off by default; DESIGN: optional).
+    drop_truncated: bool = False
+    # Prompts rolled out per needed prompt (official verl recipe: 4.0).
+    oversample_factor: float = 4.0
+    # Steps a filtered-in surplus group may wait in the carry-over buffer (DESIGN; 0 = drop
+    # the surplus as the official code does).
+    carryover_max_age: int = 1
+
+    def validate(self) -> "AlgoConfig":
+        """Check every field; returns self so ``AlgoConfig(...).validate()`` chains."""
+        self._check_choices()
+        self._check_ranges()
+        return self
+
+    def _check_choices(self) -> None:
+        choices = {
+            "reward_granularity": GRANULARITIES,
+            "process_reward_norm": NORMS,
+            "prm_loss": PRM_LOSSES,
+            "prm_update": PRM_UPDATES,
+            "process_baseline": BASELINES,
+            "loss_agg": LOSS_AGGS,
+        }
+        for field, allowed in choices.items():
+            value = getattr(self, field)
+            check(value in allowed, f"algo.{field}", value, f"one of {allowed}")
+
+    def _check_ranges(self) -> None:
+        check(self.beta > 0, "algo.beta", self.beta, "must be > 0")
+        check(0 < self.gamma <= 1, "algo.gamma", self.gamma, "must be in (0, 1]")
+        check(0 < self.clip_eps < 1, "algo.clip_eps", self.clip_eps, "must be in (0, 1)")
+        for field in ("outcome_coef", "process_coef", "entropy_coef", "kl_coef"):
+            value = getattr(self, field)
+            check(value >= 0, f"algo.{field}", value, "must be >= 0")
+        check(
+            self.outcome_coef + self.process_coef > 0,
+            "algo.outcome_coef",
+            self.outcome_coef,
+            "outcome_coef and process_coef cannot both be 0",
+        )
+        low, high = self.accuracy_low, self.accuracy_high
+        check(0 <= low <= 1, "algo.accuracy_low", low, "must be in [0, 1]")
+        check(low <= high <= 1, "algo.accuracy_high", high, f"must be in [accuracy_low={low}, 1]")
+        check(
+            self.oversample_factor >= 1,
+            "algo.oversample_factor",
+            self.oversample_factor,
+            "must be >= 1",
+        )
+        check(
+            self.carryover_max_age >= 0,
+            "algo.carryover_max_age",
+            self.carryover_max_age,
+            "must be >= 0",
+        )
+
+    @property
+    def accuracy_range(self) -> tuple[float, float] | None:
+        """The filter's inclusive range, or None when accuracy filtering is off."""
+        return (self.accuracy_low, self.accuracy_high) if self.filter_accuracy else None
