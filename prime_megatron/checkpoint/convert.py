@@ -67,9 +67,8 @@ def convert_hf_to_megatron(
         arch, _single_process_groups(), params_dtype=dtype, padded_vocab=padded, init_weights=False
     )
     check_shapes(meg_state, {k: v.shape for k, v in model_state(model).items()}, str(hf_dir))
-    with torch.no_grad():
-        for name, param in model_state(model).items():
-            param.copy_(meg_state[name])
+    # assign: the mapped tensors become the parameters (no second copy of the model).
+    model.load_state_dict({k: v.to(dtype) for k, v in meg_state.items()}, strict=False, assign=True)
     meta = ModelCheckpointMeta(
         hf_config=config,
         padded_vocab_size=padded,

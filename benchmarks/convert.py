@@ -1,0 +1,94 @@
+"""HF -> Megatron -> HF conversion throughput vs a plain safetensors load+save of the same bytes.
+
+    python benchmarks/convert.py [--hidden 896 --layers 24 --vocab 151936 --dtype bfloat16]
+
+Defaults are Qwen2.5-0.5B's shape (random weights). Prints one JSON line; ``ratio`` is
+conversion time (both directions) over raw I/O time (load+save, twice, to match the two
+directions). Target: ratio <= 2.
+"""
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def make_random_hf_dir(out: Path, args) -> int:
+    from transformers import AutoModelForCausalLM
+
+    from prime_megatron.checkpoint.hf_io import write_hf_weights
+    from prime_megatron.models.hf_factory import hf_config
+
+    cfg = hf_config(
+        "Qwen2ForCausalLM",
+        vocab_size=args.vocab,
+        hidden_size=args.hidden,
+        intermediate_size=args.ffn,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.heads,
+        num_key_value_heads=args.kv_heads,
+        head_dim=args.hidden // args.heads,
+        tie_word_embeddings=False,
+    )
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in AutoModelForCausalLM.from_config(cfg).state_dict().items()}
+    dtype = getattr(torch, args.dtype)
+    gen = torch.Generator().manual_seed(0)
+    state = {k: torch.randn(s, generator=gen).to(dtype) for k, s in shapes.items()}
+    out.mkdir(parents=True)
+    cfg.save_pretrained(out)
+    write_hf_weights(out, state)
+    return sum(t.numel() * t.element_size() for t in state.values())
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--hidden", type=int, default=896)
+    p.add_argument("--ffn", type=int, default=4864)
+    p.add_argument("--layers", type=int, default=24)
+    p.add_argument("--heads", type=int, default=14)
+    p.add_argument("--kv-heads", type=int, default=2)
+    p.add_argument("--vocab", type=int, default=151936)
+    p.add_argument("--dtype", default="bfloat16")
+    args = p.parse_args()
+
+    # Imported before timing: python start-up is not conversion throughput.
+    from prime_megatron.checkpoint.convert import convert_hf_to_megatron, convert_megatron_to_hf
+    from prime_megatron.checkpoint.hf_io import read_hf_state_dict, write_hf_weights
+
+    with tempfile.TemporaryDirectory(dir=".") as tmp:
+        tmp = Path(tmp)
+        nbytes = make_random_hf_dir(tmp / "hf", args)
+
+        def raw_io(i: int) -> None:
+            (tmp / f"raw{i}").mkdir()
+            write_hf_weights(tmp / f"raw{i}", read_hf_state_dict(tmp / "hf"))
+
+        raw = timed(lambda: raw_io(0)) + timed(lambda: raw_io(1))
+        to_meg = timed(lambda: convert_hf_to_megatron(tmp / "hf", tmp / "meg"))
+        to_hf = timed(lambda: convert_megatron_to_hf(tmp / "meg", tmp / "hf2"))
+        a, b = read_hf_state_dict(tmp / "hf"), read_hf_state_dict(tmp / "hf2")
+        exact = set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    gb = nbytes / 1e9
+    print(json.dumps({
+        "benchmark": "convert", "params_m": round(nbytes / 2 / 1e6 if args.dtype != "float32"
+                                                  else nbytes / 4 / 1e6, 1),
+        "gbytes": round(gb, 3), "round_trip_bit_exact": exact,
+        "hf_to_megatron_s": round(to_meg, 2), "megatron_to_hf_s": round(to_hf, 2),
+        "raw_load_save_x2_s": round(raw, 2),
+        "convert_gbps": round(2 * gb / (to_meg + to_hf), 3), "raw_gbps": round(2 * gb / raw, 3),
+        "ratio_convert_over_raw": round((to_meg + to_hf) / raw, 2), "target_ratio": 2.0,
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
