@@ -1,0 +1,48 @@
+"""Data configuration: files, row checking, prompt format, shuffling."""
+
+import os
+from dataclasses import dataclass, field
+
+from prime_megatron.config.errors import check
+
+from .files import FORMATS
+from .rows import RowDefaults
+
+PROMPT_FORMATS = ("chat", "plain")
+
+
+@dataclass
+class DataConfig:
+    train_files: list[str] = field(default_factory=list)
+    val_files: list[str] = field(default_factory=list)
+    skip_bad_rows: bool = False  # True: drop and count bad rows instead of failing
+    prompt_format: str = "chat"  # chat: tokenizer's template; plain: plain_template
+    plain_template: str = "{prompt}\n"  # {prompt}: last user message, {system}: system
+    shuffle: bool = True
+    seed: int = 1
+    default_data_source: str = "plain"  # for {"question", "answer"} rows
+    default_ability: str = "math"
+
+    def validate(self) -> None:
+        check(bool(self.train_files), "data.train_files", self.train_files, "at least one file")
+        for name in ("train_files", "val_files"):
+            for path in getattr(self, name):
+                check(path.endswith(FORMATS), f"data.{name}", path, f"files ending in {FORMATS}")
+                check(os.path.isfile(path), f"data.{name}", path, "an existing file")
+        check(
+            self.prompt_format in PROMPT_FORMATS,
+            "data.prompt_format",
+            self.prompt_format,
+            f"one of {PROMPT_FORMATS}",
+        )
+        check(
+            "{prompt}" in self.plain_template,
+            "data.plain_template",
+            self.plain_template,
+            "a template containing {prompt}",
+        )
+        check(bool(self.default_data_source), "data.default_data_source", "", "non-empty")
+        check(bool(self.default_ability), "data.default_ability", "", "non-empty")
+
+    def row_defaults(self) -> RowDefaults:
+        return RowDefaults(self.default_data_source, self.default_ability)
