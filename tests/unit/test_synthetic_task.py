@@ -164,11 +164,9 @@ def test_char_spans_map_to_token_spans():
 
 def test_cli_writes_three_disjoint_files(tmp_path):
     main(["--out", str(tmp_path), "--n-sft", "30", "--n-train", "20", "--n-heldout", "10"])
-    read = {
-        n: [json.loads(x) for x in open(tmp_path / f"{n}.jsonl")]
-        for n in ("sft", "train", "heldout")
-    }
-    assert [len(read[n]) for n in ("sft", "train", "heldout")] == [30, 20, 10]
+    names = ("sft", "train", "heldout")
+    read = {n: _read_jsonl(tmp_path / f"{n}.jsonl") for n in names}
+    assert [len(read[n]) for n in names] == [30, 20, 10]
     held = {r["prompt"][0]["content"] for r in read["heldout"]}
     used = {r["prompt"][0]["content"] for r in read["sft"] + read["train"]}
     assert not held & used
@@ -180,3 +178,7 @@ def test_cli_writes_three_disjoint_files(tmp_path):
 def test_sample_problem_uses_only_the_given_rng():
     cfg = ArithmeticConfig()
     assert sample_problem(random.Random(5), cfg) == sample_problem(random.Random(5), cfg)
+
+
+def _read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
