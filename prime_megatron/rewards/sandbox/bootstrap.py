@@ -29,8 +29,6 @@ def main() -> None:
     # Root runs the program as a uid no other process has (pids are unique), so process
     # counts and kill() permissions cover exactly this sandbox.
     uid = spec.uid_base + os.getpid() if os.geteuid() == 0 and mode != MODE_USERNS else None
-    if uid is not None:
-        os.chown(spec.scratch, uid, uid)
     pid = os.fork()
     if pid == 0:
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # again after the uid change
@@ -73,8 +71,24 @@ def _enter_sandbox(spec: RunSpec, mode: str, uid: int | None) -> None:
         isolate.build_filesystem(spec.scratch, spec.scratch_bytes, uid, spec.expose)
         isolate.mount_private_proc()
     os.chdir(spec.scratch)  # the tmpfs now mounted there, not the host dir underneath
-    isolate.drop_privileges(uid)
+    if mode == MODE_NONE:
+        _drop_unisolated(spec.scratch, uid)
+    else:
+        isolate.drop_privileges(uid)
     # After the uid change (which resets both): die with the bootstrap, so the parent's
     # kill reaches us, and keep other processes of this uid out of our /proc fds.
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
     linux.prctl(linux.PR_SET_DUMPABLE, 0)
+
+
+def _drop_unisolated(scratch: str, uid: int | None) -> None:
+    """Opted out of isolation: still switch to the throwaway uid where we can (real
+    root); without CAP_SETUID / CAP_CHOWN, clearing capabilities is all there is to drop."""
+    if uid is not None:
+        try:
+            os.chown(scratch, uid, uid)
+            isolate.drop_privileges(uid)
+            return
+        except OSError:
+            pass
+    isolate.drop_privileges(None)

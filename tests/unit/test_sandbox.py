@@ -1,0 +1,293 @@
+"""The sandbox against adversarial programs: each is contained, scores 0, and leaves the
+test process and the machine as they were. Also: it runs honest programs, and it fails
+closed where the kernel gives no namespaces."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import pytest
+
+from prime_megatron.rewards.code_verifier import score_code
+from prime_megatron.rewards.sandbox.config import SandboxConfig
+from prime_megatron.rewards.sandbox.runner import run_program
+from prime_megatron.rewards.verdict import CRASH, OK, SANDBOX_VIOLATION, TIMEOUT
+
+CFG = SandboxConfig(
+    test_timeout_s=1.0, cpu_time_s=1, total_timeout_s=20, memory_mb=256, max_output_kb=64
+)
+ADD = json.dumps({"inputs": ["1 2\n", "3 4\n"], "outputs": ["3", "7"]})
+ONE_TEST = json.dumps({"inputs": ["1 2\n"], "outputs": ["3"]})
+# Spawns a process through _posixsubprocess, which raises no audit event: what such a
+# program meets is the kernel's limits alone.
+UNAUDITED_SHELL = """
+import _posixsubprocess, os
+def sh(cmd):
+    r, w = os.pipe()
+    pid = _posixsubprocess.fork_exec([b"/bin/sh", b"-c", cmd.encode()], [b"/bin/sh"], True,
+        (), None, None, -1, -1, -1, -1, -1, -1, r, w, True, False, -1, None, None, None, -1,
+        None, False)
+    return os.waitpid(pid, 0)[1]
+"""
+
+
+def python(code: str) -> str:
+    return f"```python\n{textwrap.dedent(code)}\n```"
+
+
+def sandbox_processes() -> list[int]:
+    """Host processes running under a sandbox uid (there must be none between runs)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and os.stat(f"/proc/{entry}").st_uid >= CFG.uid_base:
+                pids.append(int(entry))
+        except FileNotFoundError:
+            pass
+    return pids
+
+
+@pytest.fixture(autouse=True)
+def nothing_escapes():
+    yield
+    deadline = time.monotonic() + 2
+    while sandbox_processes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sandbox_processes() == []
+
+
+def score(program: str, ground_truth: str = ONE_TEST):
+    return score_code(python(program), ground_truth, CFG)
+
+
+def test_honest_stdin_program_passes():
+    verdict = score("a, b = map(int, input().split())\nprint(a + b)", ADD)
+    assert (verdict.score, verdict.status, verdict.detail) == (1.0, OK, "passed,passed")
+
+
+def test_partial_credit_is_the_fraction_passed():
+    verdict = score("a, b = map(int, input().split())\nprint(3)", ADD)
+    assert (verdict.score, verdict.status, verdict.detail) == (0.5, OK, "passed,wrong")
+
+
+def test_call_based_function_and_leetcode_class():
+    gt = json.dumps(
+        {
+            "fn_name": "twoSum",
+            "inputs": [[[2, 7, 11], 9], [[3, 3], 6]],
+            "outputs": [[0, 1], [[0, 1]]],
+        }
+    )
+    leetcode = """
+    class Solution:
+        def twoSum(self, nums, target):
+            seen = {}
+            for i, x in enumerate(nums):
+                if target - x in seen:
+                    return [seen[target - x], i]
+                seen[x] = i
+    """
+    assert score(leetcode, gt).score == 1.0
+    function = "def twoSum(nums, target):\n    print('debug output is ignored')\n    return (0, 1)"
+    assert score(function, gt).score == 1.0
+
+
+def test_scratch_is_writable_and_is_the_working_dir():
+    program = """
+    import os
+    open("notes.txt", "w").write("3")
+    os.makedirs("d/e")
+    print(open(os.path.join(os.getcwd(), "notes.txt")).read())
+    """
+    assert score(program).score == 1.0
+
+
+@pytest.mark.parametrize(
+    "name,program,status",
+    [
+        ("fork bomb", "import os\nwhile True:\n    os.fork()", SANDBOX_VIOLATION),
+        ("subprocess", "import subprocess\nsubprocess.run(['ls'])", SANDBOX_VIOLATION),
+        ("memory bomb", "x = [bytearray(1 << 20) for _ in range(10_000)]", CRASH),
+        ("infinite loop", "while True:\n    pass", TIMEOUT),
+        ("sleep past timeout", "import time\ntime.sleep(30)", TIMEOUT),
+        ("output flood", "while True:\n    print('x' * 4096)", SANDBOX_VIOLATION),
+        (
+            "socket",
+            "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=2)",
+            SANDBOX_VIOLATION,
+        ),
+        ("dns", "import socket\nsocket.getaddrinfo('example.com', 80)", SANDBOX_VIOLATION),
+        ("kill the parent", "import os\nos.kill(os.getppid(), 9)", SANDBOX_VIOLATION),
+        ("ctypes", "import ctypes\nctypes.CDLL(None).fork()", SANDBOX_VIOLATION),
+        ("recursion", "def f(n):\n    return f(n + 1)\nf(0)", CRASH),
+    ],
+)
+def test_adversarial_program_is_contained_and_scores_zero(name, program, status):
+    start = time.monotonic()
+    verdict = score(program + "\nprint(3)")  # would pass if it got that far
+    assert (verdict.score, verdict.status) == (0.0, status), verdict
+    assert time.monotonic() - start < 8
+
+
+def test_write_outside_scratch_is_refused_and_leaves_no_file():
+    target = f"/tmp/prime-sandbox-escape-{uuid.uuid4().hex}"
+    verdict = score(f"open({target!r}, 'w').write('pwned')\nprint(3)")
+    assert (verdict.score, verdict.status) == (0.0, SANDBOX_VIOLATION)
+    assert not os.path.exists(target)
+
+
+def test_kernel_refuses_writes_even_without_the_audit_hook():
+    target = f"/tmp/prime-sandbox-escape-{uuid.uuid4().hex}"
+    program = UNAUDITED_SHELL + f"print(sh('echo pwned > {target}; echo $?'))"
+    run = run_program(program, [""], None, CFG)
+    assert run.reports[0].exit_code == 0
+    assert not os.path.exists(target)
+    assert "Read-only file system" in run.reports[0].stderr_tail
+
+
+def test_kernel_contains_an_unaudited_shell_fork_bomb():
+    start = time.monotonic()
+    run = run_program(UNAUDITED_SHELL + "sh('f(){ f|f& }; f; wait')", [""], None, CFG)
+    assert "Cannot fork" in run.reports[0].stderr_tail  # RLIMIT_NPROC said no
+    assert time.monotonic() - start < 5  # and nothing_escapes: no bomb process survives
+
+
+def test_unaudited_kill_of_everything_reaches_only_the_sandbox():
+    me = os.getpid()
+    program = UNAUDITED_SHELL + f"sh('kill -9 {me} -1 1 2>/dev/null; echo alive')\nprint(3)"
+    score(program)
+    assert os.getpid() == me  # still here: the test process was never in reach
+
+
+def test_daemon_started_with_setsid_dies_with_the_test():
+    program = UNAUDITED_SHELL + "sh('setsid sleep 300 >/dev/null 2>&1 &')\nprint(3)"
+    assert score(program).score == 1.0  # nothing_escapes checks no sleep survived
+
+
+def test_program_sees_no_network_no_host_processes_no_privileges():
+    program = r"""
+    import os
+    nets = sorted(l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:])
+    pids = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())
+    caps = [l.split()[1] for l in open('/proc/self/status') if l.startswith('CapEff')]
+    print(nets, pids, os.getuid() != 0, caps)
+    """
+    run = run_program(textwrap.dedent(program), [""], None, CFG)
+    assert run.isolation in ("privileged", "userns")
+    assert run.reports[0].output.strip() == "['lo'] [1, 2] True ['0000000000000000']"
+
+
+def test_private_files_of_the_parent_user_are_unreadable(tmp_path):
+    secret_dir = tmp_path / "private"
+    secret_dir.mkdir(mode=0o700)
+    (secret_dir / "key").write_text("s3cret")
+    run = run_program(f"print(open({str(secret_dir / 'key')!r}).read())", [""], None, CFG)
+    assert run.reports[0].exit_code == 1
+    assert "s3cret" not in run.reports[0].output
+    assert "PermissionError" in run.reports[0].stderr_tail
+
+
+def test_whole_run_timeout_scores_the_unreached_tests_as_timeouts():
+    cfg = SandboxConfig(test_timeout_s=1.0, cpu_time_s=1, total_timeout_s=1.5)
+    many = json.dumps({"inputs": ["\n"] * 4, "outputs": ["1"] * 4})
+    verdict = score_code(python("import time\ntime.sleep(5)"), many, cfg)
+    assert (verdict.score, verdict.status) == (0.0, TIMEOUT)
+    assert verdict.detail.split(",") == ["timeout"] * 4
+
+
+def run_in_restricted_namespace(require_isolation: bool) -> subprocess.CompletedProcess:
+    """Run a scoring call in a user namespace that may create no further namespaces and
+    holds no capabilities: a kernel that allows no sandbox."""
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        sys.path.insert(0, {os.getcwd()!r})
+        from prime_megatron.rewards.code_verifier import score_code
+        from prime_megatron.rewards.sandbox.config import SandboxConfig
+        cfg = SandboxConfig(require_isolation={require_isolation})
+        v = score_code("```python\\nprint(int(input()) + 1)\\n```",
+                       {{"inputs": ["1\\n"], "outputs": ["2"]}}, cfg)
+        print(json.dumps([v.score, v.status]))
+        """
+    )
+    inner = (
+        "echo 0 > /proc/sys/user/max_user_namespaces && exec setpriv --bounding-set=-all "
+        f'--inh-caps=-all {sys.executable} -c "$0"'
+    )
+    return subprocess.run(
+        ["unshare", "--user", "--map-root-user", "sh", "-c", inner, script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+needs_unshare = pytest.mark.skipif(
+    shutil.which("unshare") is None or shutil.which("setpriv") is None,
+    reason="needs util-linux unshare and setpriv",
+)
+
+
+@needs_unshare
+def test_fails_closed_without_namespaces():
+    result = run_in_restricted_namespace(require_isolation=True)
+    assert result.returncode != 0
+    assert "SandboxUnavailableError" in result.stderr
+    assert "cannot create network/mount/PID namespaces" in result.stderr
+    assert "require_isolation=false" in result.stderr  # says how to opt out, and the risk
+
+
+@needs_unshare
+def test_explicit_opt_out_runs_without_isolation():
+    result = run_in_restricted_namespace(require_isolation=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == [1.0, OK]
+    assert "WITHOUT network/filesystem isolation" in result.stderr
+
+
+# The interpreter must be able to start itself again (the sandbox re-executes
+# sys.executable), which a venv whose base Python lives under /root may not allow.
+_RELAUNCH = "import subprocess, sys; subprocess.run([sys.executable, '-c', ''], check=True)"
+
+
+def _interpreter_for(uid: int) -> str | None:
+    """A Python the unprivileged ``uid`` may execute, or None."""
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    for candidate in (sys.executable, f"/usr/bin/python{version}"):
+        user = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+        probe = subprocess.run([*user, candidate, "-c", _RELAUNCH], capture_output=True)
+        if probe.returncode == 0:
+            return candidate
+    return None
+
+
+@needs_unshare
+def test_unprivileged_user_gets_a_user_namespace_sandbox():
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to an unprivileged user")
+    interpreter = _interpreter_for(65534)
+    if interpreter is None:
+        pytest.skip("no Python executable by an unprivileged user")
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {os.getcwd()!r})
+        from prime_megatron.rewards.sandbox.config import SandboxConfig
+        from prime_megatron.rewards.sandbox.runner import run_program
+        code = "import os; print(open('/proc/net/dev').read().count(':'), os.listdir('/proc')[:0])"
+        run = run_program(code + "\\nopen('/tmp/x-userns', 'w')", [""], None, SandboxConfig())
+        print(run.isolation, run.reports[0].output.strip(), run.reports[0].flags)
+        """
+    )
+    user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    result = subprocess.run(
+        [*user, interpreter, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    if "cannot create network/mount/PID namespaces" in result.stderr:
+        pytest.skip("unprivileged user namespaces are disabled here")
+    assert result.stdout.split() == ["userns", "1", "[]", "('open',)"], result.stderr
