@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import torch
 
 from prime_megatron.kernels import token_logprobs_and_entropy
@@ -31,6 +32,8 @@ FULL_SHAPES = [(4096, 151936), (16384, 32000)]
 SMALL_SHAPES = [(256, 151936), (1024, 32000)]
 TARGET_MEMORY_RATIO = 1 / 8
 TARGET_TIME_RATIO = 1.0
+# The naive step peaks at ~4.8 fp32 [T, V] tensors (measured) plus the bf16 logits.
+NAIVE_FP32_COPIES = 5.5
 
 
 def _ours(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,6 +80,17 @@ def worker(method: str, tokens: int, vocab: int, repeats: int) -> dict:
     return {"time_s": round(min(times), 3), "peak_extra_mb": round(peak_kb / 1024, 1)}
 
 
+def _require_free_memory(tokens: int, vocab: int) -> None:
+    """Refuse to start rather than push a shared machine into the OOM killer."""
+    need = NAIVE_FP32_COPIES * tokens * vocab * 4
+    free = psutil.virtual_memory().available
+    if free < need:
+        raise SystemExit(
+            f"T={tokens} V={vocab} needs ~{need / 2**30:.1f} GiB free, have "
+            f"{free / 2**30:.1f} GiB; try --small"
+        )
+
+
 def _spawn(method: str, tokens: int, vocab: int, repeats: int) -> dict:
     cmd = [sys.executable, __file__, "--worker", method, str(tokens), str(vocab)]
     out = subprocess.run([*cmd, f"--repeats={repeats}"], capture_output=True, text=True)
@@ -98,11 +112,13 @@ def main() -> None:
     results = {"benchmark": "logprob_entropy_fwd_bwd", "device": "cpu", "dtype": "bfloat16"}
     results["threads"] = torch.get_num_threads()
     for tokens, vocab in SMALL_SHAPES if args.small else FULL_SHAPES:
+        _require_free_memory(tokens, vocab)
         runs = {m: _spawn(m, tokens, vocab, args.repeats) for m in METHODS}
         mem_ratio = runs["ours"]["peak_extra_mb"] / runs["naive"]["peak_extra_mb"]
         time_ratio = runs["ours"]["time_s"] / runs["naive"]["time_s"]
         results[f"T{tokens}_V{vocab}"] = {
             **{f"{m}_{k}": v for m, run in runs.items() for k, v in run.items()},
+            "logits_grad_mb": round(tokens * vocab * 2 / 2**20, 1),  # bf16 [T, V], in both
             "memory_ratio": round(mem_ratio, 4),
             "time_ratio": round(time_ratio, 4),
             "meets_targets": mem_ratio <= TARGET_MEMORY_RATIO and time_ratio <= TARGET_TIME_RATIO,
