@@ -125,6 +125,7 @@ def test_scratch_is_writable_and_is_the_working_dir():
         ("kill the parent", "import os\nos.kill(os.getppid(), 9)", SANDBOX_VIOLATION),
         ("ctypes", "import ctypes\nctypes.CDLL(None).fork()", SANDBOX_VIOLATION),
         ("recursion", "def f(n):\n    return f(n + 1)\nf(0)", CRASH),
+        ("syntax error", "def f(:", CRASH),
         ("fd exhaustion", "fs = [open(f'f{i}', 'w') for i in range(1000)]", CRASH),
         ("disk fill", "open('big', 'wb').write(bytes(100 << 20))", CRASH),
     ],

@@ -31,7 +31,8 @@ def main() -> None:
     uid = spec.uid_base + os.getpid() if os.geteuid() == 0 and mode != MODE_USERNS else None
     pid = os.fork()
     if pid == 0:
-        linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # again after the uid change
+        # Now, for the isolation steps; the uid change clears it, so it is set again after.
+        linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
         _harness_process(spec, mode, uid, results)
     _, status = os.waitpid(pid, 0)
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF)

@@ -25,20 +25,19 @@ _STDERR_TAIL = 2000
 
 
 def run_tests(spec: RunSpec, results: io.TextIOBase, own_pid_namespace: bool) -> None:
-    code = compile(spec.code, "solution.py", "exec")
     for index in range(spec.n_tests):
-        report = _run_one(spec, code, index, own_pid_namespace)
+        report = _run_one(spec, index, own_pid_namespace)
         results.write(json.dumps(report) + "\n")
         results.flush()
 
 
-def _run_one(spec: RunSpec, code, index: int, own_pid_namespace: bool) -> dict:
+def _run_one(spec: RunSpec, index: int, own_pid_namespace: bool) -> dict:
     flag_read, flag_write = os.pipe()
     os.set_blocking(flag_write, False)
     pid = os.fork()
     if pid == 0:
         os.close(flag_read)
-        _child(spec, code, index, flag_write)  # never returns
+        _child(spec, index, flag_write)  # never returns
     os.close(flag_write)
     _setpgid_quietly(pid)
     status, timed_out = _wait(pid, spec.limits.test_timeout_s)
@@ -133,7 +132,7 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _child(spec: RunSpec, code, index: int, flag_fd: int) -> None:
+def _child(spec: RunSpec, index: int, flag_fd: int) -> None:
     """Forked test process: limits, fds, audit hook, then the untrusted program.
 
     Whatever happens it ends in ``os._exit``: it must never return into the harness loop.
@@ -144,7 +143,7 @@ def _child(spec: RunSpec, code, index: int, flag_fd: int) -> None:
         isolate.apply_limits(spec.limits)
         _setup_fds(spec, index, flag_fd)
         audit.install(spec.scratch, _FLAG_FD)
-        exit_code = _execute(spec, code, index)
+        exit_code = _execute(spec, index)
     except BaseException:
         with contextlib.suppress(BaseException):
             traceback.print_exc()
@@ -180,8 +179,11 @@ def _out(spec: RunSpec, index: int) -> str:
     return test_file(spec.scratch, "out", index)
 
 
-def _execute(spec: RunSpec, code, index: int) -> int:
-    """Run the program; returns the process exit code."""
+def _execute(spec: RunSpec, index: int) -> int:
+    """Run the program; returns the process exit code. Compiled here, in the limited
+    child: a syntax error is that test's crash, and a compiler-crashing program cannot
+    take the harness down."""
+    code = compile(spec.code, "solution.py", "exec")
     if spec.fn_name is None:
         namespace = {"__name__": "__main__", "__builtins__": builtins}
         try:
