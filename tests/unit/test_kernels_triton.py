@@ -2,9 +2,12 @@
 
 Values and gradients, odd vocab sizes spanning several blocks with a ragged tail, bf16 inputs,
 temperature, masked and fully masked rows. Shapes stay ~[8, 1000]: the interpreter is slow.
+Plus an ahead-of-time compile for a CUDA target, which the interpreter does not exercise.
 """
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -87,3 +90,33 @@ def test_triton_logprob_only_matches_softmax_grad():
     onehot = torch.nn.functional.one_hot(labels.clamp(min=0), 1000).double()
     want_grad = (onehot - torch.softmax(logits.double(), -1)) * (g_lp.double() * valid)[:, None]
     torch.testing.assert_close(x.grad.double(), want_grad, rtol=1e-5, atol=1e-7)
+
+
+COMPILE_FOR_CUDA = """
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from prime_megatron.kernels import triton_logprob as tk
+
+ptrs = {"logits_ptr": "*bf16", "labels_ptr": "*i64", "out_ptr": "*fp32", "grad_ptr": "*bf16",
+        "lse_ptr": "*fp32", "ent_ptr": "*fp32", "g_lp_ptr": "*fp32", "g_ent_ptr": "*fp32"}
+ints = {"row_stride": "i64", "grad_row_stride": "i64", "n_rows": "i32", "vocab": "i32",
+        "inv_temp": "fp32", "WITH_ENTROPY": "constexpr", "BLOCK_V": "constexpr"}
+for kernel in (tk._row_stats_kernel, tk._logits_grad_kernel):
+    for with_entropy in (True, False):
+        sig = {name: {**ptrs, **ints}[name] for name in kernel.arg_names}
+        src = ASTSource(kernel, sig, {"WITH_ENTROPY": with_entropy, "BLOCK_V": 4096})
+        assert "cubin" in triton.compile(src, target=GPUTarget("cuda", 80, 32)).asm
+print("compiled")
+"""
+
+
+def test_kernels_compile_for_a_cuda_gpu(tmp_path):
+    # The interpreter skips Triton's type checks and lowering; compile ahead of time for
+    # sm_80 (no GPU needed) so a kernel that only fails to compile is caught on CPU too.
+    env = dict(os.environ, TRITON_INTERPRET="0", TRITON_CACHE_DIR=str(tmp_path))
+    env["TRITON_DEFAULT_FP_FUSION"] = "1"
+    out = subprocess.run(
+        [sys.executable, "-c", COMPILE_FOR_CUDA], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "compiled" in out.stdout, out.stderr[-3000:]
