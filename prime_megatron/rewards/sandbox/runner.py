@@ -65,7 +65,7 @@ def run_program(code: str, inputs: list, fn_name: str | None, cfg: SandboxConfig
         spec = _write_inputs(top, code, inputs, fn_name, cfg)
         spec_path = os.path.join(top, "private", "spec.json")
         spec.dump(spec_path)
-        return _launch(spec_path, spec.scratch, top, cfg.total_timeout_s)
+        return _launch(spec_path, spec.scratch, cfg.total_timeout_s)
     finally:
         shutil.rmtree(top, ignore_errors=True)
 
@@ -100,7 +100,7 @@ def _interpreter_dirs() -> list[str]:
     return sorted(os.path.realpath(d) for d in dirs)
 
 
-def _launch(spec_path: str, scratch: str, top: str, timeout_s: float) -> SandboxRun:
+def _launch(spec_path: str, scratch: str, timeout_s: float) -> SandboxRun:
     private = os.path.dirname(spec_path)
     with (
         open(os.path.join(private, "results.jsonl"), "w+") as results,
@@ -127,16 +127,17 @@ def _launch(spec_path: str, scratch: str, top: str, timeout_s: float) -> Sandbox
 
 
 def _wait(proc: subprocess.Popen, timeout_s: float) -> bool:
+    """Wait for the bootstrap; past ``timeout_s`` kill its process group. The harness
+    dies with the bootstrap (parent-death signal), the PID namespace with the harness.
+    A bootstrap that exits by itself has already outlived the harness."""
     try:
         proc.wait(timeout=timeout_s)
-        timed_out = False
+        return False
     except subprocess.TimeoutExpired:
-        timed_out = True
-    # Always: the harness dies with the bootstrap, and the PID namespace with the harness.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    return timed_out
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # not reaped yet: the group id is still ours
+        proc.wait()
+        return True
 
 
 def _parse_results(text: str) -> tuple[str | None, list[TestReport]]:
