@@ -60,7 +60,8 @@ class TimeoutPool:
     """``map(fn, items)`` over ``workers`` processes; each task gets ``timeout_s`` seconds.
 
     ``fn`` must be picklable (a module-level function). ``initializer`` runs once per
-    worker before its first task, outside the timeout.
+    worker before its first task, outside the timeout; make it a function of ``fn``'s
+    module, so that module is imported then and not on the clock of the first task.
     """
 
     def __init__(

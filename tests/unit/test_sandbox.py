@@ -134,7 +134,7 @@ def test_adversarial_program_is_contained_and_scores_zero(name, program, status)
     start = time.monotonic()
     verdict = score(program + "\nprint(3)")  # would pass if it got that far
     assert (verdict.score, verdict.status) == (0.0, status), verdict
-    assert time.monotonic() - start < 8
+    assert time.monotonic() - start < 10
 
 
 def test_write_outside_scratch_is_refused_and_leaves_no_file():
@@ -157,7 +157,7 @@ def test_kernel_contains_an_unaudited_shell_fork_bomb():
     start = time.monotonic()
     run = run_program(UNAUDITED_SHELL + "sh('f(){ f|f& }; f; wait')", [""], None, CFG)
     assert "Cannot fork" in run.reports[0].stderr_tail  # RLIMIT_NPROC said no
-    assert time.monotonic() - start < 5  # and nothing_escapes: no bomb process survives
+    assert time.monotonic() - start < 10  # and nothing_escapes: no bomb process survives
 
 
 def test_unaudited_kill_of_everything_reaches_only_the_sandbox():
