@@ -140,6 +140,34 @@ def build_gpt_model(
         ),
         vp_stage=vp_stage,
     )
+    if not init_weights:
+        restore_tp_attributes(model, config)
     if not torch.cuda.is_available():
         model = model.to(params_dtype)
     return model
+
+
+def restore_tp_attributes(model, config) -> None:
+    """Tag TP-sharded weights with ``tensor_model_parallel``/``partition_dim``/``_stride``.
+
+    Megatron sets these only while initialising a weight, so a model built with
+    ``perform_initialization=False`` lacks them; the weight sync and TP-aware grad norms
+    read them. Column-parallel and vocab-parallel weights split dim 0 (a gated ``linear_fc1``
+    with stride 2: each shard is [gate_r; up_r]), row-parallel weights dim 1.
+    """
+    from megatron.core.tensor_parallel.layers import (
+        ColumnParallelLinear,
+        RowParallelLinear,
+        VocabParallelEmbedding,
+        set_tensor_model_parallel_attributes,
+    )
+
+    for name, module in model.named_modules():
+        weight = getattr(module, "weight", None)
+        if weight is None or hasattr(weight, "tensor_model_parallel"):
+            continue
+        if isinstance(module, (ColumnParallelLinear, VocabParallelEmbedding)):
+            gated_fc1 = name.endswith("mlp.linear_fc1") and config.gated_linear_unit
+            set_tensor_model_parallel_attributes(weight, True, 0, 2 if gated_fc1 else 1)
+        elif isinstance(module, RowParallelLinear):
+            set_tensor_model_parallel_attributes(weight, True, 1, 1)

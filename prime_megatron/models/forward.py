@@ -35,25 +35,31 @@ def position_ids_for(key_mask: torch.Tensor) -> torch.Tensor:
     return (key_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
+StepFn = Callable[[torch.Tensor, dict[str, torch.Tensor]], tuple[torch.Tensor | None, Any]]
+
+
 def run_forward(
     model: torch.nn.Module | Sequence[torch.nn.Module],
     groups: ParallelGroups,
     micro_batches: Sequence[dict[str, torch.Tensor]],
-    on_output: Callable[[torch.Tensor, dict[str, torch.Tensor]], Any],
+    step_fn: StepFn,
     forward_only: bool = True,
-    loss: Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor] | None = None,
 ) -> list[Any]:
     """Run ``micro_batches`` through the pipeline schedule.
 
-    Each micro-batch holds ``tokens`` [b, s] and optionally ``key_mask`` [b, s] (bool).
-    On the last stage ``on_output(logits_shard [b, s, V/tp], micro_batch)`` is called per
-    micro-batch and its results are returned (other stages return ``[]``). With
-    ``forward_only=False`` the scalar ``loss(logits_shard, micro_batch)`` is back-propagated
-    (gradients accumulate in the model, summed over micro-batches).
+    Each micro-batch holds ``tokens`` [b, s] and optionally ``key_mask`` [b, s] (bool; without
+    it rows are treated as unpadded, or right-padded, which causal attention makes harmless).
+    On the last stage ``step_fn(logits_shard [b, s, V/tp], micro_batch)`` returns
+    ``(loss, result)``; results are returned in order (other stages return ``[]``). With
+    ``forward_only=False`` each scalar ``loss`` is back-propagated as is: gradients add up
+    over micro-batches, so losses must already carry their global normalisation.
     """
     from megatron.core.pipeline_parallel import get_forward_backward_func
 
     chunks = list(model) if isinstance(model, (list, tuple)) else [model]
+    # Losses arrive normalised; stop Megatron from dividing by tokens or micro-batch count.
+    for chunk in chunks:
+        chunk.config.calculate_per_token_loss = True
     shape = micro_batches[0]["tokens"].shape
     batches = iter(micro_batches)
 
@@ -68,9 +74,10 @@ def run_forward(
         output = chunk(mb["tokens"], positions, mask)
 
         def finish(out: torch.Tensor, non_loss_data: bool = False):
-            result = on_output(out, mb)
-            value = loss(out, mb) if loss is not None else out.sum() * 0.0
-            return value, {"result": result}
+            loss, result = step_fn(out, mb)
+            if loss is None:
+                loss = out.new_zeros(())
+            return loss, torch.ones((), dtype=torch.int), {"result": result}
 
         return output, finish
 
@@ -106,6 +113,9 @@ def full_logits(
     micro = [{"tokens": t} for t in tokens.split(mbs)]
     with torch.no_grad():
         outs = run_forward(
-            model, groups, micro, lambda out, mb: gather_vocab(out.float(), groups, vocab_size)
+            model,
+            groups,
+            micro,
+            lambda out, mb: (None, gather_vocab(out.float(), groups, vocab_size)),
         )
     return torch.cat(outs) if outs else None

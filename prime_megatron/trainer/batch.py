@@ -1,0 +1,97 @@
+"""Rollout groups -> padded training tensors.
+
+Layout: each sample is ``prompt + response`` right-padded to the batch's length S. Token
+t's logits predict token t+1, so every per-token quantity lives on the S-1 "label"
+positions: ``labels[:, t] = tokens[:, t+1]``, and ``mask[:, t] = 1`` where that label is a
+response token. Right padding needs no attention mask beyond causal: pads only follow the
+real tokens. Prompt and padding labels are ``IGNORE`` so kernels skip them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import torch
+from torch import Tensor
+
+IGNORE = -100
+
+
+@dataclass
+class Group:
+    """One prompt and its K samples; plain python data so it can sit in checkpoints."""
+
+    prompt_ids: list[int]
+    response_ids: list[list[int]]
+    rollout_logprobs: list[list[float]]
+    truncated: list[bool]
+    outcome: list[float]
+    row_index: int
+    weight_version: int
+
+    def to_state(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class SampleBatch:
+    tokens: Tensor  # [N, S] long
+    labels: Tensor  # [N, S-1] long, IGNORE outside responses
+    mask: Tensor  # [N, S-1] float, 1 on response labels
+    rollout_logp: Tensor  # [N, S-1] float, the sampler's log-probs (0 off-mask)
+    outcome: Tensor  # [N] float
+    group: Tensor  # [N] long, prompt index within the batch
+    truncated: Tensor  # [N] bool
+    # Per-sample tensors the losses need (old log-probs, advantages...), sliced along.
+    extras: dict[str, Tensor] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return self.tokens.shape[0]
+
+    def select(self, index: Tensor | slice) -> SampleBatch:
+        picked = {f.name: getattr(self, f.name)[index] for f in fields(self) if f.name != "extras"}
+        return SampleBatch(**picked, extras={k: v[index] for k, v in self.extras.items()})
+
+    def with_extras(self, **tensors: Tensor) -> SampleBatch:
+        return replace(self, extras={**self.extras, **tensors})
+
+    @classmethod
+    def from_groups(cls, groups: list[Group], pad_id: int, pad_to_multiple: int = 8) -> SampleBatch:
+        rows = [
+            (g.prompt_ids, response, logp)
+            for g in groups
+            for response, logp in zip(g.response_ids, g.rollout_logprobs, strict=True)
+        ]
+        longest = max(len(p) + len(r) for p, r, _ in rows)
+        s = -(-longest // pad_to_multiple) * pad_to_multiple
+        n = len(rows)
+        tokens = torch.full((n, s), pad_id, dtype=torch.long)
+        mask = torch.zeros(n, s - 1)
+        rollout_logp = torch.zeros(n, s - 1)
+        for i, (prompt, response, logp) in enumerate(rows):
+            p, r = len(prompt), len(response)
+            tokens[i, : p + r] = torch.tensor(prompt + response, dtype=torch.long)
+            mask[i, p - 1 : p - 1 + r] = 1.0
+            rollout_logp[i, p - 1 : p - 1 + r] = torch.tensor(logp, dtype=torch.float)
+        labels = torch.where(mask.bool(), tokens[:, 1:], IGNORE)
+        k = [len(g.response_ids) for g in groups]
+        return cls(
+            tokens=tokens,
+            labels=labels,
+            mask=mask,
+            rollout_logp=rollout_logp,
+            outcome=torch.tensor([o for g in groups for o in g.outcome], dtype=torch.float),
+            group=torch.repeat_interleave(torch.arange(len(groups)), torch.tensor(k)),
+            truncated=torch.tensor([t for g in groups for t in g.truncated], dtype=torch.bool),
+        )
+
+
+def split_even(n: int, parts: int) -> list[slice]:
+    """``parts`` contiguous slices covering range(n), sizes differing by at most one."""
+    base, extra = divmod(n, parts)
+    bounds = [0]
+    for i in range(parts):
+        bounds.append(bounds[-1] + base + (i < extra))
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]

@@ -1,0 +1,127 @@
+"""RL checkpoints: everything needed to continue a run exactly as if it never stopped.
+
+Layout of ``<run>/checkpoints/step_000020/``:
+  policy/, prm/        model shards (torch_dist; any TP/PP layout can load them)
+  rank_00000.pt ...    per rank: optimizer states, RNG states (python, numpy, torch, the
+                       tensor-parallel tracker)
+  trainer_state.json   step, data sampler position, carry-over buffer, layout
+A save is written under ``step_N.partial`` and renamed when every rank has finished, so a
+crash mid-save leaves the previous checkpoint loadable; only the ``keep_last`` newest
+complete checkpoints are kept. Optimizer states are per rank: resuming at another layout
+loads the weights and restarts the optimizer moments (with a warning).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from prime_megatron.checkpoint.megatron_io import (
+    atomic_checkpoint_dir,
+    is_rank0,
+    load_model_shards,
+    save_model_shards,
+)
+
+STATE_FILE = "trainer_state.json"
+_STEP_DIR = re.compile(r"^step_(\d{6})$")
+# Fault injection for the crash-mid-save test: die after the policy shards are written.
+FAULT_ENV = "PRIME_FAULT_INJECT"
+
+
+def rng_state() -> dict[str, Any]:
+    from megatron.core.tensor_parallel.random import get_cuda_rng_tracker
+
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "tracker": get_cuda_rng_tracker().get_states(),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    from megatron.core.tensor_parallel.random import get_cuda_rng_tracker
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    get_cuda_rng_tracker().set_states(state["tracker"])
+
+
+def step_dir(root: Path, step: int) -> Path:
+    return Path(root) / f"step_{step:06d}"
+
+
+def complete_checkpoints(root: Path) -> list[Path]:
+    """Complete checkpoints under ``root``, oldest first."""
+    if not Path(root).is_dir():
+        return []
+    found = [
+        p for p in Path(root).iterdir() if _STEP_DIR.match(p.name) and (p / STATE_FILE).is_file()
+    ]
+    return sorted(found)
+
+
+def save_checkpoint(
+    root: Path,
+    step: int,
+    models: dict[str, torch.nn.Module],
+    optimizers: dict[str, Any],
+    trainer_state: dict[str, Any],
+    keep_last: int,
+) -> Path:
+    """Collective. Writes ``root/step_<step>`` atomically and prunes old checkpoints."""
+    target = step_dir(root, step)
+    with atomic_checkpoint_dir(target) as tmp:
+        for i, (name, model) in enumerate(models.items()):
+            if is_rank0():
+                (tmp / name).mkdir()
+            dist.barrier()
+            save_model_shards(model, tmp / name)
+            if i == 0 and os.environ.get(FAULT_ENV) == "save":
+                raise RuntimeError(f"{FAULT_ENV}=save: simulated crash in the middle of a save")
+        per_rank = {
+            "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+            "rng": rng_state(),
+            "world_size": dist.get_world_size(),
+            "layout": trainer_state["layout"],
+        }
+        torch.save(per_rank, tmp / f"rank_{dist.get_rank():05d}.pt")
+        if is_rank0():
+            (tmp / STATE_FILE).write_text(json.dumps(trainer_state))
+    if is_rank0():
+        for old in complete_checkpoints(root)[:-keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+    dist.barrier()
+    return target
+
+
+def load_checkpoint(
+    path: Path, models: dict[str, torch.nn.Module], optimizers: dict[str, Any], layout: dict
+) -> tuple[dict[str, Any], bool]:
+    """Collective. Restores models (any layout); optimizers and RNG if the layout matches.
+
+    Returns (trainer_state, exact) where ``exact`` says optimizer/RNG states were restored.
+    """
+    path = Path(path)
+    state = json.loads((path / STATE_FILE).read_text())
+    for name, model in models.items():
+        load_model_shards(model, path / name)
+    rank_file = path / f"rank_{dist.get_rank():05d}.pt"
+    exact = state["layout"] == layout and rank_file.is_file()
+    if exact:
+        per_rank = torch.load(rank_file, weights_only=False)
+        for name, opt in optimizers.items():
+            opt.load_state_dict(per_rank["optimizers"][name])
+        set_rng_state(per_rank["rng"])
+    return state, exact

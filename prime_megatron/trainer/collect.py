@@ -1,0 +1,140 @@
+"""The experience half of a PRIME step: prompts -> vLLM rollouts -> verifier outcomes ->
+online filter -> carry-over buffer -> exactly ``prompts_per_step`` groups (DESIGN.md 2.1-2.3).
+
+Every rank runs this with the same inputs and gets the same groups: rollouts come back
+all-gathered from the engine, and outcomes are scored once on rank 0 and broadcast (a
+verifier sandbox per rank would multiply the cost and could disagree on timeouts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from prime_megatron.algo import CarryOverBuffer, filter_groups
+from prime_megatron.algo.config import AlgoConfig
+from prime_megatron.data.dataset import PromptDataset
+from prime_megatron.data.sampler import PromptSampler
+from prime_megatron.rewards.manager import RewardInput, RewardManager
+from prime_megatron.trainer.batch import Group
+
+MAX_ROUNDS = 3  # rollout rounds per step when the filter leaves too few groups
+
+
+@dataclass
+class PromptEncoder:
+    """Row -> prompt token ids (rendered with the data config's template)."""
+
+    renderer: object
+    tokenizer: object
+    max_prompt_len: int
+
+    def __call__(self, messages) -> list[int] | None:
+        ids = self.tokenizer.encode(self.renderer(messages), add_special_tokens=False)
+        return ids if len(ids) <= self.max_prompt_len else None
+
+
+def score_on_rank0(
+    manager: RewardManager | None, texts: list[str], rows: list
+) -> tuple[list[float], dict[str, int]]:
+    """Outcome rewards for ``texts`` (one per sample, ``rows`` its prompt row), on every rank."""
+    payload: list = [None]
+    if dist.get_rank() == 0:
+        batch = manager.score(
+            [
+                RewardInput(t, r.ground_truth, r.data_source, r.ability)
+                for t, r in zip(texts, rows, strict=True)
+            ]
+        )
+        payload = [(batch.scores, batch.failures)]
+    dist.broadcast_object_list(payload, src=0)
+    return payload[0]
+
+
+class GroupCollector:
+    def __init__(
+        self,
+        dataset: PromptDataset,
+        sampler: PromptSampler,
+        encode: PromptEncoder,
+        tokenizer,
+        engine,
+        rewards: RewardManager | None,
+        algo: AlgoConfig,
+        prompts_per_step: int,
+        samples_per_prompt: int,
+    ) -> None:
+        self.dataset, self.sampler, self.encode = dataset, sampler, encode
+        self.tokenizer, self.engine, self.rewards = tokenizer, engine, rewards
+        self.algo, self.n_prompts, self.k = algo, prompts_per_step, samples_per_prompt
+        self.buffer = CarryOverBuffer(algo.carryover_max_age)
+
+    def collect(self, step: int, seed: int) -> tuple[list[Group], dict[str, float]]:
+        """The step's training groups (fewer only if MAX_ROUNDS rounds could not fill it)."""
+        totals: dict[str, float] = {}
+        for round_ in range(MAX_ROUNDS):
+            n = self.buffer.prompts_to_generate(self.n_prompts, step, self.algo.oversample_factor)
+            if n == 0:
+                break
+            fresh, counts = self._rollout_round(n, step, seed * 1000 + round_)
+            self.buffer.add([g.to_state() for g in fresh], step)
+            for key, value in counts.items():
+                totals[key] = totals.get(key, 0.0) + value
+        taken = self.buffer.take(self.n_prompts, step)
+        if taken is None:
+            taken = self.buffer.take(len(self.buffer), step) or []
+        return [Group(**g) for g in taken], self._metrics(totals, len(taken))
+
+    def _metrics(self, t: dict[str, float], n_groups: int) -> dict[str, float]:
+        generated = max(t.get("groups", 0.0), 1.0)
+        samples = max(t.get("samples", 0.0), 1.0)
+        out = {
+            "rollout/accuracy": t.get("outcome_sum", 0.0) / samples,
+            "rollout/prompts": t.get("groups", 0.0),
+            "rollout/response_len": t.get("response_tokens", 0.0) / samples,
+            "rollout/truncated_frac": t.get("truncated", 0.0) / samples,
+            "filter/keep_rate": t.get("kept", 0.0) / generated,
+            "filter/too_easy": t.get("too_easy", 0.0),
+            "filter/too_hard": t.get("too_hard", 0.0),
+            "filter/buffer_size": float(len(self.buffer)),
+            "filter/groups_trained": float(n_groups),
+        }
+        out.update({f"verifier/{k}": v for k, v in t.items() if k.startswith("fail_")})
+        return out
+
+    def _rollout_round(self, n: int, step: int, seed: int) -> tuple[list[Group], dict[str, float]]:
+        rows, prompts, indices = [], [], []
+        while len(prompts) < n:
+            for i in self.sampler.next_indices(n - len(prompts)):
+                ids = self.encode(self.dataset[i].messages)
+                if ids is not None:  # over-long prompts are skipped (deterministically)
+                    rows.append(self.dataset[i])
+                    prompts.append(ids)
+                    indices.append(i)
+        out = self.engine.generate(prompts, self.k, seed=seed)
+        texts = self.tokenizer.batch_decode(out.response_ids, skip_special_tokens=True)
+        sample_rows = [rows[g] for g in out.group_index]
+        scores, failures = score_on_rank0(self.rewards, texts, sample_rows)
+        outcome = torch.tensor(scores, dtype=torch.float)
+        keep, counts = filter_groups(
+            outcome, torch.tensor(out.group_index), torch.tensor(out.truncated),
+            self.algo.accuracy_range, self.algo.drop_truncated,
+        )  # fmt: skip
+        groups = []
+        for p in range(len(prompts)):
+            sl = slice(p * self.k, (p + 1) * self.k)
+            if bool(keep[sl].all()):
+                groups.append(Group(
+                    prompt_ids=prompts[p], response_ids=out.response_ids[sl],
+                    rollout_logprobs=out.response_logprobs[sl], truncated=out.truncated[sl],
+                    outcome=scores[sl], row_index=indices[p], weight_version=out.weight_version,
+                ))  # fmt: skip
+        counts = {k: float(v) for k, v in counts.items()}
+        counts.update({f"fail_{k}": float(v) for k, v in failures.items()})
+        counts["samples"] = float(len(scores))
+        counts["outcome_sum"] = float(outcome.sum())
+        counts["truncated"] = float(sum(out.truncated))
+        counts["response_tokens"] = float(sum(len(r) for r in out.response_ids))
+        return groups, counts

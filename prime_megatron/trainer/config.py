@@ -1,0 +1,216 @@
+"""The training job's config: one dataclass per component, checked before anything heavy.
+
+Batch sizes say what they count: ``prompts_per_step`` prompts are trained on per RL step
+(after filtering), each with ``samples_per_prompt`` samples; ``mini_batches_per_step``
+optimizer steps split those samples; ``micro_batch_size`` samples go through one
+forward/backward on one data-parallel rank.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from prime_megatron.algo.config import AlgoConfig
+from prime_megatron.config.errors import check
+from prime_megatron.data.config import DataConfig
+from prime_megatron.rewards.config import RewardConfig
+from prime_megatron.rollout.config import RolloutConfig
+
+MODEL_SOURCES = ("synthetic", "megatron", "hf")
+RESUME = ("auto", "never")
+
+
+@dataclass
+class RunConfig:
+    output_dir: str = "runs/default"
+    seed: int = 1
+    steps: int = 60  # RL steps
+    save_every: int = 20  # steps; 0 = only at the end
+    keep_last: int = 2  # checkpoints kept
+    resume: str = "auto"  # auto | never | path to a checkpoint dir
+    eval_prompts: int = 1000  # held-out prompts for accuracy before/after RL (0 = skip)
+    log_every: int = 1
+    tensorboard: bool = True
+    wandb_project: str = ""  # empty = off
+    verify_sync_every: int = 0  # steps; 0 = off. greedy vLLM vs Megatron check
+    export_hf: bool = True  # write the final policy as an HF checkpoint
+    plot: bool = True  # PNG curves of the run's metrics at the end
+    stop_after_steps: int = 0  # testing aid: stop (as if killed) after this many steps
+
+    def validate(self) -> None:
+        check(self.steps >= 1, "run.steps", self.steps, ">= 1")
+        check(self.save_every >= 0, "run.save_every", self.save_every, ">= 0")
+        check(self.keep_last >= 1, "run.keep_last", self.keep_last, ">= 1")
+        ok = self.resume in RESUME or os.path.isdir(self.resume)
+        check(ok, "run.resume", self.resume, f"one of {RESUME} or an existing checkpoint dir")
+        check(self.eval_prompts >= 0, "run.eval_prompts", self.eval_prompts, ">= 0")
+
+
+@dataclass
+class ModelConfig:
+    # synthetic: a tiny Qwen2-like model built here (and SFT-trained on the synthetic task);
+    # megatron: a checkpoint from tools/convert_hf_to_megatron.py; hf: an HF model dir.
+    source: str = "synthetic"
+    path: str = ""
+    dtype: str = "float32"
+    # Shape of the synthetic model (tiny-task.md: 0.86 M params, head_dim 64 for vLLM CPU).
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 2
+    ffn_hidden_size: int = 384
+    max_position_embeddings: int = 256
+
+    def validate(self) -> None:
+        check(self.source in MODEL_SOURCES, "model.source", self.source, f"one of {MODEL_SOURCES}")
+        if self.source != "synthetic":
+            check(os.path.isdir(self.path), "model.path", self.path, "an existing directory")
+        allowed = ("float32", "bfloat16", "float16")
+        check(self.dtype in allowed, "model.dtype", self.dtype, f"one of {allowed}")
+
+
+@dataclass
+class ParallelConfig:
+    tensor_parallel: int = 1
+    pipeline_parallel: int = 1
+
+    def validate(self, world_size: int) -> None:
+        tp, pp = self.tensor_parallel, self.pipeline_parallel
+        check(tp >= 1, "parallel.tensor_parallel", tp, ">= 1")
+        check(pp >= 1, "parallel.pipeline_parallel", pp, ">= 1")
+        check(
+            world_size % (tp * pp) == 0,
+            "parallel.tensor_parallel",
+            tp,
+            f"tensor_parallel x pipeline_parallel ({tp * pp}) must divide the world size "
+            f"({world_size})",
+        )
+
+
+@dataclass
+class BatchConfig:
+    prompts_per_step: int = 32
+    samples_per_prompt: int = 4
+    mini_batches_per_step: int = 1
+    micro_batch_size: int = 16  # samples per forward/backward per data-parallel rank
+
+    def validate(self) -> None:
+        check(self.prompts_per_step >= 1, "batch.prompts_per_step", self.prompts_per_step, ">= 1")
+        check(
+            self.samples_per_prompt >= 2,
+            "batch.samples_per_prompt",
+            self.samples_per_prompt,
+            ">= 2 (the leave-one-out baseline needs another sample of the same prompt)",
+        )
+        check(
+            self.prompts_per_step % self.mini_batches_per_step == 0,
+            "batch.mini_batches_per_step",
+            self.mini_batches_per_step,
+            f"must divide batch.prompts_per_step={self.prompts_per_step}",
+        )
+        check(self.micro_batch_size >= 1, "batch.micro_batch_size", self.micro_batch_size, ">= 1")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-5
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    grad_clip: float = 1.0  # 0 = off
+    warmup_steps: int = 0
+
+    def validate(self, name: str) -> None:
+        check(self.lr > 0, f"{name}.lr", self.lr, "> 0")
+        check(self.grad_clip >= 0, f"{name}.grad_clip", self.grad_clip, ">= 0")
+        check(0 <= self.beta1 < 1, f"{name}.beta1", self.beta1, "in [0, 1)")
+        check(0 <= self.beta2 < 1, f"{name}.beta2", self.beta2, "in [0, 1)")
+
+
+@dataclass
+class SFTConfig:
+    enabled: bool = True  # only for model.source=synthetic
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 2e-3
+    checkpoint: str = "runs/sft-tiny"  # reused if present (keyed by model shape and seed)
+
+    def validate(self) -> None:
+        check(self.steps >= 1, "sft.steps", self.steps, ">= 1")
+        check(self.batch_size >= 1, "sft.batch_size", self.batch_size, ">= 1")
+        check(self.lr > 0, "sft.lr", self.lr, "> 0")
+
+
+@dataclass
+class SyntheticDataConfig:
+    """The arithmetic task generated for the default job (ignored with data.train_files)."""
+
+    train_prompts: int = 20000
+    heldout_prompts: int = 1000
+    min_ops: int = 2
+    max_ops: int = 4
+    p_two_digit: float = 0.5
+
+
+@dataclass
+class TrainConfig:
+    run: RunConfig = field(default_factory=RunConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    # PRIME (implicit PRM on) or outcome-only RLOO (no PRM, no process rewards).
+    use_prm: bool = True
+    policy_optim: OptimConfig = field(default_factory=OptimConfig)
+    prm_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-5, grad_clip=10.0))
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    synthetic: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
+    rewards: RewardConfig = field(default_factory=RewardConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+
+    def validate(self, world_size: int) -> TrainConfig:
+        """Check every section and the fields that constrain each other."""
+        self.run.validate()
+        self.model.validate()
+        self.parallel.validate(world_size)
+        self.batch.validate()
+        self.algo.validate()
+        self.policy_optim.validate("policy_optim")
+        self.prm_optim.validate("prm_optim")
+        self.rollout.validate()
+        if self.data.train_files:
+            self.data.validate()
+        self.rewards.validate()
+        if self.model.source == "synthetic" and self.sft.enabled:
+            self.sft.validate()
+        self._check_cross_fields(world_size)
+        return self
+
+    def _check_cross_fields(self, world_size: int) -> None:
+        tp = self.parallel.tensor_parallel
+        pp = self.parallel.pipeline_parallel
+        if self.model.source == "synthetic":
+            for name in ("num_heads", "ffn_hidden_size"):
+                value = getattr(self.model, name)
+                check(
+                    value % tp == 0,
+                    f"model.{name}",
+                    value,
+                    f"must be divisible by parallel.tensor_parallel={tp}",
+                )
+            check(
+                self.model.num_layers % pp == 0,
+                "model.num_layers",
+                self.model.num_layers,
+                f"must be divisible by parallel.pipeline_parallel={pp}",
+            )
+        rtp = self.rollout.tensor_parallel_size
+        check(
+            world_size % rtp == 0,
+            "rollout.tensor_parallel_size",
+            rtp,
+            f"must divide the world size ({world_size})",
+        )
+        if self.model.source != "synthetic":
+            check(bool(self.data.train_files), "data.train_files", [], "needed for this model")

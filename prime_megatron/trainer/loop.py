@@ -1,0 +1,231 @@
+"""The PRIME training job: set up, evaluate, loop over steps, checkpoint, export.
+
+One step = collect (rollout, verify, filter) -> learn (log-probs, implicit rewards, PRM
+update, advantages, PPO) -> weight sync to vLLM. Every rank runs this same program.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch.distributed as dist
+
+from prime_megatron.checkpoint.megatron_io import is_rank0
+from prime_megatron.config.loader import save_config
+from prime_megatron.data.dataset import PromptDataset
+from prime_megatron.data.sampler import PromptSampler
+from prime_megatron.data.template import PromptRenderer
+from prime_megatron.data.tokenizer import build_char_tokenizer
+from prime_megatron.distributed.init import initialize_parallel, seed_all
+from prime_megatron.resharding import sync_weights
+from prime_megatron.rewards.manager import RewardManager
+from prime_megatron.rollout.engine import RolloutEngine
+from prime_megatron.trainer import checkpointing as ckpt_io
+from prime_megatron.trainer.batch import SampleBatch
+from prime_megatron.trainer.collect import GroupCollector, PromptEncoder
+from prime_megatron.trainer.config import TrainConfig
+from prime_megatron.trainer.evaluate import evaluate
+from prime_megatron.trainer.metrics import MetricsLogger
+from prime_megatron.trainer.setup import (
+    build_models,
+    log0,
+    prepare_synthetic_data,
+    rollout_model_dir,
+    sft_checkpoint,
+)
+from prime_megatron.trainer.update import PhaseTimer, UpdateSettings, learn
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(cfg.run.output_dir)
+        self.groups = initialize_parallel(
+            cfg.parallel.tensor_parallel, cfg.parallel.pipeline_parallel
+        )
+        seed_all(cfg.run.seed, self.groups)
+        if is_rank0():
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        dist.barrier()
+        self._setup_data_and_models()
+        self.step = 0
+        self._resume()
+        self._sync()
+
+    # ---- setup ----------------------------------------------------------------------
+
+    def _setup_data_and_models(self) -> None:
+        cfg = self.cfg
+        self.tokenizer = build_char_tokenizer() if cfg.model.source == "synthetic" else None
+        sft_rows = (
+            prepare_synthetic_data(cfg, self.run_dir) if cfg.model.source == "synthetic" else []
+        )
+        if self.tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(Path(cfg.model.path) / "hf")
+        cfg.data.validate()
+        if is_rank0():
+            save_config(cfg, self.run_dir / "config.yaml")
+        renderer = PromptRenderer(cfg.data.prompt_format, self.tokenizer, cfg.data.plain_template)
+        self.encode = PromptEncoder(renderer, self.tokenizer, cfg.rollout.max_prompt_len)
+        start = (
+            sft_checkpoint(cfg, self.groups, self.tokenizer, sft_rows, self.encode)
+            if cfg.model.source == "synthetic" and cfg.sft.enabled
+            else Path(cfg.model.path)
+        )
+        self.models, self.meta = build_models(cfg, self.groups, start)
+        self.vocab = self.meta.arch.vocab_size
+        cfg.rollout.load_format = "dummy"
+        self.engine = RolloutEngine(
+            rollout_model_dir(self.run_dir, start, self.meta), cfg.rollout, cfg.run.seed
+        )
+        self.rewards = RewardManager(cfg.rewards) if dist.get_rank() == 0 else None
+        train = PromptDataset.load(
+            cfg.data.train_files, cfg.data.skip_bad_rows, cfg.data.row_defaults()
+        )
+        self.heldout = (
+            PromptDataset.load(cfg.data.val_files, cfg.data.skip_bad_rows, cfg.data.row_defaults())
+            if cfg.data.val_files
+            else None
+        )
+        sampler = PromptSampler(len(train), cfg.data.seed, cfg.data.shuffle)
+        self.collector = GroupCollector(
+            train, sampler, self.encode, self.tokenizer, self.engine, self.rewards, cfg.algo,
+            cfg.batch.prompts_per_step, cfg.batch.samples_per_prompt,
+        )  # fmt: skip
+        self.logger = (
+            MetricsLogger(
+                self.run_dir, cfg.run.steps, cfg.run.tensorboard, cfg.run.wandb_project, asdict(cfg)
+            )
+            if is_rank0()
+            else None
+        )
+
+    def _trainable(self) -> tuple[dict, dict]:
+        models = {"policy": self.models.policy}
+        optimizers = {"policy": self.models.policy_opt}
+        if self.models.prm is not None:
+            models["prm"], optimizers["prm"] = self.models.prm, self.models.prm_opt
+        return models, optimizers
+
+    def _layout(self) -> dict:
+        g = self.groups
+        return {"world": dist.get_world_size(), "tp": g.tp_size, "pp": g.pp_size}
+
+    def _resume(self) -> None:
+        resume = self.cfg.run.resume
+        if resume == "never":
+            return
+        found = ckpt_io.complete_checkpoints(self.run_dir / "checkpoints")
+        path = Path(resume) if resume != "auto" else (found[-1] if found else None)
+        if path is None:
+            return
+        models, optimizers = self._trainable()
+        state, exact = ckpt_io.load_checkpoint(path, models, optimizers, self._layout())
+        self.step = state["step"]
+        self.collector.sampler.load_state_dict(state["sampler"])
+        self.collector.buffer.load_state_dict(state["buffer"])
+        log0(f"resumed from {path} at step {self.step}" + ("" if exact else
+             " (different layout: optimizer moments and RNG restarted)"))  # fmt: skip
+
+    def _save(self) -> None:
+        models, optimizers = self._trainable()
+        state = {
+            "step": self.step,
+            "sampler": self.collector.sampler.state_dict(),
+            "buffer": self.collector.buffer.state_dict(),
+            "layout": self._layout(),
+        }
+        path = ckpt_io.save_checkpoint(
+            self.run_dir / "checkpoints",
+            self.step,
+            models,
+            optimizers,
+            state,
+            self.cfg.run.keep_last,
+        )
+        log0(f"saved {path}")
+
+    def _sync(self) -> dict:
+        bucket = self.cfg.rollout.bucket_mb * 2**20
+        return sync_weights(self.models.policy, self.groups, self.meta.arch, self.engine, bucket)
+
+    # ---- run ------------------------------------------------------------------------
+
+    def evaluate(self, name: str) -> dict | None:
+        if self.heldout is None or self.cfg.run.eval_prompts == 0:
+            return None
+        rows = list(self.heldout)[: self.cfg.run.eval_prompts]
+        result = evaluate(
+            self.engine, rows, self.encode, self.tokenizer, self.rewards, seed=self.cfg.run.seed
+        )
+        if self.logger is not None:
+            self.logger.event(
+                name, {"step": self.step, **{k: round(v, 4) for k, v in result.items()}}
+            )
+        return result
+
+    def train(self) -> dict:
+        cfg = self.cfg
+        settings = UpdateSettings(cfg.algo, cfg.use_prm, cfg.batch.mini_batches_per_step,
+                                  cfg.batch.micro_batch_size, cfg.rollout.temperature)  # fmt: skip
+        before = self.evaluate("eval_before") if self.step == 0 else None
+        stop_at = (
+            cfg.run.steps
+            if not cfg.run.stop_after_steps
+            else min(cfg.run.steps, cfg.run.stop_after_steps)
+        )
+        while self.step < stop_at:
+            metrics = self._one_step(settings)
+            self.step += 1
+            if self.logger is not None and self.step % cfg.run.log_every == 0:
+                self.logger.log(self.step, metrics)
+            if (
+                cfg.run.save_every
+                and self.step % cfg.run.save_every == 0
+                and self.step < cfg.run.steps
+            ):
+                self._save()
+        if self.step < cfg.run.steps:  # stopped early on purpose (testing aid): like a kill
+            return {"before": before, "after": None}
+        self._save()
+        after = self.evaluate("eval_after")
+        return {"before": before, "after": after}
+
+    def _one_step(self, settings: UpdateSettings) -> dict[str, float]:
+        timer = PhaseTimer()
+        start = time.perf_counter()
+        with timer("rollout"):
+            groups, metrics = self.collector.collect(
+                self.step, seed=self.cfg.run.seed * 100_003 + self.step
+            )
+        if groups:
+            batch = SampleBatch.from_groups(groups, self.tokenizer.pad_token_id)
+            metrics.update(learn(self.models, self.groups, batch, settings, timer))
+            with timer("weight_sync"):
+                metrics.update({f"sync/{k}": float(v) for k, v in self._sync().items()})
+            metrics["time/tokens_per_s"] = float(batch.mask.sum()) / (time.perf_counter() - start)
+        self._maybe_verify_sync(metrics)
+        metrics.update({f"time/{k}": v for k, v in timer.seconds.items()})
+        metrics["time/step"] = time.perf_counter() - start
+        return metrics
+
+    def _maybe_verify_sync(self, metrics: dict) -> None:
+        every = self.cfg.run.verify_sync_every
+        if not every or (self.step + 1) % every:
+            return
+        from prime_megatron.resharding import verify_sync
+
+        report = verify_sync(
+            self.models.policy, self.groups, self.engine, self.vocab, n_prompts=4, max_new_tokens=16
+        )
+        metrics.update({f"verify/{k}": float(v) for k, v in report.items()})
+
+    def close(self) -> None:
+        if self.logger is not None:
+            self.logger.close()
+        if self.rewards is not None:
+            self.rewards.close()

@@ -1,0 +1,150 @@
+"""Forward / backward passes of one model over a ``SampleBatch``, across TP, PP and DP.
+
+Data parallelism: each DP rank takes a contiguous slice of the samples. Per-token outputs
+(log-probs, entropy) are broadcast from the last pipeline stage and all-gathered over DP,
+so every rank ends with full-batch tensors (the advantage math needs whole groups and
+batch statistics). Training passes also leave gradients in the model for
+``ShardedAdamW.step``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from prime_megatron.distributed.init import ParallelGroups
+from prime_megatron.kernels import token_logprobs, token_logprobs_and_entropy
+from prime_megatron.models.forward import run_forward
+from prime_megatron.trainer.batch import IGNORE, SampleBatch, split_even
+
+# loss_fn(logp [b, S-1], entropy [b, S-1] or None, micro_batch) -> (loss, additive metrics)
+LossFn = Callable[[Tensor, Tensor | None, SampleBatch], tuple[Tensor, dict[str, float]]]
+
+
+@dataclass
+class PassResult:
+    logp: Tensor  # [N, S-1], detached, full batch, every rank
+    entropy: Tensor | None  # [N, S-1] when asked for
+    metrics: dict[str, float]  # summed over micro-batches and DP ranks
+
+
+def run_pass(
+    model,
+    groups: ParallelGroups,
+    batch: SampleBatch,
+    micro_batch_size: int,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+    loss_fn: LossFn | None = None,
+) -> PassResult:
+    """Forward (``loss_fn`` None) or forward+backward of ``batch`` on this model.
+
+    ``loss_fn`` must return a loss already normalised for the whole (global) batch; its
+    gradients accumulate in the model. The returned log-probs are those of the forward,
+    i.e. of the weights before any update.
+    """
+    mine = batch.select(split_even(batch.size, groups.dp_size)[groups.dp_rank])
+    # Pipeline p2p buffers have one fixed shape: pad the last micro-batch with empty rows.
+    padded = _pad_rows(mine, -(-mine.size // micro_batch_size) * micro_batch_size)
+    micro = [
+        {"tokens": mb.tokens, "mb": mb, "real": max(0, min(micro_batch_size, mine.size - i))}
+        for i, mb in (
+            (i, padded.select(slice(i, i + micro_batch_size)))
+            for i in range(0, padded.size, micro_batch_size)
+        )
+    ]
+
+    def step(out: Tensor, m: dict) -> tuple[Tensor | None, tuple]:
+        logp, ent = _token_stats(out, m["mb"], groups, temperature, with_entropy)
+        n = m["real"]
+        loss, metrics = None, {}
+        if loss_fn is not None:
+            real = m["mb"].select(slice(0, n))
+            loss, metrics = loss_fn(logp[:n], None if ent is None else ent[:n], real)
+        ent = ent[:n].detach() if ent is not None else None
+        return loss, (logp[:n].detach(), ent, metrics)
+
+    outs = []
+    if micro:
+        with torch.set_grad_enabled(loss_fn is not None):
+            outs = run_forward(model, groups, micro, step, forward_only=loss_fn is None)
+    width = batch.tokens.shape[1] - 1
+    local = torch.zeros(2, mine.size, width)
+    if outs:
+        local[0] = torch.cat([lp for lp, _, _ in outs])
+        if with_entropy:
+            local[1] = torch.cat([e for _, e, _ in outs])
+    full = _gather_dp(_from_last_stage(local, groups), batch.size, groups)
+    metrics = _sum_metrics([m for _, _, m in outs], groups)
+    return PassResult(full[0], full[1] if with_entropy else None, metrics)
+
+
+def _pad_rows(batch: SampleBatch, n: int) -> SampleBatch:
+    """``batch`` with empty rows appended up to ``n`` (masked out, labels ignored)."""
+    extra = n - batch.size
+    if extra == 0:
+        return batch
+    blank = batch.select(slice(0, 1))
+    fill_values = {"labels": IGNORE, "group": -1}
+    fill = {
+        k: torch.full_like(getattr(blank, k), fill_values.get(k, 0))
+        for k in ("tokens", "labels", "mask", "rollout_logp", "outcome", "group", "truncated")
+    }
+    rows = SampleBatch(**fill, extras={k: torch.zeros_like(v) for k, v in blank.extras.items()})
+    parts = [batch] + [rows] * extra
+    return SampleBatch(
+        **{k: torch.cat([getattr(p, k) for p in parts]) for k in fill},
+        extras={k: torch.cat([p.extras[k] for p in parts]) for k in batch.extras},
+    )
+
+
+def _token_stats(
+    logits: Tensor, mb: SampleBatch, groups: ParallelGroups, temperature: float, entropy: bool
+) -> tuple[Tensor, Tensor | None]:
+    """[b, s, V/tp] vocab-parallel logits -> per-label log-probs (and entropy) [b, s-1]."""
+    logits = logits[:, :-1]
+    tp_group = groups.tp if groups.tp_size > 1 else None
+    if entropy:
+        return token_logprobs_and_entropy(logits, mb.labels, temperature, IGNORE, tp_group)
+    return token_logprobs(logits, mb.labels, temperature, IGNORE, tp_group), None
+
+
+def _from_last_stage(t: Tensor, groups: ParallelGroups) -> Tensor:
+    if groups.pp_size > 1:
+        src = dist.get_global_rank(groups.pp, groups.pp_size - 1)
+        dist.broadcast(t, src=src, group=groups.pp)
+    return t
+
+
+def _gather_dp(local: Tensor, n: int, groups: ParallelGroups) -> Tensor:
+    """[2, n_local, W] per DP rank -> [2, n, W] in sample order."""
+    if groups.dp_size == 1:
+        return local
+    slices = split_even(n, groups.dp_size)
+    longest = max(s.stop - s.start for s in slices)
+    padded = torch.zeros(local.shape[0], longest, local.shape[2])
+    padded[:, : local.shape[1]] = local
+    parts = [torch.empty_like(padded) for _ in slices]
+    dist.all_gather(parts, padded, group=groups.dp)
+    return torch.cat([p[:, : s.stop - s.start] for p, s in zip(parts, slices, strict=True)], dim=1)
+
+
+def _sum_metrics(results: list[dict[str, float]], groups: ParallelGroups) -> dict[str, float]:
+    """Sum each metric over micro-batches, then over DP; identical on every rank."""
+    keys = sorted({k for r in results for k in r})
+    shared: list = [None] * dist.get_world_size()
+    dist.all_gather_object(shared, keys)  # ranks with no micro-batch still know the keys
+    keys = sorted({k for ks in shared for k in ks})
+    if not keys:
+        return {}
+    totals = torch.tensor(
+        [sum(float(r.get(k, 0.0)) for r in results) for k in keys], dtype=torch.float64
+    )
+    totals = _from_last_stage(totals, groups)
+    if groups.dp_size > 1:
+        dist.all_reduce(totals, group=groups.dp)
+    return dict(zip(keys, totals.tolist(), strict=True))

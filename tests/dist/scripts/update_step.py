@@ -1,0 +1,76 @@
+"""torchrun script: one PRIME update (PRM + PPO) on a fixed random batch at a TP/PP/DP
+layout; prints the metrics and the post-update log-probs as one JSON line for comparison
+across layouts.
+
+args: HF_DIR TP PP PRM_UPDATE(after|before) PRM_LOSS(ce|dpo)
+"""
+
+import json
+import random
+import sys
+from pathlib import Path
+
+
+def fixed_batch(vocab: int, k: int = 4, n_prompts: int = 6):
+    from prime_megatron.trainer.batch import Group, SampleBatch
+
+    rng = random.Random(0)
+    groups = []
+    for p in range(n_prompts):
+        prompt = [rng.randrange(4, vocab) for _ in range(rng.randint(3, 6))]
+        responses = [[rng.randrange(4, vocab) for _ in range(rng.randint(2, 9))] for _ in range(k)]
+        outcome = [float(rng.random() < 0.5) for _ in range(k)]
+        outcome[0], outcome[1] = 1.0, 0.0  # every group mixed
+        logps = [[-rng.random() for _ in r] for r in responses]
+        groups.append(Group(prompt, responses, logps, [False] * k, outcome, p, 0))
+    return SampleBatch.from_groups(groups, pad_id=0)
+
+
+def main() -> None:
+
+    import torch.distributed as dist
+
+    from prime_megatron.algo.config import AlgoConfig
+    from prime_megatron.checkpoint.convert import load_megatron_model
+    from prime_megatron.distributed.init import initialize_parallel, seed_all
+    from prime_megatron.trainer.optim import ShardedAdamW
+    from prime_megatron.trainer.passes import run_pass
+    from prime_megatron.trainer.update import Models, PhaseTimer, UpdateSettings, learn
+
+    ckpt, tp, pp, prm_update, prm_loss = (
+        sys.argv[1],
+        int(sys.argv[2]),
+        int(sys.argv[3]),
+        sys.argv[4],
+        sys.argv[5],
+    )
+    groups = initialize_parallel(tp, pp)
+    seed_all(0, groups)
+
+    def load():
+        return load_megatron_model(Path(ckpt), groups)[0]
+
+    policy, prm, ref = load(), load(), load().requires_grad_(False)
+
+    def adam(model, clip):
+        return ShardedAdamW(list(model.parameters()), groups, lr=1e-3, grad_clip=clip)
+
+    models = Models(policy, adam(policy, 1.0), prm, adam(prm, 10.0), ref)
+    batch = fixed_batch(vocab=61)
+    algo = AlgoConfig(prm_update=prm_update, prm_loss=prm_loss, kl_coef=0.01, entropy_coef=0.001)
+    settings = UpdateSettings(
+        algo, use_prm=True, mini_batches=2, micro_batch_size=5, temperature=1.0
+    )
+    metrics = learn(models, groups, batch, settings, PhaseTimer())
+    after = run_pass(models.policy, groups, batch, 7).logp
+    prm_after = run_pass(models.prm, groups, batch, 7).logp
+    for v in metrics.values():
+        assert v == v and abs(v) != float("inf"), metrics
+    if dist.get_rank() == 0:
+        out = {"metrics": metrics, "policy_logp_sum": float((after * batch.mask).sum()),
+               "prm_logp_sum": float((prm_after * batch.mask).sum())}  # fmt: skip
+        print("RESULT " + json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()

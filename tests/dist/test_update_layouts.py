@@ -1,0 +1,50 @@
+"""One PRIME update gives the same numbers at every parallel layout (and changes weights)."""
+
+import json
+
+import pytest
+
+from tests.dist.conftest import SCRIPTS
+from tests.torchrun import run_torchrun
+
+# Numbers that must agree across layouts (same data, same weights, same math).
+COMPARED = ["prm/loss", "prm/grad_norm", "policy/pg_loss", "policy/grad_norm", "prm/accuracy",
+            "adv/std", "train/kl_to_ref", "train/entropy"]  # fmt: skip
+
+
+def _run(ckpt, nproc, tp, pp, prm_update="after", prm_loss="ce") -> dict:
+    out = run_torchrun(
+        SCRIPTS / "update_step.py", nproc, str(ckpt), str(tp), str(pp), prm_update, prm_loss
+    )
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
+
+
+@pytest.fixture(scope="module")
+def reference(megatron_ckpts):
+    return _run(megatron_ckpts["qwen2"], 1, 1, 1)
+
+
+@pytest.mark.parametrize("nproc, tp, pp", [(2, 2, 1), (2, 1, 2), (2, 1, 1), (4, 2, 2)])
+def test_update_matches_single_process(reference, megatron_ckpts, nproc, tp, pp):
+    got = _run(megatron_ckpts["qwen2"], nproc, tp, pp)
+    for key in COMPARED:
+        assert got["metrics"][key] == pytest.approx(
+            reference["metrics"][key], rel=1e-4, abs=1e-6
+        ), key
+    assert got["policy_logp_sum"] == pytest.approx(reference["policy_logp_sum"], rel=1e-5)
+    assert got["prm_logp_sum"] == pytest.approx(reference["prm_logp_sum"], rel=1e-5)
+
+
+def test_prm_update_order_decides_which_prm_scores(reference, megatron_ckpts):
+    # "after": rewards come from the PRM before its update, which starts equal to the
+    # reference, so the first step's process rewards are exactly zero.
+    assert reference["metrics"]["prm/q_mean"] == 0.0
+    assert reference["metrics"]["reward/process_token_mean"] == 0.0
+    # "before": the PRM is updated first and its (now non-zero) rewards reach the policy.
+    # (At Q=0 the DPO variant's gradient equals the CE one, so the PRM ends the same.)
+    before = _run(megatron_ckpts["qwen2"], 1, 1, 1, prm_update="before", prm_loss="dpo")
+    assert before["metrics"]["prm/q_mean"] != 0.0
+    assert before["metrics"]["reward/process_token_mean"] != 0.0
+    assert before["metrics"]["policy/pg_loss"] != reference["metrics"]["policy/pg_loss"]
+    assert before["prm_logp_sum"] == pytest.approx(reference["prm_logp_sum"], rel=1e-6)
