@@ -1,0 +1,61 @@
+from dataclasses import dataclass, field
+
+import pytest
+
+from prime_megatron.config import ConfigError
+from prime_megatron.config.loader import load_config, save_config
+
+
+@dataclass
+class Inner:
+    lr: float = 1e-3
+    name: str = "adam"
+    layers: list[int] = field(default_factory=lambda: [1, 2])
+    maybe: int | None = None
+
+
+@dataclass
+class Outer:
+    steps: int = 10
+    flag: bool = False
+    inner: Inner = field(default_factory=Inner)
+
+
+def test_defaults_yaml_and_overrides_in_order(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("steps: 5\ninner:\n  lr: 0.1\n  name: sgd\n")
+    cfg = load_config(
+        Outer, path, ["inner.lr=2", "flag=true", "inner.layers=[3,4]", "inner.maybe=7"]
+    )
+    assert cfg.steps == 5 and cfg.flag is True
+    assert cfg.inner.lr == 2.0 and isinstance(cfg.inner.lr, float)
+    assert cfg.inner.name == "sgd" and cfg.inner.layers == [3, 4] and cfg.inner.maybe == 7
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("stepz=3", r"unknown field\(s\) \['stepz'\]"),
+        ("inner.lrr=3", r"\['inner.lrr'\]"),
+        ("steps=many", "steps='many' is invalid: expected int"),
+        ("flag=3", "flag=3 is invalid: expected bool"),
+        ("steps=true", "expected int"),
+        ("inner.layers=5", "inner.layers=5 is invalid: expected a list"),
+        ("inner=3", "inner must be a mapping"),
+        ("no_equals_sign", "section.field=value"),
+    ],
+)
+def test_bad_overrides_name_field_value_and_rule(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(Outer, None, [override])
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml does not exist"):
+        load_config(Outer, tmp_path / "nope.yaml")
+
+
+def test_saved_config_loads_back_identically(tmp_path):
+    cfg = load_config(Outer, None, ["inner.name=x", "steps=3"])
+    save_config(cfg, tmp_path / "resolved.yaml")
+    assert load_config(Outer, tmp_path / "resolved.yaml") == cfg

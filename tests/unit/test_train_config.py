@@ -1,0 +1,48 @@
+import pytest
+
+from prime_megatron.config import ConfigError
+from prime_megatron.config.loader import load_config
+from prime_megatron.trainer.config import TrainConfig
+
+
+def _validated(*overrides, world=1):
+    return load_config(TrainConfig, None, list(overrides)).validate(world)
+
+
+def test_defaults_are_valid_and_shipped_configs_load():
+    _validated()
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    for path in sorted(root.glob("*.yaml")):
+        cfg = load_config(TrainConfig, path)
+        assert cfg.batch.samples_per_prompt >= 2, path
+
+
+@pytest.mark.parametrize(
+    "overrides, world, message",
+    [
+        (["parallel.tensor_parallel=3"], 4, "must divide the world size"),
+        (["parallel.tensor_parallel=4", "parallel.pipeline_parallel=1"], 4, "model.num_heads=2"),
+        (["parallel.pipeline_parallel=3"], 3, "model.num_layers=4"),
+        (["batch.samples_per_prompt=1"], 1, "leave-one-out"),
+        (["batch.prompts_per_step=10", "batch.mini_batches_per_step=3"], 1, "must divide"),
+        (["rollout.tensor_parallel_size=2"], 1, "rollout.tensor_parallel_size"),
+        (["algo.beta=0"], 1, "algo.beta=0"),
+        (["algo.accuracy_low=0.9", "algo.accuracy_high=0.5"], 1, "algo.accuracy_high"),
+        (["model.source=megatron", "model.path=/no/such/dir"], 1, "model.path"),
+        (["run.resume=/no/such/ckpt"], 1, "run.resume"),
+        (["policy_optim.lr=-1"], 1, "policy_optim.lr"),
+        (["data.train_files=[/no/such.jsonl]"], 1, "data.train_files"),
+    ],
+)
+def test_invalid_configs_are_rejected_with_the_field_named(overrides, world, message):
+    with pytest.raises(ConfigError, match=message):
+        _validated(*overrides, world=world)
+
+
+def test_cli_reports_config_errors_without_starting(capsys):
+    from prime_megatron.train import main
+
+    assert main(["batch.samples_per_prompt=1"]) == 2
+    assert "config error: batch.samples_per_prompt=1" in capsys.readouterr().err
