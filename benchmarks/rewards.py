@@ -9,12 +9,15 @@ arithmetic-task answers (the integer fast path). Code samples are stdin/stdout p
 with 3 tests each (half right, one in six a runtime error). Serial: ``RewardManager`` with
 ``parallel=False`` (in this process, one sample at a time). Pool: ``parallel=True`` with
 ``--workers`` math processes / concurrent sandboxes; its start-up (spawn + math-verify
-import) is reported separately and not counted in its throughput. Prints one JSON line.
+import) is reported separately and not counted in its throughput. The two sides take
+turns on chunks of the samples (``--rounds``), and both must give identical verdicts.
+Prints one JSON line.
 """
 
 import argparse
 import json
 import os
+import random
 import time
 
 from prime_megatron.data.synthetic import ArithmeticConfig, generate
@@ -44,6 +47,7 @@ def math_samples(n: int, offset: int) -> list[RewardInput]:
         samples.append(RewardInput(f"... so \\boxed{{{answer}}}", gold(i), "numina", "math"))
     for problem in generate(n - len(samples), ArithmeticConfig(), seed=offset):
         samples.append(RewardInput(problem.solution, str(problem.answer), "arith", "math"))
+    random.Random(offset).shuffle(samples)  # every chunk in compare() gets the same mix
     return samples
 
 
@@ -56,16 +60,28 @@ def code_samples(n: int) -> list[RewardInput]:
     ]
 
 
-def throughput(manager: RewardManager, samples: list[RewardInput]) -> tuple[float, list]:
-    start = time.perf_counter()
-    batch = manager.score(samples)
-    return len(samples) / (time.perf_counter() - start), batch.verdicts
+def compare(serial: RewardManager, pool: RewardManager, samples: list, rounds: int) -> dict:
+    """Samples/s of each side. The sides take turns on chunks of the samples (order
+    alternating per round), so load from other work on the machine hits both alike."""
+    seconds = {"serial": 0.0, "pool": 0.0}
+    chunk = -(-len(samples) // rounds)
+    for r in range(rounds):
+        part = samples[r * chunk : (r + 1) * chunk]
+        sides = [("serial", serial), ("pool", pool)][:: 1 if r % 2 == 0 else -1]
+        verdicts = {}
+        for name, manager in sides:
+            start = time.perf_counter()
+            verdicts[name] = manager.score(part).verdicts
+            seconds[name] += time.perf_counter() - start
+        assert verdicts["pool"] == verdicts["serial"], "pool and serial disagree"
+    return _side(len(samples), len(samples) / seconds["serial"], len(samples) / seconds["pool"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", action="store_true")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
     n_math, n_code = (120, 12) if args.small else (600, 48)
     load_before = os.getloadavg()[0]
@@ -78,13 +94,8 @@ def main() -> None:
     startup_s = time.perf_counter() - start
 
     # Same samples both sides, new to each side's processes (math-verify caches parses).
-    serial_math, serial_verdicts = throughput(serial, math_samples(n_math, offset=0))
-    pool_math, pool_verdicts = throughput(pool, math_samples(n_math, offset=0))
-    assert pool_verdicts == serial_verdicts, "pool and serial disagree"
-    code = code_samples(n_code)
-    serial_code, serial_code_verdicts = throughput(serial, code)
-    pool_code, pool_code_verdicts = throughput(pool, code)
-    assert pool_code_verdicts == serial_code_verdicts, "pool and serial disagree on code"
+    math = compare(serial, pool, math_samples(n_math, offset=0), args.rounds)
+    code = compare(serial, pool, code_samples(n_code), args.rounds)
     pool.close()
 
     print(
@@ -96,8 +107,8 @@ def main() -> None:
                 # Other work on the machine competes with the pool: report it.
                 "loadavg_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                 "pool_startup_s": round(startup_s, 2),
-                "math": _side(n_math, serial_math, pool_math),
-                "code": _side(n_code, serial_code, pool_code),
+                "math": math,
+                "code": code,
             }
         )
     )
