@@ -1,0 +1,129 @@
+"""Gather -> convert -> bucket: full HF tensors, streamed bucket by bucket, on every rank.
+
+For each bucket of the plan, the owning pipeline stage all-gathers the TP shards of each
+tensor straight into one flat buffer, the buffer is broadcast over the pipeline group, and
+every rank applies the mapping rules (HF names, q/k/v and gate/up split, vocab padding
+dropped) to views of it. Each rank needs the *full* tensors because every rank feeds its own
+in-process vLLM worker, which shards them for its rollout TP rank itself.
+
+Extra memory per rank: the bucket buffer, plus one gathered tensor for TP layouts that
+cannot be gathered in place (row-parallel and ``linear_fc1``), i.e. about one bucket plus
+the largest tensor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from prime_megatron.distributed.init import ParallelGroups
+from prime_megatron.models.arch import ModelArch
+from prime_megatron.resharding.plan import PlanEntry, SyncPlan, build_plan, local_parameters
+
+DEFAULT_BUCKET_BYTES = 64 * 2**20
+
+
+@dataclass
+class HFBucket:
+    tensors: list[tuple[str, torch.Tensor]]  # HF name -> full tensor (views of the buffer)
+    nbytes: int  # size of the flat buffer behind the views
+
+
+def iter_hf_buckets(
+    model,
+    groups: ParallelGroups,
+    arch: ModelArch,
+    bucket_bytes: int = DEFAULT_BUCKET_BYTES,
+    plan: SyncPlan | None = None,
+) -> Iterator[HFBucket]:
+    """Collective: yield every bucket of full HF tensors, in plan order, on every rank.
+
+    The tensors are views of the bucket's buffer: copy them to keep them past the next
+    iteration (the buffer is then freed).
+    """
+    plan = plan or build_plan(model, groups, arch, bucket_bytes)
+    params = local_parameters(model)
+    for bucket in plan.buckets:
+        flat = _fill_bucket(bucket, params, groups)
+        yield HFBucket(_to_hf(bucket, flat, arch), flat.numel() * flat.element_size())
+        del flat
+
+
+def iter_full_hf_tensors(
+    model, groups: ParallelGroups, arch: ModelArch, bucket_bytes: int = DEFAULT_BUCKET_BYTES
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """Collective: ``(hf_name, full tensor)`` for the whole model, yielded on EVERY rank.
+
+    Every rank of the world receives every tensor (TP all-gather on the owning stage, then a
+    broadcast over the pipeline group); DP replicas hold identical weights and gather their
+    own. Tensors are views valid until the iteration moves past their bucket.
+    """
+    for bucket in iter_hf_buckets(model, groups, arch, bucket_bytes):
+        yield from bucket.tensors
+
+
+def _fill_bucket(
+    bucket: Sequence[PlanEntry], params: dict[str, torch.Tensor], groups: ParallelGroups
+) -> torch.Tensor:
+    """Flat buffer with the bucket's full tensors, identical on every rank of the PP group."""
+    owner = bucket[0].owner
+    device = next(iter(params.values())).device  # NCCL needs the buffers on the GPU
+    flat = torch.empty(sum(e.numel for e in bucket), dtype=bucket[0].dtype, device=device)
+    if groups.pp_rank == owner:
+        offset = 0
+        with torch.no_grad():
+            for entry in bucket:
+                out = flat[offset : offset + entry.numel]
+                gather_tp(params[entry.name].detach(), entry, out, groups)
+                offset += entry.numel
+    if groups.pp_size > 1:
+        dist.broadcast(flat, src=dist.get_global_rank(groups.pp, owner), group=groups.pp)
+    return flat
+
+
+def gather_tp(local: torch.Tensor, entry: PlanEntry, out: torch.Tensor, groups: ParallelGroups):
+    """Write the full tensor of ``entry`` into ``out`` (flat, ``entry.numel``) from TP shards.
+
+    Column-parallel shards (dim 0) concatenate in rank order, row-parallel shards (dim 1)
+    along columns. A shard with stride s holds s sub-blocks: the gated ``linear_fc1`` shard
+    is [gate_r; up_r], so the full tensor is [gate_0 .. gate_t-1; up_0 .. up_t-1].
+    """
+    tp = groups.tp_size
+    if entry.partition_dim < 0 or tp == 1:
+        out.view(entry.shape).copy_(local)
+        return
+    local = local.contiguous()
+    if entry.partition_dim == 0 and entry.partition_stride == 1:
+        # Rank-ordered concatenation along dim 0 is the flat layout itself: gather in place.
+        dist.all_gather_into_tensor(out.view(tp * local.shape[0], *local.shape[1:]), local,
+                                    group=groups.tp)  # fmt: skip
+        return
+    # gloo wants the concatenated [tp * n, ...] shape; the [tp, *shard] view is the same memory.
+    parts = local.new_empty((tp * local.shape[0], *local.shape[1:]))
+    dist.all_gather_into_tensor(parts, local, group=groups.tp)
+    out.view(entry.shape).copy_(assemble_shards(parts.view(tp, *local.shape), entry))
+
+
+def assemble_shards(parts: torch.Tensor, entry: PlanEntry) -> torch.Tensor:
+    """[tp, *shard] stacked shards -> the full tensor ``entry.shape`` (a view or a copy)."""
+    dim, stride = entry.partition_dim, entry.partition_stride
+    shard = parts.shape[1:]
+    # [tp, ..., stride, n/stride, ...] -> [..., stride, tp, n/stride, ...] -> full
+    blocks = parts.view(parts.shape[0], *shard[:dim], stride, shard[dim] // stride,
+                        *shard[dim + 1 :])  # fmt: skip
+    return blocks.movedim(0, dim + 1).reshape(entry.shape)
+
+
+def _to_hf(
+    bucket: Sequence[PlanEntry], flat: torch.Tensor, arch: ModelArch
+) -> list[tuple[str, torch.Tensor]]:
+    out: list[tuple[str, torch.Tensor]] = []
+    offset = 0
+    for entry in bucket:
+        full = flat[offset : offset + entry.numel].view(entry.shape)
+        out.extend(entry.rule.to_hf(full, arch).items())
+        offset += entry.numel
+    return out
