@@ -14,6 +14,13 @@ import argparse
 import os
 import sys
 
+# vLLM's CPU worker drops torch to one thread unless OMP_NUM_THREADS is set, which would
+# halve training speed on a single-process run: give each local rank its share of cores.
+os.environ.setdefault(
+    "OMP_NUM_THREADS",
+    str(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))),
+)
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="prime-train", description=__doc__,

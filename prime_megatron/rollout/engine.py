@@ -79,9 +79,16 @@ class RolloutEngine:
     # ---- generation -------------------------------------------------------------------
 
     def generate(
-        self, prompt_ids: Sequence[Sequence[int]], samples_per_prompt: int, seed: int | None = None
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        samples_per_prompt: int,
+        seed: int | None = None,
+        temperature: float | None = None,
     ) -> RolloutBatch:
         """Collective: K samples for every prompt; every rank returns the same full batch.
+
+        ``temperature`` overrides the config's for this call (0 = greedy, for evaluation;
+        unlike ``greedy`` it stops at EOS and spreads prompts over the replicas).
 
         ``seed`` fixes the samples (same seed, weights and rollout layout -> same batch):
         sample j of prompt p gets its own vLLM seed derived from (seed, p * K + j), so it
@@ -98,7 +105,8 @@ class RolloutEngine:
         call_seed = seed if seed is not None else self.seed * 1_000_003 + self._calls
         self._calls += 1
         mine = self.placement.prompt_range(len(prompt_ids))
-        local = self._generate_range(prompt_ids, mine, samples_per_prompt, call_seed)
+        temp = self.cfg.temperature if temperature is None else temperature
+        local = self._generate_range(prompt_ids, mine, samples_per_prompt, call_seed, temp)
         samples = _all_gather_samples(local if self.placement.tp_rank == 0 else {})
         batch = _assemble_batch(prompt_ids, samples, samples_per_prompt, self.weight_version)
         if self.cfg.sleep_between_rollouts:
@@ -106,7 +114,12 @@ class RolloutEngine:
         return batch
 
     def _generate_range(
-        self, prompt_ids: Sequence[Sequence[int]], indices: range, k: int, call_seed: int
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        indices: range,
+        k: int,
+        call_seed: int,
+        temperature: float,
     ) -> dict[int, list[tuple[list[int], list[float], bool]]]:
         """{prompt index: K x (token ids, log-probs, truncated)} for this replica's prompts."""
         if not indices:
@@ -114,16 +127,18 @@ class RolloutEngine:
         from vllm.inputs import TokensPrompt
 
         prompts = [TokensPrompt(prompt_token_ids=list(prompt_ids[p])) for p in indices]
-        params = [self._sampling_params(k, _request_seed(call_seed, p * k)) for p in indices]
+        params = [
+            self._sampling_params(k, _request_seed(call_seed, p * k), temperature) for p in indices
+        ]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         return {p: _samples_of(out) for p, out in zip(indices, outputs, strict=True)}
 
-    def _sampling_params(self, n: int, seed: int):
+    def _sampling_params(self, n: int, seed: int, temperature: float):
         from vllm import SamplingParams
 
         return SamplingParams(
             n=n,
-            temperature=self.cfg.temperature,
+            temperature=temperature,
             top_p=self.cfg.top_p,
             max_tokens=self.cfg.max_response_len,
             logprobs=0,  # the sampled token's log-prob only

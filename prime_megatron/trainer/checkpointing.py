@@ -34,7 +34,8 @@ from prime_megatron.checkpoint.megatron_io import (
 
 STATE_FILE = "trainer_state.json"
 _STEP_DIR = re.compile(r"^step_(\d{6})$")
-# Fault injection for the crash-mid-save test: die after the policy shards are written.
+# Fault injection for the crash-mid-save test: PRIME_FAULT_INJECT=save:<step> dies after the
+# policy shards of that step's checkpoint are written, before the rest.
 FAULT_ENV = "PRIME_FAULT_INJECT"
 
 
@@ -88,8 +89,10 @@ def save_checkpoint(
                 (tmp / name).mkdir()
             dist.barrier()
             save_model_shards(model, tmp / name)
-            if i == 0 and os.environ.get(FAULT_ENV) == "save":
-                raise RuntimeError(f"{FAULT_ENV}=save: simulated crash in the middle of a save")
+            if i == 0 and os.environ.get(FAULT_ENV) == f"save:{step}":
+                raise RuntimeError(
+                    f"{FAULT_ENV}=save:{step}: simulated crash in the middle of a save"
+                )
         per_rank = {
             "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
             "rng": rng_state(),

@@ -19,7 +19,7 @@ from prime_megatron.data.sampler import PromptSampler
 from prime_megatron.data.template import PromptRenderer
 from prime_megatron.data.tokenizer import build_char_tokenizer
 from prime_megatron.distributed.init import initialize_parallel, seed_all
-from prime_megatron.resharding import sync_weights
+from prime_megatron.resharding import sync_weights, verify_weight_sync
 from prime_megatron.rewards.manager import RewardManager
 from prime_megatron.rollout.engine import RolloutEngine
 from prime_megatron.trainer import checkpointing as ckpt_io
@@ -208,21 +208,21 @@ class Trainer:
             with timer("weight_sync"):
                 metrics.update({f"sync/{k}": float(v) for k, v in self._sync().items()})
             metrics["time/tokens_per_s"] = float(batch.mask.sum()) / (time.perf_counter() - start)
-        self._maybe_verify_sync(metrics)
+        self._maybe_verify_sync([g.prompt_ids for g in groups], metrics)
         metrics.update({f"time/{k}": v for k, v in timer.seconds.items()})
         metrics["time/step"] = time.perf_counter() - start
         return metrics
 
-    def _maybe_verify_sync(self, metrics: dict) -> None:
+    def _maybe_verify_sync(self, prompts: list[list[int]], metrics: dict) -> None:
+        """Every ``run.verify_sync_every`` steps: vLLM greedy == Megatron greedy after the sync."""
         every = self.cfg.run.verify_sync_every
-        if not every or (self.step + 1) % every:
+        if not every or not prompts or (self.step + 1) % every:
             return
-        from prime_megatron.resharding import verify_sync
-
-        report = verify_sync(
-            self.models.policy, self.groups, self.engine, self.vocab, n_prompts=4, max_new_tokens=16
-        )
-        metrics.update({f"verify/{k}": float(v) for k, v in report.items()})
+        report = verify_weight_sync(self.models.policy, self.groups, self.engine, prompts[:4],
+                                    self.vocab, max_new_tokens=16, seed=self.step)  # fmt: skip
+        metrics["verify/greedy_match"] = float(report["greedy_match"])
+        metrics["verify/greedy_logp_abs_max"] = report["greedy_logp"]["abs_max"]
+        metrics["verify/sampled_logp_abs_max"] = report["sampled_logp"]["abs_max"]
 
     def close(self) -> None:
         if self.logger is not None:

@@ -17,7 +17,7 @@ CONSOLE_KEYS = (
     ("filter/keep_rate", "keep"),
     ("train/entropy", "ent"),
     ("train/kl_to_ref", "kl"),
-    ("mismatch/rollout_vs_trainer_mean", "mism"),
+    ("mismatch/rollout_vs_trainer_abs_mean", "mism"),
     ("time/step", "s/step"),
 )
 

@@ -15,7 +15,7 @@ DEFAULT_KEYS = (
     "adv/std",
     "policy/grad_norm",
     "prm/loss",
-    "mismatch/rollout_vs_trainer_mean",
+    "mismatch/rollout_vs_trainer_abs_mean",
     "rollout/response_len",
     "time/step",
 )

@@ -147,10 +147,9 @@ def _optimizer(model, groups: ParallelGroups, o, steps: int) -> ShardedAdamW:
     )  # fmt: skip
 
 
-def rollout_model_dir(run_dir: Path, ckpt: Path, meta: ModelCheckpointMeta) -> Path:
-    """An HF dir with config + tokenizer only: vLLM starts with dummy weights and gets the
-    policy's real ones by in-memory sync before the first rollout."""
-    out = run_dir / "rollout_model"
+def rollout_model_dir(out: Path, ckpt: Path, meta: ModelCheckpointMeta) -> Path:
+    """Collective. An HF dir with config + tokenizer only: vLLM starts with dummy weights and
+    gets the policy's real ones by in-memory sync before the first rollout."""
     if is_rank0():
         out.mkdir(parents=True, exist_ok=True)
         side = ckpt / HF_SIDE_DIR

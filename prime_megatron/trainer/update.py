@@ -27,6 +27,7 @@ from prime_megatron.algo import (
 )
 from prime_megatron.algo.config import AlgoConfig
 from prime_megatron.distributed.init import ParallelGroups
+from prime_megatron.resharding.verify import logprob_mismatch
 from prime_megatron.trainer.batch import SampleBatch, split_even
 from prime_megatron.trainer.optim import ShardedAdamW
 from prime_megatron.trainer.passes import run_pass
@@ -204,8 +205,8 @@ def _batch_metrics(batch, logp, entropy, ref_logp, advantages, metrics: dict) ->
     metrics["adv/std"] = float(advantages[valid].std())
     metrics["adv/max"] = float(advantages[valid].max())
     metrics["adv/min"] = float(advantages[valid].min())
-    diff = (batch.rollout_logp - logp).abs()[valid]
-    metrics["mismatch/rollout_vs_trainer_mean"] = float(diff.mean())
-    metrics["mismatch/rollout_vs_trainer_max"] = float(diff.max())
+    mismatch = logprob_mismatch(batch.rollout_logp, logp, mask)
+    for key in ("abs_mean", "abs_p99", "abs_max", "signed_mean"):
+        metrics[f"mismatch/rollout_vs_trainer_{key}"] = mismatch[key]
     if ref_logp is not None:
         metrics["train/kl_to_ref"] = float(aggregate_loss(kl_k3(logp, ref_logp), mask))

@@ -1,0 +1,111 @@
+"""End-to-end: the PRIME loop under torchrun with TP=2 and PP=2, resume, crash-safety,
+outcome-only RLOO, and a two-node launch simulated on one machine."""
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.e2e.conftest import launch, run_ok, step_records
+from tests.torchrun import free_port
+
+
+def _finite(record: dict) -> bool:
+    return all(v is None or not isinstance(v, float) or math.isfinite(v) for v in record.values())
+
+
+@pytest.mark.parametrize("tp, pp", [(2, 1), (1, 2)])
+def test_prime_steps_at_layout(tmp_path, sft_ckpt, tp, pp):
+    run = tmp_path / "run"
+    layout = [f"parallel.tensor_parallel={tp}", f"parallel.pipeline_parallel={pp}"]
+    out = run_ok(
+        run, 2, f"sft.checkpoint={sft_ckpt}", "run.steps=3", "run.verify_sync_every=1", *layout
+    )
+    records = step_records(run)
+    assert [r["step"] for r in records] == [1, 2, 3]
+    for r in records:
+        assert _finite(r), r
+        assert 0.0 <= r["prm/accuracy"] <= 1.0
+        assert r["verify/greedy_match"] == 1.0, r  # vLLM == Megatron after every sync
+        assert r["sync/weight_version"] == r["step"] + 1  # initial sync + one per step
+    assert "held-out accuracy" in out
+    # The policy moved away from the SFT start, and the export loads as HF.
+    start = load_file(str(_export_sft(sft_ckpt, tmp_path) / "model.safetensors"))
+    final = load_file(str(run / "policy_hf" / "model.safetensors"))
+    assert set(start) == set(final)
+    assert any(not torch.equal(start[k], final[k]) for k in start)
+
+
+def _export_sft(sft_ckpt, tmp_path):
+    out = tmp_path / "sft_hf"
+    script = Path(__file__).resolve().parents[2] / "tools" / "convert_megatron_to_hf.py"
+    proc = subprocess.run([sys.executable, str(script), "--ckpt", str(sft_ckpt), "--out", str(out)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_resume_is_exact(tmp_path, sft_ckpt):
+    common = [f"sft.checkpoint={sft_ckpt}", "run.steps=4", "run.save_every=2", "run.eval_prompts=0"]
+    run_ok(tmp_path / "straight", 1, *common)
+    run_ok(tmp_path / "stopped", 1, *common, "run.stop_after_steps=2")
+    assert [r["step"] for r in step_records(tmp_path / "stopped")] == [1, 2]
+    out = run_ok(tmp_path / "stopped", 1, *common)
+    assert "resumed from" in out
+    straight, resumed = step_records(tmp_path / "straight"), step_records(tmp_path / "stopped")
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4]
+    for a, b in zip(straight, resumed, strict=True):
+        a = {
+            k: v
+            for k, v in a.items()
+            if not k.startswith(("time/", "sync/seconds", "sync/gather", "sync/push"))
+        }
+        b = {k: v for k, v in b.items() if k in a}
+        assert a == b, (a, b)
+    w1 = load_file(str(tmp_path / "straight" / "policy_hf" / "model.safetensors"))
+    w2 = load_file(str(tmp_path / "stopped" / "policy_hf" / "model.safetensors"))
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+
+
+def test_crash_mid_save_leaves_previous_checkpoint(tmp_path, sft_ckpt):
+    run = tmp_path / "run"
+    common = [f"sft.checkpoint={sft_ckpt}", "run.steps=3", "run.save_every=1", "run.eval_prompts=0"]
+    proc = launch(run, 1, *common, env={"PRIME_FAULT_INJECT": "save:2"})
+    assert proc.returncode != 0 and "simulated crash" in proc.output
+    ckpts = run / "checkpoints"
+    assert (ckpts / "step_000001" / "trainer_state.json").is_file()
+    assert not (ckpts / "step_000002").exists()  # only the .partial leftovers
+    out = run_ok(run, 1, *common)
+    assert "resumed from" in out and "step_000001" in out
+    assert [r["step"] for r in step_records(run)][-2:] == [2, 3]
+
+
+def test_outcome_only_rloo_mode(tmp_path, sft_ckpt):
+    run = tmp_path / "run"
+    run_ok(
+        run, 1, f"sft.checkpoint={sft_ckpt}", "run.steps=2", "use_prm=false", "run.eval_prompts=0"
+    )
+    records = step_records(run)
+    assert len(records) == 2 and all("prm/accuracy" not in r for r in records)
+    assert all(_finite(r) for r in records)
+
+
+def test_two_node_launch_on_one_machine(tmp_path, sft_ckpt):
+    port = free_port()
+    args = (
+        f"sft.checkpoint={sft_ckpt}",
+        "run.steps=2",
+        "run.eval_prompts=0",
+        "parallel.tensor_parallel=2",
+    )
+    nodes = [
+        launch(tmp_path / "run", 1, *args, nnodes=2, node_rank=r, port=port, wait=False)
+        for r in (0, 1)
+    ]
+    outputs = [p.communicate(timeout=900)[0] for p in nodes]
+    assert all(p.returncode == 0 for p in nodes), outputs[0][-4000:] + outputs[1][-4000:]
+    assert [r["step"] for r in step_records(tmp_path / "run")] == [1, 2]
