@@ -9,12 +9,18 @@ in-process vLLM worker, which shards them for its rollout TP rank itself.
 Extra memory per rank: the bucket buffer, plus one gathered tensor for TP layouts that
 cannot be gathered in place (row-parallel and ``linear_fc1``), i.e. about one bucket plus
 the largest tensor.
+
+Shard-only entries (rollout TP == training TP, see ``plan.build_plan``) skip the gather:
+the bucket carries this rank's shard, converted with the per-rank head counts, and each
+HF tensor is handed over full-shaped with only this rank's slice written. vLLM's loader
+reads exactly that slice; the rest of the tensor is never touched, so the OS never backs
+it with memory when it is large (fresh mmap pages).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.distributed as dist
@@ -24,6 +30,8 @@ from prime_megatron.models.arch import ModelArch
 from prime_megatron.resharding.plan import PlanEntry, SyncPlan, build_plan, local_parameters
 
 DEFAULT_BUCKET_BYTES = 64 * 2**20
+# torch 2.13 renamed all_gather_into_tensor (same semantics, the old name warns).
+_all_gather_single = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
 
 
 @dataclass
@@ -42,13 +50,14 @@ def iter_hf_buckets(
     """Collective: yield every bucket of full HF tensors, in plan order, on every rank.
 
     The tensors are views of the bucket's buffer: copy them to keep them past the next
-    iteration (the buffer is then freed).
+    iteration (the buffer is then freed). A plan with shard-only entries (built with a
+    ``rollout_tp``) yields those as full-shaped tensors valid only in this rank's slice.
     """
     plan = plan or build_plan(model, groups, arch, bucket_bytes)
     params = local_parameters(model)
     for bucket in plan.buckets:
         flat = _fill_bucket(bucket, params, groups)
-        yield HFBucket(_to_hf(bucket, flat, arch), flat.numel() * flat.element_size())
+        yield HFBucket(_to_hf(bucket, flat, arch, groups), flat.numel() * flat.element_size())
         del flat
 
 
@@ -71,14 +80,17 @@ def _fill_bucket(
     """Flat buffer with the bucket's full tensors, identical on every rank of the PP group."""
     owner = bucket[0].owner
     device = next(iter(params.values())).device  # NCCL needs the buffers on the GPU
-    flat = torch.empty(sum(e.numel for e in bucket), dtype=bucket[0].dtype, device=device)
+    flat = torch.empty(sum(e.buffer_numel for e in bucket), dtype=bucket[0].dtype, device=device)
     if groups.pp_rank == owner:
         offset = 0
         with torch.no_grad():
             for entry in bucket:
-                out = flat[offset : offset + entry.numel]
-                gather_tp(params[entry.name].detach(), entry, out, groups)
-                offset += entry.numel
+                out = flat[offset : offset + entry.buffer_numel]
+                if entry.shard_only:
+                    out.view(entry.buffer_shape).copy_(params[entry.name])
+                else:
+                    gather_tp(params[entry.name].detach(), entry, out, groups)
+                offset += entry.buffer_numel
     if groups.pp_size > 1:
         dist.broadcast(flat, src=dist.get_global_rank(groups.pp, owner), group=groups.pp)
     return flat
@@ -98,12 +110,12 @@ def gather_tp(local: torch.Tensor, entry: PlanEntry, out: torch.Tensor, groups: 
     local = local.contiguous()
     if entry.partition_dim == 0 and entry.partition_stride == 1:
         # Rank-ordered concatenation along dim 0 is the flat layout itself: gather in place.
-        dist.all_gather_into_tensor(out.view(tp * local.shape[0], *local.shape[1:]), local,
+        _all_gather_single(out.view(tp * local.shape[0], *local.shape[1:]), local,
                                     group=groups.tp)  # fmt: skip
         return
     # gloo wants the concatenated [tp * n, ...] shape; the [tp, *shard] view is the same memory.
     parts = local.new_empty((tp * local.shape[0], *local.shape[1:]))
-    dist.all_gather_into_tensor(parts, local, group=groups.tp)
+    _all_gather_single(parts, local, group=groups.tp)
     out.view(entry.shape).copy_(assemble_shards(parts.view(tp, *local.shape), entry))
 
 
@@ -118,12 +130,32 @@ def assemble_shards(parts: torch.Tensor, entry: PlanEntry) -> torch.Tensor:
 
 
 def _to_hf(
-    bucket: Sequence[PlanEntry], flat: torch.Tensor, arch: ModelArch
+    bucket: Sequence[PlanEntry], flat: torch.Tensor, arch: ModelArch, groups: ParallelGroups
 ) -> list[tuple[str, torch.Tensor]]:
     out: list[tuple[str, torch.Tensor]] = []
     offset = 0
     for entry in bucket:
-        full = flat[offset : offset + entry.numel].view(entry.shape)
-        out.extend(entry.rule.to_hf(full, arch).items())
-        offset += entry.numel
+        data = flat[offset : offset + entry.buffer_numel].view(entry.buffer_shape)
+        if entry.shard_only:
+            out.extend(_shard_to_hf(entry, data, arch, groups.tp_rank))
+        else:
+            out.extend(entry.rule.to_hf(data, arch).items())
+        offset += entry.buffer_numel
     return out
+
+
+def _shard_to_hf(
+    entry: PlanEntry, shard: torch.Tensor, arch: ModelArch, tp_rank: int
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """This rank's shard -> full-shaped HF tensors with only this rank's slice written."""
+    tp = entry.shard_of
+    # A QKV shard holds whole KV groups: it converts like a model with 1/tp of the heads.
+    local_arch = replace(arch, num_attention_heads=arch.num_attention_heads // tp,
+                         num_query_groups=arch.num_query_groups // tp)  # fmt: skip
+    # q/k/v and gate/up pieces split their rows; copy rules keep Megatron's split dim.
+    dim = 0 if entry.rule.kind in ("qkv", "gate_up") else entry.partition_dim
+    for name, piece in entry.rule.to_hf(shard, local_arch).items():
+        n = piece.shape[dim]
+        full = piece.new_empty((*piece.shape[:dim], n * tp, *piece.shape[dim + 1 :]))
+        full.narrow(dim, tp_rank * n, n).copy_(piece)
+        yield name, full

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import threading
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -15,34 +14,26 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * _PAGE
 
 
-class PeakRSS:
-    """Context manager sampling RSS in a thread; ``.peak_extra`` = peak - RSS at entry.
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field))
 
-    Sampling (every ``interval`` s) can miss a peak shorter than the interval; torch ops
-    release the GIL, so the sampler runs while large copies are in flight.
+
+class PeakRSS:
+    """Context manager: ``.peak_extra`` = peak RSS inside the block - RSS at entry (bytes).
+
+    Exact, no sampling: the kernel's high-water mark (VmHWM) is reset to the current RSS
+    at entry through /proc/self/clear_refs (Linux >= 4.0) and read at exit.
     """
 
-    def __init__(self, interval: float = 0.002) -> None:
-        self.interval = interval
-        self.start = self.peak = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
     def __enter__(self) -> PeakRSS:
-        self.start = self.peak = rss_bytes()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        self.start = _status_kb("VmRSS") * 1024
         return self
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, rss_bytes())
-
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join()
-        self.peak = max(self.peak, rss_bytes())
+        self.peak = _status_kb("VmHWM") * 1024
 
     @property
     def peak_extra(self) -> int:

@@ -39,6 +39,9 @@ class PlanEntry:
     partition_dim: int  # dimension Megatron splits over TP; -1 if replicated
     # Sub-blocks per shard: 2 for a gated linear_fc1, whose shard r is [gate_r; up_r].
     partition_stride: int = 1
+    # TP size whose shards the bucket carries instead of the full tensor ("shard-only"
+    # entries, see ``build_plan``); 1 = the bucket carries the full tensor.
+    shard_of: int = 1
 
     @property
     def name(self) -> str:
@@ -55,6 +58,26 @@ class PlanEntry:
     @property
     def nbytes(self) -> int:
         return self.numel * self.dtype.itemsize
+
+    @property
+    def shard_only(self) -> bool:
+        return self.shard_of > 1
+
+    @property
+    def buffer_shape(self) -> tuple[int, ...]:
+        """What this entry occupies in a bucket: this rank's shard or the full tensor."""
+        if not self.shard_only:
+            return self.shape
+        d = self.partition_dim
+        return (*self.shape[:d], self.shape[d] // self.shard_of, *self.shape[d + 1 :])
+
+    @property
+    def buffer_numel(self) -> int:
+        return self.numel // self.shard_of
+
+    @property
+    def buffer_nbytes(self) -> int:
+        return self.buffer_numel * self.dtype.itemsize
 
 
 @dataclass(frozen=True)
@@ -89,9 +112,21 @@ def local_parameters(model) -> dict[str, torch.nn.Parameter]:
 
 
 def build_plan(
-    model, groups: ParallelGroups, arch: ModelArch, bucket_bytes: int, spec_kind: str | None = None
+    model,
+    groups: ParallelGroups,
+    arch: ModelArch,
+    bucket_bytes: int,
+    spec_kind: str | None = None,
+    rollout_tp: int | None = None,
 ) -> SyncPlan:
-    """Collective over the pipeline group: the sync plan, identical on every rank."""
+    """Collective (whole world when ``rollout_tp`` is given): the sync plan, same everywhere.
+
+    With ``rollout_tp`` equal to the training TP size (and vLLM's TP ranks equal to
+    Megatron's, which torchrun's rank order gives), tensors split over attention heads or
+    FFN columns are planned "shard-only": vLLM's TP rank r loads exactly Megatron's TP
+    shard r of them, so each rank keeps its own shard and no TP all-gather is needed.
+    Vocab tensors are always gathered: vLLM pads and splits the vocab differently.
+    """
     rules = rules_for(arch, spec_kind or layer_spec_kind())
     wanted = {r.megatron for r in rules}
     # Tied models keep a copy of the embedding as the last stage's output_layer.weight;
@@ -103,8 +138,18 @@ def build_plan(
     }
     per_stage: list[dict] = [{} for _ in range(groups.pp_size)]
     dist.all_gather_object(per_stage, mine, group=groups.pp)
-    entries = tuple(_entry(rule, per_stage, groups.tp_size) for rule in rules)
+    shard_of = groups.tp_size if _tp_ranks_match(groups, rollout_tp) else 1
+    entries = tuple(_entry(rule, per_stage, groups.tp_size, shard_of) for rule in rules)
     return SyncPlan(entries, tuple(make_buckets(entries, bucket_bytes)))
+
+
+def _tp_ranks_match(groups: ParallelGroups, rollout_tp: int | None) -> bool:
+    """Collective: is vLLM's TP rank (rank % rollout_tp) Megatron's TP rank on every rank?"""
+    if rollout_tp is None or rollout_tp != groups.tp_size or groups.tp_size == 1:
+        return False
+    ok = torch.tensor(int(dist.get_rank() % rollout_tp == groups.tp_rank))
+    dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+    return bool(ok)
 
 
 def _partition(param: torch.Tensor) -> tuple[int, int]:
@@ -114,7 +159,7 @@ def _partition(param: torch.Tensor) -> tuple[int, int]:
     return -1, 1
 
 
-def _entry(rule: Rule, per_stage: Sequence[dict], tp: int) -> PlanEntry:
+def _entry(rule: Rule, per_stage: Sequence[dict], tp: int, shard_of: int) -> PlanEntry:
     owners = [s for s, names in enumerate(per_stage) if rule.megatron in names]
     if len(owners) != 1:
         raise MappingError(
@@ -123,7 +168,8 @@ def _entry(rule: Rule, per_stage: Sequence[dict], tp: int) -> PlanEntry:
         )
     shape, dtype, dim, stride = per_stage[owners[0]][rule.megatron]
     full = tuple(n * tp if d == dim else n for d, n in enumerate(shape))
-    return PlanEntry(rule, owners[0], full, dtype, dim, stride)
+    shard_only = dim >= 0 and rule.kind != "vocab"
+    return PlanEntry(rule, owners[0], full, dtype, dim, stride, shard_of if shard_only else 1)
 
 
 def make_buckets(entries: Sequence[PlanEntry], bucket_bytes: int) -> Iterator[tuple]:
@@ -136,7 +182,7 @@ def make_buckets(entries: Sequence[PlanEntry], bucket_bytes: int) -> Iterator[tu
     size = 0
     for _, unit_iter in groupby(entries, key=lambda e: e.module):
         unit = list(unit_iter)
-        unit_bytes = sum(e.nbytes for e in unit)
+        unit_bytes = sum(e.buffer_nbytes for e in unit)
         if bucket and (
             size + unit_bytes > bucket_bytes
             or (unit[0].owner, unit[0].dtype) != (bucket[0].owner, bucket[0].dtype)

@@ -30,7 +30,8 @@ def sync_weights(
     ``n_buckets``, ``peak_bucket_bytes`` and the new ``weight_version``.
     """
     start = time.perf_counter()
-    plan = build_plan(model, groups, arch, bucket_bytes)
+    rollout_tp = getattr(getattr(engine, "cfg", None), "tensor_parallel_size", None)
+    plan = build_plan(model, groups, arch, bucket_bytes, rollout_tp=rollout_tp)
     stream = _BucketStream(model, groups, arch, plan)
     engine.load_weights(iter(stream))
     version = engine.finish_weight_update()

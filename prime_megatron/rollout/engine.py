@@ -28,6 +28,7 @@ from prime_megatron.rollout.placement import RolloutPlacement
 _SAMPLE_BITS = 24
 _SEED_MASK = 2**63 - 1
 _SLEEP_TAGS = ("weights", "kv_cache")
+_CPU_PREFILL_TOKENS = 2048  # vLLM's default token budget per step
 
 
 @dataclass
@@ -253,6 +254,11 @@ def _build_llm(hf_dir: Path, cfg: RolloutConfig, seed: int):
         kwargs["enable_sleep_mode"] = cfg.sleep_between_rollouts
     else:
         kwargs["kv_cache_memory_bytes"] = int(cfg.kv_cache_gib * 2**30)
+        # A prompt prefilled in chunks has its first sampled token discarded and its seeded
+        # generator rewound, which CPU generators cannot do ("CPU Generator does not use
+        # offset"): prefill whole prompts only.
+        kwargs["enable_chunked_prefill"] = False
+        kwargs["max_num_batched_tokens"] = max(cfg.max_model_len, _CPU_PREFILL_TOKENS)
     eager = cfg.enforce_eager if cfg.enforce_eager is not None else not _on_gpu()
     return LLM(
         model=str(hf_dir),

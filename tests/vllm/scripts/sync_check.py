@@ -93,6 +93,11 @@ def check_sampling(engine, prompts) -> None:
     assert all(t == (len(r) == engine.cfg.max_response_len) for t, r in
                zip(a.truncated, a.response_ids, strict=True))  # fmt: skip
     assert a.weight_version == engine.weight_version
+    # More prompt tokens than one scheduler step takes: seeded requests must not be
+    # prefilled in chunks on CPU (vLLM would rewind a CPU generator and fail).
+    many = [list(prompts[i % len(prompts)]) + [i % 7] for i in range(160)]
+    big = engine.generate(many, K, seed=3)
+    assert len(big) == len(many) * K and big.group_index[-1] == len(many) - 1
 
 
 def check_memory(model, groups, arch, engine) -> None:
