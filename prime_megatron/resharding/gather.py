@@ -57,8 +57,10 @@ def iter_hf_buckets(
     params = local_parameters(model)
     for bucket in plan.buckets:
         flat = _fill_bucket(bucket, params, groups)
-        yield HFBucket(_to_hf(bucket, flat, arch, groups), flat.numel() * flat.element_size())
-        del flat
+        tensors = _to_hf(bucket, flat, arch, groups)
+        nbytes = flat.numel() * flat.element_size()
+        del flat  # shard-only conversions copied out of it: let it go before vLLM loads
+        yield HFBucket(tensors, nbytes)
 
 
 def iter_full_hf_tensors(
@@ -155,7 +157,24 @@ def _shard_to_hf(
     # q/k/v and gate/up pieces split their rows; copy rules keep Megatron's split dim.
     dim = 0 if entry.rule.kind in ("qkv", "gate_up") else entry.partition_dim
     for name, piece in entry.rule.to_hf(shard, local_arch).items():
-        n = piece.shape[dim]
-        full = piece.new_empty((*piece.shape[:dim], n * tp, *piece.shape[dim + 1 :]))
-        full.narrow(dim, tp_rank * n, n).copy_(piece)
-        yield name, full
+        yield name, full_shaped(piece, dim, tp, tp_rank)
+
+
+def full_shaped(piece: torch.Tensor, dim: int, tp: int, rank: int) -> torch.Tensor:
+    """A tensor of ``piece``'s shape with ``dim`` x ``tp`` whose slice ``rank`` equals
+    ``piece``; every other element is unspecified (vLLM never reads it).
+
+    Along the last dim the rows overlap in memory (row stride = the piece's width), so only
+    ``piece.numel() + (tp - 1) * width`` elements are allocated; along another dim the full
+    size is allocated and only the slice is written (untouched pages cost no memory).
+    """
+    n = piece.shape[dim]
+    shape = (*piece.shape[:dim], n * tp, *piece.shape[dim + 1 :])
+    if dim == piece.dim() - 1:
+        storage = piece.new_empty(piece.numel() + (tp - 1) * n)
+        strides = (*piece.contiguous().stride()[:-1], 1)
+        view = storage.as_strided(shape, strides)
+    else:
+        view = piece.new_empty(shape)
+    view.narrow(dim, rank * n, n).copy_(piece)
+    return view

@@ -22,6 +22,17 @@ from prime_megatron.models.forward import gather_vocab, run_forward
 IGNORE = -100
 
 
+def _device() -> torch.device:
+    """Where Megatron's inputs live: the current GPU, or the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _to_device(mb: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.to(_device()) for k, v in mb.items()}
+
+
 def broadcast_from_last_stage(t: torch.Tensor, groups: ParallelGroups) -> torch.Tensor:
     """Make the last pipeline stage's ``t`` (same shape/dtype everywhere) every stage's."""
     if groups.pp_size > 1:
@@ -61,10 +72,9 @@ def greedy_decode_megatron(
     for _ in range(max_new_tokens):
         tokens, key_mask = _pad(seqs, max(map(len, seqs)), left=True)
         with torch.no_grad():
-            outs = run_forward(
-                model, groups, [{"tokens": tokens, "key_mask": key_mask}], next_token
-            )
-        nxt = outs[0] if outs else torch.empty(len(seqs), dtype=torch.long)
+            mb = _to_device({"tokens": tokens, "key_mask": key_mask})
+            outs = run_forward(model, groups, [mb], next_token)
+        nxt = outs[0] if outs else torch.empty(len(seqs), dtype=torch.long, device=_device())
         for seq, tok in zip(seqs, broadcast_from_last_stage(nxt, groups).tolist(), strict=True):
             seq.append(tok)
     return [seq[len(p) :] for seq, p in zip(seqs, prompt_ids, strict=True)]
@@ -104,16 +114,17 @@ def megatron_response_logprobs(
 
     # Pipeline micro-batches must share one shape: pad the last one with empty rows.
     n_real = len(seqs)
-    micro = _pad_micro_batches(micro, micro_batch_size)
+    micro = [_to_device(mb) for mb in _pad_micro_batches(micro, micro_batch_size)]
     with torch.no_grad():
         outs = run_forward(model, groups, micro, response_logprobs)
-    result = torch.cat(outs)[:n_real] if outs else torch.empty(n_real, resp_width)
-    return broadcast_from_last_stage(result.contiguous(), groups)
+    empty = torch.empty(n_real, resp_width, device=_device())
+    result = torch.cat(outs)[:n_real] if outs else empty
+    return broadcast_from_last_stage(result.contiguous(), groups).cpu()
 
 
 def _left_align(values: torch.Tensor, valid: torch.Tensor, width: int) -> torch.Tensor:
     """Per row, the ``valid`` entries of ``values`` moved to the front of a [b, width] row."""
-    out = torch.zeros(values.shape[0], width, dtype=values.dtype)
+    out = values.new_zeros(values.shape[0], width)
     for i in range(values.shape[0]):
         row = values[i][valid[i]]
         out[i, : row.numel()] = row

@@ -5,7 +5,7 @@ import torch
 
 from prime_megatron.checkpoint.mapping import Rule
 from prime_megatron.config import ConfigError
-from prime_megatron.resharding.gather import assemble_shards
+from prime_megatron.resharding.gather import assemble_shards, full_shaped
 from prime_megatron.resharding.plan import PlanEntry, make_buckets
 from prime_megatron.resharding.verify import logprob_mismatch
 from prime_megatron.rollout import RolloutBatch, RolloutConfig
@@ -97,3 +97,14 @@ def test_config_rollout_tp_must_divide_world():
     RolloutConfig(tensor_parallel_size=2).check_world(4)
     with pytest.raises(ConfigError, match="divide the world size 3"):
         RolloutConfig(tensor_parallel_size=2).check_world(3)
+
+
+@pytest.mark.parametrize("dim", [0, 1])
+@pytest.mark.parametrize("rank", [0, 1, 2])
+def test_full_shaped_slice_is_the_piece(dim, rank):
+    piece = torch.randn(4, 6)
+    full = full_shaped(piece, dim, tp=3, rank=rank)
+    assert full.shape == ((12, 6) if dim == 0 else (4, 18))
+    assert torch.equal(full.narrow(dim, rank * piece.shape[dim], piece.shape[dim]), piece)
+    if dim == 1:  # rows overlap: only the piece plus (tp - 1) columns are allocated
+        assert full.untyped_storage().nbytes() == (24 + 2 * 6) * 4
