@@ -20,6 +20,8 @@ os.environ.setdefault(
     "OMP_NUM_THREADS",
     str(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))),
 )
+# The console is for the run's own progress lines; vLLM's per-call INFO logs drown them.
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -39,9 +41,18 @@ def load_and_validate(argv: list[str] | None):
     return cfg.validate(int(os.environ.get("WORLD_SIZE", "1")))
 
 
+def _quiet_known_warnings() -> None:
+    import warnings
+
+    # Megatron announces its CPU fallbacks (no Apex / Transformer-Engine) on every import.
+    for pattern in (".*Apex.*", ".*Transformer Engine.*", ".*cuda_graph_scope.*"):
+        warnings.filterwarnings("ignore", message=pattern, category=UserWarning)
+
+
 def main(argv: list[str] | None = None) -> int:
     from prime_megatron.config.errors import ConfigError
 
+    _quiet_known_warnings()
     try:
         cfg = load_and_validate(argv)
     except ConfigError as e:
@@ -55,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     trainer = Trainer(cfg)
     try:
         result = trainer.train()
-        if result["after"] is not None:
+        if result["finished"]:
             if cfg.run.export_hf:
                 export_policy(trainer)
             if cfg.run.plot:

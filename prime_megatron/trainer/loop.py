@@ -126,6 +126,8 @@ class Trainer:
         models, optimizers = self._trainable()
         state, exact = ckpt_io.load_checkpoint(path, models, optimizers, self._layout())
         self.step = state["step"]
+        # The first sync after resuming re-publishes the saved weights: same version number.
+        self.engine.weight_version = state["weight_version"] - 1
         self.collector.sampler.load_state_dict(state["sampler"])
         self.collector.buffer.load_state_dict(state["buffer"])
         log0(f"resumed from {path} at step {self.step}" + ("" if exact else
@@ -138,6 +140,7 @@ class Trainer:
             "sampler": self.collector.sampler.state_dict(),
             "buffer": self.collector.buffer.state_dict(),
             "layout": self._layout(),
+            "weight_version": self.engine.weight_version,
         }
         path = ckpt_io.save_checkpoint(
             self.run_dir / "checkpoints",
@@ -190,10 +193,10 @@ class Trainer:
             ):
                 self._save()
         if self.step < cfg.run.steps:  # stopped early on purpose (testing aid): like a kill
-            return {"before": before, "after": None}
+            return {"finished": False, "before": before, "after": None}
         self._save()
         after = self.evaluate("eval_after")
-        return {"before": before, "after": after}
+        return {"finished": True, "before": before, "after": after}
 
     def _one_step(self, settings: UpdateSettings) -> dict[str, float]:
         timer = PhaseTimer()

@@ -9,6 +9,7 @@ micro-batches and data-parallel ranks.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -54,21 +55,18 @@ class UpdateSettings:
 
 
 class PhaseTimer:
+    """Accumulates wall-clock seconds per named phase (``with timer("rollout"): ...``)."""
+
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
 
+    @contextmanager
     def __call__(self, name: str):
-        timer = self
-
-        class _Span:
-            def __enter__(self):
-                self.start = time.perf_counter()
-
-            def __exit__(self, *exc):
-                elapsed = time.perf_counter() - self.start
-                timer.seconds[name] = timer.seconds.get(name, 0.0) + elapsed
-
-        return _Span()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
 def learn(
@@ -101,16 +99,16 @@ def learn(
 
 def _prm_phase(models, groups, batch, ref_logp, s: UpdateSettings, timer, metrics) -> Tensor:
     """PRM log-probs used for the rewards, and the PRM update, in the configured order."""
-    mbs, temp = s.micro_batch_size, s.temperature
-    with timer("prm_update"):
-        if s.algo.prm_update == "before":
+    if s.algo.prm_update == "before":
+        with timer("prm_update"):
             metrics.update(_prm_update(models, groups, batch, ref_logp, s))
-            with timer("logprobs"):
-                return run_pass(models.prm, groups, batch, mbs, temp).logp
-        # "after" (single forward): the update's own forward gives the pre-update log-probs.
+        with timer("logprobs"):
+            return run_pass(models.prm, groups, batch, s.micro_batch_size, s.temperature).logp
+    # "after" (single forward): the update's own forward gives the pre-update log-probs.
+    with timer("prm_update"):
         logp, update_metrics = _prm_update(models, groups, batch, ref_logp, s, return_logp=True)
-        metrics.update(update_metrics)
-        return logp
+    metrics.update(update_metrics)
+    return logp
 
 
 def _prm_update(models, groups, batch, ref_logp, s: UpdateSettings, return_logp: bool = False):
