@@ -14,6 +14,7 @@ warm-up call. Rank 0 prints one JSON line.
 import argparse
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -101,8 +102,11 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     prompts = torch.randint(0, shape["vocab_size"], (args.prompts, args.prompt_len), generator=gen)
     tokens = args.prompts * args.k * args.new_tokens
-    hf_s = transformers_seconds(model_dir, prompts, args)
-    vllm_s = vllm_seconds(model_dir, prompts, args)
+    try:
+        hf_s = transformers_seconds(model_dir, prompts, args)
+        vllm_s = vllm_seconds(model_dir, prompts, args)
+    finally:
+        shutil.rmtree(model_dir, ignore_errors=True)
     print(json.dumps({
         "benchmark": "rollout",
         "model": "small" if args.small else "qwen2.5-0.5b-shape",

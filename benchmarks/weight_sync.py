@@ -24,6 +24,7 @@ the bound bucket + largest tensor. Rank 0 prints one JSON line.
 import argparse
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -178,6 +179,10 @@ def main() -> None:
     reload_only = vllm_reload_seconds(model, groups, arch, engine, args.repeats)
     disk_dir = shared_tempdir(args.workdir)
     disk = best_of(args.repeats, lambda: disk_path(model, groups, arch, engine, disk_dir, config))
+    dist.barrier()
+    if dist.get_rank() == 0:
+        for d in (config_dir, disk_dir):
+            shutil.rmtree(d, ignore_errors=True)
     if dist.get_rank() == 0:
         mib = 2**20
         print(json.dumps({
