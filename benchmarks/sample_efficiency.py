@@ -1,0 +1,189 @@
+"""Benchmark (issue 7): PRIME vs outcome-only RLOO on the synthetic arithmetic task.
+
+    python benchmarks/sample_efficiency.py --out runs/bench/efficiency           # 3 seeds
+    python benchmarks/sample_efficiency.py --out /tmp/se --seeds 1 --steps 2 \\
+        --sft-steps 20 --train-prompts 400 --eval-prompts 50 --window 1     # smoke test
+
+For each seed s = 1..--seeds, a PRIME run (``use_prm=true``) and an RLOO run
+(``use_prm=false``) are trained one after the other into OUT/prime_seed<s> and
+OUT/rloo_seed<s>: same SFT start (one checkpoint, OUT/sft, trained by the first run), same
+hyperparameters, steps and data; ``data.seed`` = s varies the prompt order, ``run.seed``
+is shared (see prime_megatron/evidence/runs.py). A run that already finished with the
+same arguments is reused, so re-running only re-analyses. Every step's trained samples
+are dumped (``run.dump_samples_every``) for the right-answer-wrong-step rate.
+
+Prints one JSON line: final smoothed training accuracy per arm, the samples PRIME needs
+to reach RLOO's final training accuracy (trained samples, and generated ones incl. the
+filtered-out), held-out greedy pass@1 with 95 % intervals, seconds per step by phase
+(the first --skip-steps steps left out as warm-up) and the right-answer-wrong-step rate
+over training. Writes train_accuracy.png, raws_rate.png and time_per_step.png into OUT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from prime_megatron.evidence.efficiency import (
+    arm_curve,
+    heldout_comparison,
+    raws_over_training,
+    sample_efficiency,
+    timing_comparison,
+)
+from prime_megatron.evidence.runs import (
+    add_run_args,
+    launch,
+    load_run,
+    spec_from_args,
+    trainer_args,
+)
+from prime_megatron.evidence.stats import at_most, round_floats
+
+ARMS = {"prime": True, "rloo": False}  # arm -> use_prm
+COLORS = {"prime": "tab:blue", "rloo": "tab:orange"}
+TARGET_SAMPLES_RATIO = 0.5
+TARGET_TIME_RATIO = 1.2
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("runs/bench/sample_efficiency"))
+    p.add_argument("--seeds", type=int, default=3, help="seeds per arm (data.seed 1..N)")
+    p.add_argument("--window", type=int, default=5, help="smoothing window (steps)")
+    p.add_argument("--bins", type=int, default=4, help="stretches of training for the RAWS rate")
+    p.add_argument("--skip-steps", type=int, default=1, help="warm-up steps left out of timing")
+    add_run_args(p, steps=30)
+    return p.parse_args(argv)
+
+
+def run_all(args: argparse.Namespace) -> dict[str, list]:
+    """Train (or reuse) every run, seed by seed, PRIME then RLOO; load them."""
+    spec = spec_from_args(args, args.out)
+    runs: dict[str, list] = {arm: [] for arm in ARMS}
+    for seed in range(1, args.seeds + 1):
+        for arm, use_prm in ARMS.items():
+            run_dir = args.out / f"{arm}_seed{seed}"
+            launch(run_dir, trainer_args(spec, run_dir, use_prm, seed))
+            runs[arm].append(load_run(run_dir))
+    return runs
+
+
+def analyse(runs: dict[str, list], args: argparse.Namespace) -> dict:
+    prime, rloo = runs["prime"], runs["rloo"]
+    trained = sample_efficiency(prime, rloo, args.window, "trained")
+    generated = sample_efficiency(prime, rloo, args.window, "generated")
+    timing = timing_comparison(prime, rloo, args.skip_steps)
+    samples_ratio, time_ratio = trained["prime_over_rloo"], timing["prime_over_rloo"]
+    return {
+        "benchmark": "sample_efficiency",
+        "seeds": args.seeds,
+        "steps": args.steps,
+        "prompts_per_step": args.prompts_per_step,
+        "k": args.k,
+        "sft_steps": args.sft_steps,
+        "window": args.window,
+        "train_accuracy_start": trained["start_accuracy"],
+        "train_accuracy_final": {
+            "prime": trained["prime_final_accuracy"],
+            "rloo": trained["target_accuracy"],
+        },
+        "samples_to_rloo_final": trained,
+        "generated_samples_to_rloo_final": generated,
+        "heldout": heldout_comparison(prime, rloo),
+        "time_per_step": timing,
+        "raws_over_training": {arm: raws_over_training(runs[arm], args.bins) for arm in ARMS},
+        "targets": {
+            "prime_samples_le_0.5x_rloo": at_most(samples_ratio, TARGET_SAMPLES_RATIO),
+            "prime_time_le_1.2x_rloo": at_most(time_ratio, TARGET_TIME_RATIO),
+        },
+    }
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_accuracy(runs: dict[str, list], result: dict, window: int, path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for arm, arm_runs in runs.items():
+        curve = arm_curve(arm_runs, window, "trained")
+        x = curve["samples"]
+        ax.plot(x, curve["mean"], color=COLORS[arm], label=f"{arm} (mean of {len(arm_runs)})")
+        ax.fill_between(x, curve["min"], curve["max"], color=COLORS[arm], alpha=0.2)
+    reach = result["samples_to_rloo_final"]
+    ax.axhline(reach["target_accuracy"], color="gray", ls="--", lw=1, label="RLOO final")
+    for key, arm in (("prime_samples", "prime"), ("rloo_samples", "rloo")):
+        if reach[key] is not None:
+            ax.axvline(reach[key], color=COLORS[arm], ls=":", lw=1)
+    ax.set_xlabel("trained samples")
+    ax.set_ylabel(f"training accuracy ({window}-step mean)")
+    ax.set_title("PRIME vs RLOO: training accuracy (band: min-max over seeds)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_raws(raws: dict[str, list[dict]], path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for arm, stretches in raws.items():
+        points = [s for s in stretches if s["raws_rate"] is not None]
+        x = [(s["steps"][0] + s["steps"][1]) / 2 for s in points]
+        rate = [100 * s["raws_rate"] for s in points]
+        err = [100 * s["ci95"] for s in points]
+        ax.errorbar(x, rate, yerr=err, marker="o", capsize=3, color=COLORS[arm], label=arm)
+    ax.set_xlabel("training step (middle of stretch)")
+    ax.set_ylabel("right answer, wrong step (% of trained samples)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_timing(timing: dict, path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    phases = ("rollout", "prm_update", "policy_update", "other")
+    for i, arm in enumerate(ARMS):
+        bottom = 0.0
+        for j, phase in enumerate(phases):
+            value = timing[arm][phase]
+            ax.bar(i, value, bottom=bottom, color=f"C{j}", label=phase if i == 0 else None)
+            bottom += value
+    ax.set_xticks(range(len(ARMS)), list(ARMS))
+    ax.set_ylabel("seconds per step")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    runs = run_all(args)
+    result = analyse(runs, args)
+    plots = {
+        "train_accuracy.png": lambda p: plot_accuracy(runs, result, args.window, p),
+        "raws_rate.png": lambda p: plot_raws(result["raws_over_training"], p),
+        "time_per_step.png": lambda p: plot_timing(result["time_per_step"], p),
+    }
+    for name, draw in plots.items():
+        draw(args.out / name)
+    result["plots"] = [str(args.out / name) for name in plots]
+    print(json.dumps(round_floats(result)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

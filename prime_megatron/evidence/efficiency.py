@@ -1,0 +1,142 @@
+"""PRIME vs outcome-only RLOO from finished runs (several seeds per arm): training-accuracy
+curves, samples to reach RLOO's final training accuracy, held-out accuracy, time per step
+by phase, and the right-answer-wrong-step rate over training.
+
+Training accuracy is ``rollout/accuracy`` (all sampled responses of the step, before the
+filter), smoothed by a trailing mean over ``window`` steps (full windows only). The target
+is RLOO's final smoothed seed-mean accuracy; each arm's samples-to-target is the cumulative
+sample count at the first step where its smoothed seed-mean curve reaches it (for RLOO
+this is at most its total, earlier if it got there before the end).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prime_megatron.evidence.metrics import RunRecord, phase_means, samples_series, series
+from prime_megatron.evidence.samples import pool_counts
+from prime_megatron.evidence.stats import (
+    cumulative,
+    diff_ci95,
+    moving_average,
+    proportion_ci95,
+    ratio,
+    samples_to_reach,
+    seed_spread,
+    split_even,
+)
+
+ACCURACY = "rollout/accuracy"
+
+
+def smoothed_curve(run: RunRecord, window: int, kind: str) -> tuple[list[float], list[float]]:
+    """(smoothed accuracy, cumulative samples at each window's last step)."""
+    spent = cumulative(samples_series(run, kind))
+    return moving_average(series(run.steps, ACCURACY), window), spent[window - 1 :]
+
+
+def arm_curve(runs: Sequence[RunRecord], window: int, kind: str) -> dict[str, list[float]]:
+    """Seed spread of the smoothed curves, with the seed-mean samples axis."""
+    curves = [smoothed_curve(r, window, kind) for r in runs]
+    spread = seed_spread([acc for acc, _ in curves])
+    spread["samples"] = seed_spread([spent for _, spent in curves])["mean"][: len(spread["mean"])]
+    return spread
+
+
+def reach(
+    prime: tuple[list[float], list[float]], rloo: tuple[list[float], list[float]]
+) -> dict[str, float | None]:
+    """Samples each arm needs to reach RLOO's final accuracy; curves are (acc, samples)."""
+    target = rloo[0][-1]
+    rloo_samples = samples_to_reach(*rloo, target)
+    prime_samples = samples_to_reach(*prime, target)
+    return {
+        "target_accuracy": target,
+        "rloo_samples": rloo_samples,
+        "rloo_total_samples": rloo[1][-1],
+        "prime_samples": prime_samples,
+        "prime_over_rloo": ratio(prime_samples, rloo_samples),
+    }
+
+
+def sample_efficiency(
+    prime: Sequence[RunRecord], rloo: Sequence[RunRecord], window: int, kind: str = "trained"
+) -> dict:
+    """On the seed-mean curves, and per seed pair (PRIME seed i against RLOO seed i)."""
+    p, r = arm_curve(prime, window, kind), arm_curve(rloo, window, kind)
+    if not p["mean"] or not r["mean"]:
+        raise ValueError(f"runs shorter than the smoothing window ({window} steps)")
+    out = reach((p["mean"], p["samples"]), (r["mean"], r["samples"]))
+    out["per_seed"] = [
+        reach(smoothed_curve(a, window, kind), smoothed_curve(b, window, kind))["prime_over_rloo"]
+        for a, b in zip(prime, rloo, strict=False)
+    ]
+    out["prime_final_accuracy"] = p["mean"][-1]
+    out["start_accuracy"] = {"prime": p["mean"][0], "rloo": r["mean"][0]}
+    return out
+
+
+def heldout(runs: Sequence[RunRecord], event: str = "eval_after") -> dict | None:
+    """Greedy pass@1 per seed with its interval, and pooled over seeds (every evaluated
+    prompt counted as an independent trial; the seeds share the held-out prompts, so the
+    pooled interval understates prompt-sampling noise)."""
+    evals = [r.events[event] for r in runs if event in r.events]
+    if not evals:
+        return None
+    n = sum(int(e["prompts"]) for e in evals)
+    p = sum(e["pass@1"] * e["prompts"] for e in evals) / n
+    return {
+        "pass@1": p,
+        "ci95": proportion_ci95(p, n),
+        "per_seed": [e["pass@1"] for e in evals],
+        "per_seed_ci95": [e.get("pass@1_ci95") for e in evals],
+        "prompts_per_seed": int(evals[0]["prompts"]),
+    }
+
+
+def heldout_comparison(prime: Sequence[RunRecord], rloo: Sequence[RunRecord]) -> dict:
+    """After RL per arm and their difference; before RL (the shared SFT model, evaluated
+    greedily on the same prompts by every run) from the first run, with every run's value."""
+    after = {"prime": heldout(prime), "rloo": heldout(rloo)}
+    both = after["prime"] is not None and after["rloo"] is not None
+    before = heldout([*prime, *rloo][:1], "eval_before")
+    if before is not None:
+        before["per_run"] = [r.events.get("eval_before", {}).get("pass@1") for r in [*prime, *rloo]]
+        del before["per_seed"], before["per_seed_ci95"]
+    return {
+        **after,
+        "before": before,
+        "prime_minus_rloo": after["prime"]["pass@1"] - after["rloo"]["pass@1"] if both else None,
+        "diff_ci95": diff_ci95(after["prime"]["ci95"], after["rloo"]["ci95"]) if both else None,
+    }
+
+
+def arm_timing(runs: Sequence[RunRecord], skip: int) -> dict[str, float]:
+    """Seconds per step by phase, averaged over the arm's runs."""
+    per_run = [phase_means(r.steps, skip) for r in runs]
+    return {k: sum(m[k] for m in per_run) / len(per_run) for k in per_run[0]}
+
+
+def timing_comparison(prime: Sequence[RunRecord], rloo: Sequence[RunRecord], skip: int) -> dict:
+    p, r = arm_timing(prime, skip), arm_timing(rloo, skip)
+    return {
+        "prime": p,
+        "rloo": r,
+        "prime_over_rloo": ratio(p["step"], r["step"]),
+        "prime_over_rloo_excluding_rollout": ratio(
+            p["step"] - p["rollout"], r["step"] - r["rollout"]
+        ),
+    }
+
+
+def raws_over_training(runs: Sequence[RunRecord], bins: int) -> list[dict]:
+    """Right-answer-wrong-step counts pooled over the runs, in ``bins`` stretches of steps."""
+    steps = sorted({s for r in runs for s in r.raws})
+    out = []
+    for stretch in split_even(steps, bins):
+        total = pool_counts(r.raws[s] for r in runs for s in stretch if s in r.raws)
+        rates = total.rates()
+        rate = rates["raws_rate"]
+        rates["ci95"] = proportion_ci95(rate, total.samples) if rate is not None else None
+        out.append({"steps": [stretch[0], stretch[-1]], **rates})
+    return out

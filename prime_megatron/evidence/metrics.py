@@ -1,0 +1,58 @@
+"""A finished run as the benchmarks see it: its per-step metrics, its events (held-out
+evaluation before/after RL) and the right-answer-wrong-step counts of its dumped samples."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from prime_megatron.evidence.samples import RawsCount
+
+# Timed phases of a step (trainer PhaseTimer names); "other" is the rest of time/step.
+PHASES = ("rollout", "logprobs", "prm_update", "policy_update", "weight_sync")
+
+
+@dataclass
+class RunRecord:
+    name: str
+    steps: list[dict]  # metrics.jsonl step lines, in step order
+    events: dict[str, dict]  # event name -> its line (eval_before, eval_after)
+    samples_per_prompt: int = 1  # K, to count generated samples
+    raws: dict[int, RawsCount] = field(default_factory=dict)  # dumped step -> counts
+
+
+def split_rows(rows: Sequence[dict]) -> tuple[list[dict], dict[str, dict]]:
+    """metrics.jsonl lines -> (step lines sorted by step, last line of each event)."""
+    steps = sorted((r for r in rows if "event" not in r and "step" in r), key=lambda r: r["step"])
+    events = {r["event"]: r for r in rows if "event" in r}
+    return steps, events
+
+
+def series(steps: Sequence[dict], key: str, default: float = 0.0) -> list[float]:
+    """One metric per step; ``default`` where a step lacks it (e.g. nothing was trained)."""
+    return [float(r[key]) if r.get(key) is not None else default for r in steps]
+
+
+def samples_series(run: RunRecord, kind: str) -> list[float]:
+    """Samples per step: ``trained`` (after the filter) or ``generated`` (all rollouts,
+    including filtered-out and oversampled groups)."""
+    if kind == "trained":
+        return series(run.steps, "train/samples")
+    if kind == "generated":
+        return [p * run.samples_per_prompt for p in series(run.steps, "rollout/prompts")]
+    raise ValueError(f"unknown sample kind {kind!r}")
+
+
+def phase_means(steps: Sequence[dict], skip: int = 1) -> dict[str, float]:
+    """Mean seconds per step of each phase over ``steps[skip:]`` (the first steps carry
+    warm-up), plus ``step`` (the total), ``other`` = step - rollout - prm_update -
+    policy_update (the issue's four-way split) and ``untimed`` = step - all PHASES."""
+    kept = list(steps[skip:]) or list(steps)
+    if not kept:
+        return {}
+    mean = {p: sum(series(kept, f"time/{p}")) / len(kept) for p in PHASES}
+    total = sum(series(kept, "time/step")) / len(kept)
+    mean["step"] = total
+    mean["other"] = total - mean["rollout"] - mean["prm_update"] - mean["policy_update"]
+    mean["untimed"] = total - sum(mean[p] for p in PHASES)
+    return mean

@@ -1,0 +1,173 @@
+"""Launching the trainer for the evidence benchmarks and reading its outputs back.
+
+Every run of a benchmark shares ``run.seed`` (it fixes the synthetic data split, the
+held-out prompts and the SFT recipe, so one SFT checkpoint serves all runs); the per-run
+seed is ``data.seed`` (the order in which training prompts are drawn). PRIME and RLOO runs
+with the same seed therefore start from the same SFT model on the same prompt order with
+the same rollout sampling seeds (common random numbers); seeds differ in RL only. The
+spread over seeds is thus RL noise, not SFT noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from prime_megatron.evidence.metrics import RunRecord, split_rows
+from prime_megatron.evidence.samples import DecodedSample, decode_sample, piece_table, raws_by_step
+from prime_megatron.trainer.metrics import read_metrics
+
+DONE_MARKER = "benchmark_done.json"  # the trainer arguments of a run that finished
+
+
+@dataclass
+class RunSpec:
+    """What every run of a benchmark shares."""
+
+    steps: int
+    prompts_per_step: int
+    samples_per_prompt: int
+    sft_steps: int
+    sft_checkpoint: str
+    eval_prompts: int
+    train_prompts: int
+    run_seed: int
+    dump_every: int
+    config: str | None = None
+    extra: list[str] = field(default_factory=list)  # passthrough overrides (win)
+
+
+def add_run_args(p: argparse.ArgumentParser, steps: int) -> None:
+    """The flags that fill a RunSpec (``--sft-checkpoint`` defaults to OUT/sft)."""
+    p.add_argument("--steps", type=int, default=steps, help="RL steps per run")
+    p.add_argument("--prompts-per-step", type=int, default=32)
+    p.add_argument("--k", type=int, default=4, help="samples per prompt")
+    p.add_argument("--sft-steps", type=int, default=1000)
+    p.add_argument("--sft-checkpoint", help="shared SFT checkpoint (default OUT/sft)")
+    p.add_argument("--eval-prompts", type=int, default=1000, help="held-out prompts at the end")
+    p.add_argument("--train-prompts", type=int, default=20000, help="synthetic.train_prompts")
+    p.add_argument("--run-seed", type=int, default=1, help="run.seed shared by every run")
+    p.add_argument("--dump-every", type=int, default=1, help="run.dump_samples_every")
+    p.add_argument("--config", help="trainer YAML config (default: the built-in tiny job)")
+    p.add_argument("--override", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="extra trainer override for every run (repeatable)")  # fmt: skip
+
+
+def spec_from_args(args: argparse.Namespace, out: Path) -> RunSpec:
+    return RunSpec(
+        steps=args.steps,
+        prompts_per_step=args.prompts_per_step,
+        samples_per_prompt=args.k,
+        sft_steps=args.sft_steps,
+        sft_checkpoint=str(args.sft_checkpoint or out / "sft"),
+        eval_prompts=args.eval_prompts,
+        train_prompts=args.train_prompts,
+        run_seed=args.run_seed,
+        dump_every=args.dump_every,
+        config=args.config,
+        extra=list(args.override),
+    )
+
+
+def trainer_args(spec: RunSpec, run_dir: Path, use_prm: bool, seed: int) -> list[str]:
+    """Command-line arguments of the trainer for one run (``--config`` first if given)."""
+    config = ["--config", spec.config] if spec.config else []
+    return [
+        *config,
+        f"run.output_dir={run_dir}",
+        f"run.seed={spec.run_seed}",
+        f"data.seed={seed}",
+        f"use_prm={str(use_prm).lower()}",
+        f"run.steps={spec.steps}",
+        f"batch.prompts_per_step={spec.prompts_per_step}",
+        f"batch.samples_per_prompt={spec.samples_per_prompt}",
+        f"run.eval_prompts={spec.eval_prompts}",
+        f"run.dump_samples_every={spec.dump_every}",
+        f"synthetic.train_prompts={spec.train_prompts}",
+        f"synthetic.heldout_prompts={max(1000, spec.eval_prompts)}",
+        f"sft.steps={spec.sft_steps}",
+        f"sft.checkpoint={spec.sft_checkpoint}",
+        "run.resume=never",
+        "run.save_every=0",
+        "run.export_hf=false",
+        "run.plot=false",
+        "run.tensorboard=false",
+        *spec.extra,
+    ]
+
+
+def finished_with(run_dir: Path, args: list[str]) -> bool:
+    marker = run_dir / DONE_MARKER
+    return marker.is_file() and json.loads(marker.read_text()) == args
+
+
+def launch(run_dir: Path, args: list[str]) -> None:
+    """Run the trainer into ``run_dir`` (log: run_dir/train.log), or reuse a run that
+    finished with exactly these args. A stale run dir is replaced."""
+    if finished_with(run_dir, args):
+        print(f"reusing {run_dir}", file=sys.stderr, flush=True)
+        return
+    _clear(run_dir)
+    run_dir.mkdir(parents=True)
+    log_path = run_dir / "train.log"
+    print(f"training {run_dir} (log {log_path})", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    with open(log_path, "w") as log:
+        cmd = [sys.executable, "-m", "prime_megatron.train", *args]
+        code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        tail = "\n".join(log_path.read_text().splitlines()[-30:])
+        raise RuntimeError(f"trainer exited with {code} for {run_dir}:\n{tail}")
+    (run_dir / DONE_MARKER).write_text(json.dumps(args))
+    print(f"  done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+
+
+def _clear(run_dir: Path) -> None:
+    """Remove a previous run dir; refuse anything that does not look like one."""
+    if not run_dir.exists():
+        return
+    looks_like_run = any((run_dir / f).exists() for f in ("config.yaml", "train.log", DONE_MARKER))
+    if not looks_like_run and any(run_dir.iterdir()):
+        raise RuntimeError(f"{run_dir} exists and is not a run dir; not overwriting it")
+    shutil.rmtree(run_dir)
+
+
+@lru_cache(maxsize=1)
+def _char_table() -> tuple[str, ...]:
+    from prime_megatron.data.tokenizer import build_char_tokenizer
+
+    return tuple(piece_table(build_char_tokenizer()))
+
+
+def load_samples(run_dir: Path) -> list[DecodedSample]:
+    """Every dumped sample of a run (``samples/step_*.jsonl``), decoded."""
+    table = _char_table()
+    return [
+        decode_sample(json.loads(line), table)
+        for path in sorted((Path(run_dir) / "samples").glob("step_*.jsonl"))
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
+
+
+def load_run(run_dir: Path, name: str | None = None) -> RunRecord:
+    """A finished run's metrics, events, K and right-answer-wrong-step counts."""
+    run_dir = Path(run_dir)
+    steps, events = split_rows(read_metrics(run_dir))
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    return RunRecord(
+        name=name or run_dir.name,
+        steps=steps,
+        events=events,
+        samples_per_prompt=int(config["batch"]["samples_per_prompt"]),
+        raws=raws_by_step(load_samples(run_dir)),
+    )

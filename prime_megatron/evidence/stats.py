@@ -1,0 +1,146 @@
+"""Small statistics with hand-checkable results: AUROC with ties, normal-approximation
+confidence intervals, smoothing, seed spread, samples to reach an accuracy."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+
+Z95 = 1.96  # two-sided 95 % normal quantile
+
+
+def average_ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks of ``values``; tied values share the mean of the ranks they span."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for i in order[start : end + 1]:
+            ranks[i] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
+
+
+def auroc(scores: Sequence[float], labels: Sequence[int]) -> float | None:
+    """P(score of a random positive > score of a random negative), ties counting 1/2
+    (the Mann-Whitney U statistic over n_pos x n_neg). None without both classes."""
+    n_pos = sum(1 for label in labels if label)
+    n_neg = len(labels) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = average_ranks(scores)
+    rank_sum = sum(r for r, label in zip(ranks, labels, strict=True) if label)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def proportion_ci95(p: float, n: int) -> float | None:
+    """Half-width of the normal-approximation 95 % interval of a proportion ``p`` over
+    ``n`` independent trials (what the trainer's eval reports as ``pass@1_ci95``)."""
+    if n <= 0:
+        return None
+    return Z95 * math.sqrt(max(p * (1 - p), 0.0) / n)
+
+
+def mean_ci95(values: Sequence[float]) -> float | None:
+    """Half-width of the normal-approximation 95 % interval of the mean of ``values``
+    (sample standard deviation); None for fewer than two values."""
+    if len(values) < 2:
+        return None
+    return Z95 * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def diff_ci95(a: float | None, b: float | None) -> float | None:
+    """Half-width for the difference of two independent estimates with half-widths a, b."""
+    if a is None or b is None:
+        return None
+    return math.sqrt(a * a + b * b)
+
+
+def cumulative(values: Sequence[float]) -> list[float]:
+    total, out = 0.0, []
+    for v in values:
+        total += v
+        out.append(total)
+    return out
+
+
+def moving_average(values: Sequence[float], window: int) -> list[float]:
+    """Trailing means over full windows only: element i averages values[i : i + window],
+    so the result has len(values) - window + 1 elements (none if too short)."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    return [sum(values[i : i + window]) / window for i in range(len(values) - window + 1)]
+
+
+def seed_spread(curves: Sequence[Sequence[float]]) -> dict[str, list[float]]:
+    """Pointwise mean, min, max and (population) std over seeds, cut to the shortest curve."""
+    length = min((len(c) for c in curves), default=0)
+    columns = [[c[i] for c in curves] for i in range(length)]
+    return {
+        "mean": [sum(col) / len(col) for col in columns],
+        "min": [min(col) for col in columns],
+        "max": [max(col) for col in columns],
+        "std": [statistics.pstdev(col) for col in columns],
+    }
+
+
+def samples_to_reach(
+    accuracy: Sequence[float], samples: Sequence[float], target: float
+) -> float | None:
+    """Samples spent when ``accuracy`` first reaches ``target`` (both aligned per step);
+    None if it never does."""
+    for acc, spent in zip(accuracy, samples, strict=True):
+        if acc >= target:
+            return spent
+    return None
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def at_most(value: float | None, limit: float) -> bool | None:
+    """Target check ``value <= limit``; None when there is no value."""
+    return None if value is None else value <= limit
+
+
+def at_least(value: float | None, limit: float) -> bool | None:
+    """Target check ``value >= limit``; None when there is no value."""
+    return None if value is None else value >= limit
+
+
+def split_even(items: Sequence, parts: int) -> list[list]:
+    """``parts`` contiguous chunks of ``items`` (sizes differ by at most one; no empties)."""
+    parts = max(1, min(parts, len(items)))
+    base, extra = divmod(len(items), parts)
+    chunks, start = [], 0
+    for i in range(parts):
+        end = start + base + (i < extra)
+        chunks.append(list(items[start:end]))
+        start = end
+    return [c for c in chunks if c]
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
+    """Nearest-rank percentile (the ceil(fraction * n)-th smallest) of sorted values."""
+    if not sorted_values:
+        return None
+    rank = math.ceil(fraction * len(sorted_values))
+    return sorted_values[min(len(sorted_values), max(rank, 1)) - 1]
+
+
+def round_floats(obj, digits: int = 4):
+    """``obj`` with every float rounded (dicts, lists and tuples walked), for JSON lines."""
+    if isinstance(obj, float):
+        return round(obj, digits)
+    if isinstance(obj, dict):
+        return {k: round_floats(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [round_floats(v, digits) for v in obj]
+    return obj
