@@ -1,9 +1,9 @@
 """HF -> Megatron -> HF conversion throughput vs a plain safetensors load+save of the same bytes.
 
-    python benchmarks/convert.py [--hidden 896 --layers 24 --vocab 151936 --dtype bfloat16]
+    python benchmarks/convert.py [--preset qwen2.5-0.5b|small] [--dtype bfloat16]
 
-Defaults are Qwen2.5-0.5B's shape (random weights). Prints one JSON line; ``ratio`` is
-conversion time (both directions) over raw I/O time (load+save, twice, to match the two
+The default is Qwen2.5-0.5B's shape (random weights, untied head). Prints one JSON line;
+``ratio`` is conversion time (both directions) over raw I/O time (load+save, twice, to match the two
 directions). Target: ratio <= 2.
 """
 
@@ -20,19 +20,10 @@ def make_random_hf_dir(out: Path, args) -> int:
     from transformers import AutoModelForCausalLM
 
     from prime_megatron.checkpoint.hf_io import write_hf_weights
-    from prime_megatron.models.hf_factory import hf_config
+    from prime_megatron.models.hf_factory import PRESETS, hf_config
 
-    cfg = hf_config(
-        "Qwen2ForCausalLM",
-        vocab_size=args.vocab,
-        hidden_size=args.hidden,
-        intermediate_size=args.ffn,
-        num_hidden_layers=args.layers,
-        num_attention_heads=args.heads,
-        num_key_value_heads=args.kv_heads,
-        head_dim=args.hidden // args.heads,
-        tie_word_embeddings=False,
-    )
+    # Untied on purpose: the conversion then moves the output layer too.
+    cfg = hf_config("Qwen2ForCausalLM", **{**PRESETS[args.preset], "tie_word_embeddings": False})
     with torch.device("meta"):
         shapes = {k: v.shape for k, v in AutoModelForCausalLM.from_config(cfg).state_dict().items()}
     dtype = getattr(torch, args.dtype)
@@ -52,12 +43,7 @@ def timed(fn) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--hidden", type=int, default=896)
-    p.add_argument("--ffn", type=int, default=4864)
-    p.add_argument("--layers", type=int, default=24)
-    p.add_argument("--heads", type=int, default=14)
-    p.add_argument("--kv-heads", type=int, default=2)
-    p.add_argument("--vocab", type=int, default=151936)
+    p.add_argument("--preset", default="qwen2.5-0.5b", choices=["qwen2.5-0.5b", "small"])
     p.add_argument("--dtype", default="bfloat16")
     args = p.parse_args()
 
@@ -79,9 +65,9 @@ def main() -> None:
         a, b = read_hf_state_dict(tmp / "hf"), read_hf_state_dict(tmp / "hf2")
         exact = set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
     gb = nbytes / 1e9
+    params_m = nbytes * 8 / torch.finfo(getattr(torch, args.dtype)).bits / 1e6
     print(json.dumps({
-        "benchmark": "convert", "params_m": round(nbytes / 2 / 1e6 if args.dtype != "float32"
-                                                  else nbytes / 4 / 1e6, 1),
+        "benchmark": "convert", "params_m": round(params_m, 1),
         "gbytes": round(gb, 3), "round_trip_bit_exact": exact,
         "hf_to_megatron_s": round(to_meg, 2), "megatron_to_hf_s": round(to_hf, 2),
         "raw_load_save_x2_s": round(raw, 2),

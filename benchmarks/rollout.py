@@ -21,12 +21,6 @@ from pathlib import Path
 
 import torch
 
-QWEN25_05B = dict(hidden_size=896, num_hidden_layers=24, num_attention_heads=14,
-                  num_key_value_heads=2, head_dim=64, intermediate_size=4864,
-                  vocab_size=151936, tie_word_embeddings=True)  # fmt: skip
-SMALL = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-             num_key_value_heads=2, head_dim=64, intermediate_size=1024, vocab_size=32000,
-             tie_word_embeddings=True)  # fmt: skip
 TARGET_SPEEDUP = 5.0
 
 
@@ -93,9 +87,9 @@ def vllm_seconds(model_dir: Path, prompts: torch.Tensor, args) -> float:
 def main() -> None:
     args = parse()
     torch.set_num_threads(args.threads)  # before vLLM pins the thread count
-    from prime_megatron.models.hf_factory import hf_config, save_random_hf_model
+    from prime_megatron.models.hf_factory import PRESETS, hf_config, save_random_hf_model
 
-    shape = SMALL if args.small else QWEN25_05B
+    shape = PRESETS["small" if args.small else "qwen2.5-0.5b"]
     config = hf_config("Qwen2ForCausalLM", max_position_embeddings=4096, **shape)
     model_dir = Path(tempfile.mkdtemp(prefix="rollout_bench_"))
     save_random_hf_model(model_dir, config, seed=0, dtype=getattr(torch, args.dtype))

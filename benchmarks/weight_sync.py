@@ -32,12 +32,6 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-QWEN25_05B = dict(hidden_size=896, num_hidden_layers=24, num_attention_heads=14,
-                  num_key_value_heads=2, head_dim=64, intermediate_size=4864,
-                  vocab_size=151936, tie_word_embeddings=True)  # fmt: skip
-SMALL = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-             num_key_value_heads=2, head_dim=64, intermediate_size=1024, vocab_size=32000,
-             tie_word_embeddings=True)  # fmt: skip
 TARGET_VS_RAW = 3.0  # sync <= 3x the raw copy
 TARGET_VS_DISK = 5.0  # sync >= 5x faster than the disk path
 
@@ -145,11 +139,11 @@ def main() -> None:
     from prime_megatron.distributed.init import initialize_parallel, seed_all
     from prime_megatron.models.arch import ModelArch
     from prime_megatron.models.builder import build_gpt_model
-    from prime_megatron.models.hf_factory import hf_config
+    from prime_megatron.models.hf_factory import PRESETS, hf_config
     from prime_megatron.resharding import build_plan
     from prime_megatron.rollout import RolloutConfig, RolloutEngine
 
-    shape = dict(SMALL if args.small else QWEN25_05B)
+    shape = dict(PRESETS["small" if args.small else "qwen2.5-0.5b"])
     if args.layers:
         shape["num_hidden_layers"] = args.layers
     config = hf_config("Qwen2ForCausalLM", max_position_embeddings=4096, **shape)

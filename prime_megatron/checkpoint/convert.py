@@ -92,6 +92,8 @@ def save_megatron_checkpoint(
             side.mkdir()
             if hf_side_files is not None:
                 hf_io.copy_side_files(hf_side_files, side)
+            # config + tokenizer make ``hf/`` a model dir vLLM can start from (dummy weights).
+            (side / "config.json").write_text(json.dumps(meta.hf_config, indent=2))
 
 
 def convert_megatron_to_hf(ckpt_dir: Path, out_dir: Path, overwrite: bool = False) -> None:

@@ -49,11 +49,13 @@ class RunSpec:
 def add_run_args(p: argparse.ArgumentParser, steps: int) -> None:
     """The flags that fill a RunSpec (``--sft-checkpoint`` defaults to OUT/sft)."""
     p.add_argument("--steps", type=int, default=steps, help="RL steps per run")
-    p.add_argument("--prompts-per-step", type=int, default=32)
+    p.add_argument("--prompts-per-step", type=int, default=16, help="groups trained per step")
     p.add_argument("--k", type=int, default=4, help="samples per prompt")
     p.add_argument("--sft-steps", type=int, default=1000)
     p.add_argument("--sft-checkpoint", help="shared SFT checkpoint (default OUT/sft)")
-    p.add_argument("--eval-prompts", type=int, default=1000, help="held-out prompts at the end")
+    p.add_argument(
+        "--eval-prompts", type=int, default=1000, help="held-out prompts (before/after RL)"
+    )
     p.add_argument("--train-prompts", type=int, default=20000, help="synthetic.train_prompts")
     p.add_argument("--run-seed", type=int, default=1, help="run.seed shared by every run")
     p.add_argument("--dump-every", type=int, default=1, help="run.dump_samples_every")

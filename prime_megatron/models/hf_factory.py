@@ -26,6 +26,19 @@ TINY_DEFAULTS: dict[str, Any] = dict(
 )
 
 
+# Shapes of real models (random weights here), for benchmarks at a realistic size.
+PRESETS: dict[str, dict[str, Any]] = {
+    "qwen2.5-0.5b": dict(
+        hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
+        head_dim=64, intermediate_size=4864, vocab_size=151936, tie_word_embeddings=True,
+    ),
+    "small": dict(
+        hidden_size=256, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=64, intermediate_size=1024, vocab_size=32000, tie_word_embeddings=True,
+    ),
+}  # fmt: skip
+
+
 def hf_config(architecture: str = "Qwen2ForCausalLM", **overrides: Any):
     """A transformers config for a tiny (or, with overrides, any-size) model."""
     from transformers import LlamaConfig, Qwen2Config

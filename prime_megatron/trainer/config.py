@@ -34,6 +34,7 @@ class RunConfig:
     tensorboard: bool = True
     wandb_project: str = ""  # empty = off
     verify_sync_every: int = 0  # steps; 0 = off. greedy vLLM vs Megatron check
+    dump_samples_every: int = 0  # steps; 0 = off. samples + token rewards to samples/*.jsonl
     export_hf: bool = True  # write the final policy as an HF checkpoint
     plot: bool = True  # PNG curves of the run's metrics at the end
     stop_after_steps: int = 0  # testing aid: stop (as if killed) after this many steps

@@ -6,6 +6,7 @@ update, advantages, PPO) -> weight sync to vLLM. Every rank runs this same progr
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -207,7 +208,9 @@ class Trainer:
             )
         if groups:
             batch = SampleBatch.from_groups(groups, self.tokenizer.pad_token_id)
-            metrics.update(learn(self.models, self.groups, batch, settings, timer))
+            result = learn(self.models, self.groups, batch, settings, timer)
+            metrics.update(result.metrics)
+            self._maybe_dump_samples(groups, batch, result.token_q)
             with timer("weight_sync"):
                 metrics.update({f"sync/{k}": float(v) for k, v in self._sync().items()})
             metrics["time/tokens_per_s"] = float(batch.mask.sum()) / (time.perf_counter() - start)
@@ -215,6 +218,27 @@ class Trainer:
         metrics.update({f"time/{k}": v for k, v in timer.seconds.items()})
         metrics["time/step"] = time.perf_counter() - start
         return metrics
+
+    def _maybe_dump_samples(self, groups: list, batch: SampleBatch, token_q) -> None:
+        """Every ``run.dump_samples_every`` steps (rank 0): the step's samples with their
+        per-token implicit rewards, for offline analysis (benchmarks/step_credit.py)."""
+        every = self.cfg.run.dump_samples_every
+        if not every or (self.step + 1) % every or not is_rank0():
+            return
+        out = self.run_dir / "samples"
+        out.mkdir(exist_ok=True)
+        rows = []
+        samples = [(group, k) for group in groups for k in range(len(group.response_ids))]
+        for i, (g, k) in enumerate(samples):
+            valid = batch.mask[i].bool()
+            rows.append({
+                "step": self.step + 1, "row_index": g.row_index,
+                "prompt_ids": g.prompt_ids, "response_ids": g.response_ids[k],
+                "outcome": g.outcome[k],
+                "q": token_q[i][valid].tolist() if token_q is not None else None,
+            })  # fmt: skip
+        lines = "".join(json.dumps(r) + "\n" for r in rows)
+        (out / f"step_{self.step + 1:06d}.jsonl").write_text(lines)
 
     def _maybe_verify_sync(self, prompts: list[list[int]], metrics: dict) -> None:
         """Every ``run.verify_sync_every`` steps: vLLM greedy == Megatron greedy after the sync."""

@@ -69,10 +69,18 @@ class PhaseTimer:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
+@dataclass
+class LearnResult:
+    metrics: dict[str, float]  # identical on every rank
+    # [N, S-1] log pi_prm - log pi_ref of the PRM that scored the batch (0 off-mask), or None
+    # without a PRM: the implicit process reward before beta and normalisation.
+    token_q: Tensor | None
+
+
 def learn(
     models: Models, groups: ParallelGroups, batch: SampleBatch, s: UpdateSettings, timer: PhaseTimer
-) -> dict[str, float]:
-    """One PRIME update on ``batch``; returns metrics (identical on every rank)."""
+) -> LearnResult:
+    """One PRIME update on ``batch``."""
     a, mbs, temp = s.algo, s.micro_batch_size, s.temperature
     metrics: dict[str, float] = {}
     with timer("logprobs"):
@@ -80,9 +88,10 @@ def learn(
         ref_logp = None
         if models.ref is not None:
             ref_logp = run_pass(models.ref, groups, batch, mbs, temp).logp
-    process_rewards = None
+    process_rewards = token_q = None
     if s.use_prm:
         prm_logp = _prm_phase(models, groups, batch, ref_logp, s, timer, metrics)
+        token_q = (prm_logp - ref_logp) * batch.mask
         process_rewards = implicit_process_rewards(
             prm_logp, ref_logp, batch.mask, a.beta, a.reward_granularity, a.process_reward_norm
         )
@@ -94,7 +103,7 @@ def learn(
     _batch_metrics(batch, old.logp, old.entropy, ref_logp, advantages, metrics)
     with timer("policy_update"):
         metrics.update(_policy_update(models, groups, batch, old.logp, advantages, ref_logp, s))
-    return metrics
+    return LearnResult(metrics, token_q)
 
 
 def _prm_phase(models, groups, batch, ref_logp, s: UpdateSettings, timer, metrics) -> Tensor:

@@ -61,7 +61,7 @@ def main() -> None:
     settings = UpdateSettings(
         algo, use_prm=True, mini_batches=2, micro_batch_size=5, temperature=1.0
     )
-    metrics = learn(models, groups, batch, settings, PhaseTimer())
+    metrics = learn(models, groups, batch, settings, PhaseTimer()).metrics
     after = run_pass(models.policy, groups, batch, 7).logp
     prm_after = run_pass(models.prm, groups, batch, 7).logp
     for v in metrics.values():
