@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prime_megatron.evidence.metrics import RunRecord, phase_means, samples_series, series
+from prime_megatron.evidence.metrics import RunRecord, phase_means, samples_series
 from prime_megatron.evidence.samples import pool_counts
 from prime_megatron.evidence.stats import (
     cumulative,
@@ -30,9 +30,14 @@ ACCURACY = "rollout/accuracy"
 
 
 def smoothed_curve(run: RunRecord, window: int, kind: str) -> tuple[list[float], list[float]]:
-    """(smoothed accuracy, cumulative samples at each window's last step)."""
+    """(smoothed accuracy, cumulative samples at each window's last step). Steps served
+    entirely from the carry-over buffer generate nothing and have no accuracy: they are
+    skipped, but the samples they train on still count."""
     spent = cumulative(samples_series(run, kind))
-    return moving_average(series(run.steps, ACCURACY), window), spent[window - 1 :]
+    points = [(r[ACCURACY], s) for r, s in zip(run.steps, spent, strict=True)
+              if r.get(ACCURACY) is not None]  # fmt: skip
+    accuracy = [a for a, _ in points]
+    return moving_average(accuracy, window), [s for _, s in points][window - 1 :]
 
 
 def arm_curve(runs: Sequence[RunRecord], window: int, kind: str) -> dict[str, list[float]]:

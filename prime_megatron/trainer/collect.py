@@ -88,19 +88,22 @@ class GroupCollector:
         return [Group(**g) for g in taken], self._metrics(totals, len(taken))
 
     def _metrics(self, t: dict[str, float], n_groups: int) -> dict[str, float]:
-        generated = max(t.get("groups", 0.0), 1.0)
-        samples = max(t.get("samples", 0.0), 1.0)
         out = {
-            "rollout/accuracy": t.get("outcome_sum", 0.0) / samples,
-            "rollout/prompts": t.get("groups", 0.0),
-            "rollout/response_len": t.get("response_tokens", 0.0) / samples,
-            "rollout/truncated_frac": t.get("truncated", 0.0) / samples,
-            "filter/keep_rate": t.get("kept", 0.0) / generated,
-            "filter/too_easy": t.get("too_easy", 0.0),
-            "filter/too_hard": t.get("too_hard", 0.0),
             "filter/buffer_size": float(len(self.buffer)),
             "filter/groups_trained": float(n_groups),
         }
+        if not t:  # the buffer alone filled this step: no rollout, no rollout statistics
+            return out
+        samples = t["samples"]
+        out.update({
+            "rollout/accuracy": t["outcome_sum"] / samples,
+            "rollout/prompts": t["groups"],
+            "rollout/response_len": t["response_tokens"] / samples,
+            "rollout/truncated_frac": t["truncated"] / samples,
+            "filter/keep_rate": t["kept"] / t["groups"],
+            "filter/too_easy": t.get("too_easy", 0.0),
+            "filter/too_hard": t.get("too_hard", 0.0),
+        })  # fmt: skip
         out.update({f"verifier/{k}": v for k, v in t.items() if k.startswith("fail_")})
         return out
 

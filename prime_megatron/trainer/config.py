@@ -25,7 +25,7 @@ RESUME = ("auto", "never")
 class RunConfig:
     output_dir: str = "runs/default"
     seed: int = 1
-    steps: int = 60  # RL steps
+    steps: int = 40  # RL steps
     save_every: int = 20  # steps; 0 = only at the end
     keep_last: int = 2  # checkpoints kept
     resume: str = "auto"  # auto | never | path to a checkpoint dir
@@ -90,7 +90,7 @@ class ParallelConfig:
 
 @dataclass
 class BatchConfig:
-    prompts_per_step: int = 32
+    prompts_per_step: int = 16
     samples_per_prompt: int = 4
     mini_batches_per_step: int = 1
     micro_batch_size: int = 16  # samples per forward/backward per data-parallel rank
@@ -131,9 +131,11 @@ class OptimConfig:
 @dataclass
 class SFTConfig:
     enabled: bool = True  # only for model.source=synthetic
-    steps: int = 1000
+    steps: int = 800
     batch_size: int = 64
     lr: float = 2e-3
+    # 0 = off. Clipping at 1 learned faster early (nll 0.74 vs 1.18 after 100 steps).
+    grad_clip: float = 1.0
     checkpoint: str = "runs/sft-tiny"  # reused if present (keyed by model shape and seed)
 
     def validate(self) -> None:
@@ -150,7 +152,9 @@ class SyntheticDataConfig:
     heldout_prompts: int = 1000
     min_ops: int = 2
     max_ops: int = 4
-    p_two_digit: float = 0.5
+    # Share of 2-digit operands. 0.3: greedy pass@1 ~0.50 after 800 SFT steps (0.5 gave 0.19
+    # after 1000 steps, too hard to start RL from; measured on 1000 held-out prompts).
+    p_two_digit: float = 0.3
 
 
 @dataclass
@@ -159,7 +163,10 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
-    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    # The tiny default job keeps beta * q unnormalised: with batch_norm (the official default)
+    # an almost untrained PRM's tiny rewards are scaled up to the outcome stream's size, and
+    # measured held-out accuracy fell 0.499 -> 0.415 in 40 steps (none: 0.499 -> 0.490).
+    algo: AlgoConfig = field(default_factory=lambda: AlgoConfig(process_reward_norm="none"))
     # PRIME (implicit PRM on) or outcome-only RLOO (no PRM, no process rewards).
     use_prm: bool = True
     policy_optim: OptimConfig = field(default_factory=OptimConfig)

@@ -98,7 +98,8 @@ def sft_checkpoint(
     model = build_gpt_model(arch, groups, params_dtype=dtype)
     examples = sft_examples(sft_rows, encode, tokenizer)
     run_sft(model, groups, examples, cfg.sft.steps, cfg.sft.batch_size, cfg.sft.lr,
-            cfg.batch.micro_batch_size * 4, tokenizer.pad_token_id, cfg.run.seed, log0)  # fmt: skip
+            cfg.batch.micro_batch_size * 4, tokenizer.pad_token_id, cfg.run.seed,
+            cfg.sft.grad_clip, log0)  # fmt: skip
     meta = ModelCheckpointMeta(
         hf_config=hf_cfg,
         padded_vocab_size=padded_vocab_size(arch.vocab_size, groups.tp_size),

@@ -55,11 +55,12 @@ def run_sft(
     micro_batch_size: int,
     pad_id: int,
     seed: int,
+    grad_clip: float = 0.0,
     log: Callable[[str], None] = print,
 ) -> list[float]:
     """Train ``model`` in place; returns the loss per step (identical on every rank)."""
     opt = ShardedAdamW(
-        list(model.parameters()), groups, lr=lr, grad_clip=1.0,
+        list(model.parameters()), groups, lr=lr, grad_clip=grad_clip,
         warmup_steps=max(1, steps // 20), total_steps=steps, min_lr_ratio=0.05,
     )  # fmt: skip
     rng = random.Random(f"sft/{seed}")
