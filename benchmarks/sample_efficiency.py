@@ -1,8 +1,14 @@
 """Benchmark (issue 7): PRIME vs outcome-only RLOO on the synthetic arithmetic task.
 
-    python benchmarks/sample_efficiency.py --out runs/bench/efficiency           # 3 seeds
-    python benchmarks/sample_efficiency.py --out /tmp/se --seeds 1 --steps 2 \\
-        --sft-steps 20 --train-prompts 400 --eval-prompts 50 --window 1     # smoke test
+    python benchmarks/sample_efficiency.py --out runs/bench/efficiency   # 3 seeds x 30 steps
+    python benchmarks/sample_efficiency.py --out /tmp/se --seeds 1 --steps 2 --sft-steps 20 \\
+        --train-prompts 400 --eval-prompts 50 --prompts-per-step 8 --window 1 \\
+        --override algo.accuracy_low=0.0 --override algo.accuracy_high=1.0   # smoke test
+
+The default (3 seeds x 2 arms x 30 steps of 16 prompts x K=4, 1000 held-out prompts)
+takes roughly 25-30 minutes on 2 CPU cores, about 7 of them for the 1000-step SFT; an SFT
+checkpoint of the default job has the same recipe, so copying it to OUT/sft first
+(``cp -r runs/sft-tiny OUT/sft``) skips that part.
 
 For each seed s = 1..--seeds, a PRIME run (``use_prm=true``) and an RLOO run
 (``use_prm=false``) are trained one after the other into OUT/prime_seed<s> and
@@ -26,6 +32,7 @@ import json
 from pathlib import Path
 
 from prime_megatron.evidence.efficiency import (
+    accuracy_ends,
     arm_curve,
     heldout_comparison,
     raws_over_training,
@@ -84,11 +91,7 @@ def analyse(runs: dict[str, list], args: argparse.Namespace) -> dict:
         "k": args.k,
         "sft_steps": args.sft_steps,
         "window": args.window,
-        "train_accuracy_start": trained["start_accuracy"],
-        "train_accuracy_final": {
-            "prime": trained["prime_final_accuracy"],
-            "rloo": trained["target_accuracy"],
-        },
+        "train_accuracy": {arm: accuracy_ends(runs[arm], args.window) for arm in ARMS},
         "samples_to_rloo_final": trained,
         "generated_samples_to_rloo_final": generated,
         "heldout": heldout_comparison(prime, rloo),

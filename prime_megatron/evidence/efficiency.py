@@ -6,7 +6,9 @@ Training accuracy is ``rollout/accuracy`` (all sampled responses of the step, be
 filter), smoothed by a trailing mean over ``window`` steps (full windows only). The target
 is RLOO's final smoothed seed-mean accuracy; each arm's samples-to-target is the cumulative
 sample count at the first step where its smoothed seed-mean curve reaches it (for RLOO
-this is at most its total, earlier if it got there before the end).
+this is at most ``rloo_samples_at_end``, earlier if it got there before the end). If
+RLOO's training accuracy did not rise (compare ``accuracy_ends``), reaching its final
+accuracy is trivial and the ratio says nothing.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def reach(
     return {
         "target_accuracy": target,
         "rloo_samples": rloo_samples,
-        "rloo_total_samples": rloo[1][-1],
+        "rloo_samples_at_end": rloo[1][-1],
         "prime_samples": prime_samples,
         "prime_over_rloo": ratio(prime_samples, rloo_samples),
     }
@@ -76,9 +78,13 @@ def sample_efficiency(
         reach(smoothed_curve(a, window, kind), smoothed_curve(b, window, kind))["prime_over_rloo"]
         for a, b in zip(prime, rloo, strict=False)
     ]
-    out["prime_final_accuracy"] = p["mean"][-1]
-    out["start_accuracy"] = {"prime": p["mean"][0], "rloo": r["mean"][0]}
     return out
+
+
+def accuracy_ends(runs: Sequence[RunRecord], window: int) -> dict[str, float]:
+    """First and last point of the arm's smoothed seed-mean training accuracy."""
+    mean = arm_curve(runs, window, "trained")["mean"]
+    return {"start": mean[0], "final": mean[-1]} if mean else {}
 
 
 def heldout(runs: Sequence[RunRecord], event: str = "eval_after") -> dict | None:

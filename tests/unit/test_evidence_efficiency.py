@@ -3,6 +3,7 @@ import math
 import pytest
 
 from prime_megatron.evidence.efficiency import (
+    accuracy_ends,
     arm_curve,
     heldout,
     heldout_comparison,
@@ -74,14 +75,22 @@ def test_sample_efficiency_by_hand():
     out = sample_efficiency([run(PRIME)], [run(RLOO)], window=1)
     assert out["target_accuracy"] == 0.5 and out["rloo_samples"] == 30.0
     assert out["prime_samples"] == 20.0 and out["prime_over_rloo"] == pytest.approx(2 / 3)
-    assert out["rloo_total_samples"] == 40.0 and out["prime_final_accuracy"] == 0.7
-    assert out["start_accuracy"] == {"prime": 0.4, "rloo": 0.4}
+    assert out["rloo_samples_at_end"] == 40.0
+    assert accuracy_ends([run(PRIME)], 1) == {"start": 0.4, "final": 0.7}
     # window 2: RLOO [.425, .475, .5] reaches .5 at 40; PRIME [.45, .55, .65] at 30
     out = sample_efficiency([run(PRIME)], [run(RLOO)], window=2)
     assert (out["rloo_samples"], out["prime_samples"]) == (40.0, 30.0)
     assert out["per_seed"] == [pytest.approx(0.75)]
     with pytest.raises(ValueError, match="window"):
         sample_efficiency([run(PRIME)], [run(RLOO)], window=5)
+
+
+def test_steps_without_rollout_are_skipped_but_their_samples_count():
+    r = run([0.4, 0.5, 0.6])
+    del r.steps[1]["rollout/accuracy"]  # served from the carry-over buffer: nothing generated
+    r.steps[1]["rollout/prompts"] = 0.0
+    assert smoothed_curve(r, 1, "trained") == ([0.4, 0.6], [10.0, 30.0])
+    assert smoothed_curve(r, 2, "generated") == ([0.5], [64.0])
 
 
 def test_sample_efficiency_never_reached_and_seed_mean():
