@@ -1,14 +1,15 @@
 """Benchmark (issue 7): PRIME vs outcome-only RLOO on the synthetic arithmetic task.
 
-    python benchmarks/sample_efficiency.py --out runs/bench/efficiency   # 3 seeds x 30 steps
+    python benchmarks/sample_efficiency.py --out runs/bench/efficiency        # 3 seeds
     python benchmarks/sample_efficiency.py --out /tmp/se --seeds 1 --steps 2 --sft-steps 20 \\
         --train-prompts 400 --eval-prompts 50 --prompts-per-step 8 --window 1 \\
         --override algo.accuracy_low=0.0 --override algo.accuracy_high=1.0   # smoke test
 
-The default (3 seeds x 2 arms x 30 steps of 16 prompts x K=4, 1000 held-out prompts)
-takes roughly 25-30 minutes on 2 CPU cores, about 7 of them for the 1000-step SFT; an SFT
-checkpoint of the default job has the same recipe, so copying it to OUT/sft first
-(``cp -r runs/sft-tiny OUT/sft``) skips that part.
+Hyperparameters not given as flags are the trainer's defaults (the default tiny job: 40
+steps of 16 prompts x K=4, 800 SFT steps at this writing); the JSON line reports the
+resolved values. 3 seeds x 2 arms take about 25-30 minutes on 2 CPU cores, ~5 of them for
+the SFT; an SFT checkpoint of the default job has the same recipe, so copying it to OUT/sft
+first (``cp -r runs/sft-tiny OUT/sft``) skips that part.
 
 For each seed s = 1..--seeds, a PRIME run (``use_prm=true``) and an RLOO run
 (``use_prm=false``) are trained one after the other into OUT/prime_seed<s> and
@@ -39,6 +40,7 @@ from prime_megatron.evidence.efficiency import (
     sample_efficiency,
     timing_comparison,
 )
+from prime_megatron.evidence.metrics import run_settings
 from prime_megatron.evidence.runs import (
     add_run_args,
     launch,
@@ -61,7 +63,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--window", type=int, default=5, help="smoothing window (steps)")
     p.add_argument("--bins", type=int, default=4, help="stretches of training for the RAWS rate")
     p.add_argument("--skip-steps", type=int, default=1, help="warm-up steps left out of timing")
-    add_run_args(p, steps=30)
+    add_run_args(p)
     return p.parse_args(argv)
 
 
@@ -86,10 +88,7 @@ def analyse(runs: dict[str, list], args: argparse.Namespace) -> dict:
     return {
         "benchmark": "sample_efficiency",
         "seeds": args.seeds,
-        "steps": args.steps,
-        "prompts_per_step": args.prompts_per_step,
-        "k": args.k,
-        "sft_steps": args.sft_steps,
+        **run_settings(prime[0].config),
         "window": args.window,
         "train_accuracy": {arm: accuracy_ends(runs[arm], args.window) for arm in ARMS},
         "samples_to_rloo_final": trained,

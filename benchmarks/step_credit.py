@@ -2,7 +2,7 @@
 
     python benchmarks/step_credit.py --run-dir runs/bench/sample_efficiency/prime_seed1 \\
         --run-dir runs/bench/sample_efficiency/prime_seed2     # runs with dumped samples
-    python benchmarks/step_credit.py --launch runs/bench/step_credit --steps 30   # own run
+    python benchmarks/step_credit.py --launch runs/bench/step_credit     # its own PRIME run
 
 Reads the samples a PRIME run dumped while training (``run.dump_samples_every``; with
 ``--launch`` it trains one PRIME run first, dumping every step, into OUT/prime_seed1 with
@@ -27,10 +27,12 @@ import json
 from pathlib import Path
 
 from prime_megatron.evidence.credit import credit_report
+from prime_megatron.evidence.metrics import run_settings
 from prime_megatron.evidence.runs import (
     add_run_args,
     launch,
     load_samples,
+    read_config,
     spec_from_args,
     trainer_args,
 )
@@ -47,7 +49,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bins", type=int, default=4, help="stretches of training")
     p.add_argument("--repeats", type=int, default=20, help="random-direction sign flips")
     p.add_argument("--seed", type=int, default=0, help="seed of the random baseline")
-    add_run_args(p, steps=30)
+    add_run_args(p)
     return p.parse_args(argv)
 
 
@@ -70,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "benchmark": "step_credit",
         "runs": [str(d) for d in dirs],
+        **run_settings(read_config(dirs[0])),
         **report,
         "auroc_final": final,
         "target_auroc_ge_0.8": at_least(final, TARGET_AUROC),

@@ -17,8 +17,33 @@ class RunRecord:
     name: str
     steps: list[dict]  # metrics.jsonl step lines, in step order
     events: dict[str, dict]  # event name -> its line (eval_before, eval_after)
-    samples_per_prompt: int = 1  # K, to count generated samples
+    config: dict = field(default_factory=dict)  # the run's resolved config.yaml
     raws: dict[int, RawsCount] = field(default_factory=dict)  # dumped step -> counts
+
+    @property
+    def samples_per_prompt(self) -> int:
+        return int(self.config.get("batch", {}).get("samples_per_prompt", 1))
+
+
+# What a benchmark reports about its runs' setup: name -> (section, field) of config.yaml.
+SETTINGS = {
+    "steps": ("run", "steps"),
+    "prompts_per_step": ("batch", "prompts_per_step"),
+    "k": ("batch", "samples_per_prompt"),
+    "sft_steps": ("sft", "steps"),
+    "p_two_digit": ("synthetic", "p_two_digit"),
+    "policy_lr": ("policy_optim", "lr"),
+    "prm_lr": ("prm_optim", "lr"),
+    "beta": ("algo", "beta"),
+    "process_reward_norm": ("algo", "process_reward_norm"),
+    "prm_update": ("algo", "prm_update"),
+    "eval_prompts": ("run", "eval_prompts"),
+}
+
+
+def run_settings(config: dict) -> dict:
+    """The headline hyperparameters of a resolved config (None where absent)."""
+    return {name: config.get(section, {}).get(key) for name, (section, key) in SETTINGS.items()}
 
 
 def split_rows(rows: Sequence[dict]) -> tuple[list[dict], dict[str, dict]]:

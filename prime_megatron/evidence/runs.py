@@ -31,32 +31,43 @@ DONE_MARKER = "benchmark_done.json"  # the trainer arguments of a run that finis
 
 @dataclass
 class RunSpec:
-    """What every run of a benchmark shares."""
+    """What every run of a benchmark shares; None = the trainer's default."""
 
-    steps: int
-    prompts_per_step: int
-    samples_per_prompt: int
-    sft_steps: int
     sft_checkpoint: str
-    eval_prompts: int
-    train_prompts: int
-    run_seed: int
-    dump_every: int
+    eval_prompts: int = 1000
+    run_seed: int = 1
+    dump_every: int = 1
+    steps: int | None = None
+    prompts_per_step: int | None = None
+    samples_per_prompt: int | None = None
+    sft_steps: int | None = None
+    train_prompts: int | None = None
     config: str | None = None
     extra: list[str] = field(default_factory=list)  # passthrough overrides (win)
 
 
-def add_run_args(p: argparse.ArgumentParser, steps: int) -> None:
-    """The flags that fill a RunSpec (``--sft-checkpoint`` defaults to OUT/sft)."""
-    p.add_argument("--steps", type=int, default=steps, help="RL steps per run")
-    p.add_argument("--prompts-per-step", type=int, default=16, help="groups trained per step")
-    p.add_argument("--k", type=int, default=4, help="samples per prompt")
-    p.add_argument("--sft-steps", type=int, default=1000)
+# RunSpec field -> trainer key, passed only when set (the default job's values otherwise).
+OPTIONAL_KEYS = {
+    "steps": "run.steps",
+    "prompts_per_step": "batch.prompts_per_step",
+    "samples_per_prompt": "batch.samples_per_prompt",
+    "sft_steps": "sft.steps",
+    "train_prompts": "synthetic.train_prompts",
+}
+DEFAULT_HELDOUT = 1000  # synthetic.heldout_prompts of the trainer
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    """The flags that fill a RunSpec. Unset hyperparameters keep the trainer's defaults
+    (the default tiny job), so an SFT checkpoint of that job has the same recipe."""
+    default = "default: the trainer's"
+    p.add_argument("--steps", type=int, help=f"RL steps per run ({default})")
+    p.add_argument("--prompts-per-step", type=int, help=f"groups trained per step ({default})")
+    p.add_argument("--k", type=int, help=f"samples per prompt ({default})")
+    p.add_argument("--sft-steps", type=int, help=f"SFT steps ({default})")
+    p.add_argument("--train-prompts", type=int, help=f"synthetic.train_prompts ({default})")
     p.add_argument("--sft-checkpoint", help="shared SFT checkpoint (default OUT/sft)")
-    p.add_argument(
-        "--eval-prompts", type=int, default=1000, help="held-out prompts (before/after RL)"
-    )
-    p.add_argument("--train-prompts", type=int, default=20000, help="synthetic.train_prompts")
+    p.add_argument("--eval-prompts", type=int, default=1000, help="held-out prompts, before/after")
     p.add_argument("--run-seed", type=int, default=1, help="run.seed shared by every run")
     p.add_argument("--dump-every", type=int, default=1, help="run.dump_samples_every")
     p.add_argument("--config", help="trainer YAML config (default: the built-in tiny job)")
@@ -66,15 +77,15 @@ def add_run_args(p: argparse.ArgumentParser, steps: int) -> None:
 
 def spec_from_args(args: argparse.Namespace, out: Path) -> RunSpec:
     return RunSpec(
+        sft_checkpoint=str(args.sft_checkpoint or out / "sft"),
+        eval_prompts=args.eval_prompts,
+        run_seed=args.run_seed,
+        dump_every=args.dump_every,
         steps=args.steps,
         prompts_per_step=args.prompts_per_step,
         samples_per_prompt=args.k,
         sft_steps=args.sft_steps,
-        sft_checkpoint=str(args.sft_checkpoint or out / "sft"),
-        eval_prompts=args.eval_prompts,
         train_prompts=args.train_prompts,
-        run_seed=args.run_seed,
-        dump_every=args.dump_every,
         config=args.config,
         extra=list(args.override),
     )
@@ -83,21 +94,23 @@ def spec_from_args(args: argparse.Namespace, out: Path) -> RunSpec:
 def trainer_args(spec: RunSpec, run_dir: Path, use_prm: bool, seed: int) -> list[str]:
     """Command-line arguments of the trainer for one run (``--config`` first if given)."""
     config = ["--config", spec.config] if spec.config else []
+    optional = [
+        f"{key}={getattr(spec, name)}"
+        for name, key in OPTIONAL_KEYS.items()
+        if getattr(spec, name) is not None
+    ]
+    if spec.eval_prompts > DEFAULT_HELDOUT:
+        optional.append(f"synthetic.heldout_prompts={spec.eval_prompts}")
     return [
         *config,
         f"run.output_dir={run_dir}",
         f"run.seed={spec.run_seed}",
         f"data.seed={seed}",
         f"use_prm={str(use_prm).lower()}",
-        f"run.steps={spec.steps}",
-        f"batch.prompts_per_step={spec.prompts_per_step}",
-        f"batch.samples_per_prompt={spec.samples_per_prompt}",
         f"run.eval_prompts={spec.eval_prompts}",
         f"run.dump_samples_every={spec.dump_every}",
-        f"synthetic.train_prompts={spec.train_prompts}",
-        f"synthetic.heldout_prompts={max(1000, spec.eval_prompts)}",
-        f"sft.steps={spec.sft_steps}",
         f"sft.checkpoint={spec.sft_checkpoint}",
+        *optional,
         "run.resume=never",
         "run.save_every=0",
         "run.export_hf=false",
@@ -161,15 +174,19 @@ def load_samples(run_dir: Path) -> list[DecodedSample]:
     ]
 
 
+def read_config(run_dir: Path) -> dict:
+    """The run's resolved config (``config.yaml``)."""
+    return yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+
+
 def load_run(run_dir: Path, name: str | None = None) -> RunRecord:
-    """A finished run's metrics, events, K and right-answer-wrong-step counts."""
+    """A finished run's metrics, events, resolved config and right-answer-wrong-step counts."""
     run_dir = Path(run_dir)
     steps, events = split_rows(read_metrics(run_dir))
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
     return RunRecord(
         name=name or run_dir.name,
         steps=steps,
         events=events,
-        samples_per_prompt=int(config["batch"]["samples_per_prompt"]),
+        config=read_config(run_dir),
         raws=raws_by_step(load_samples(run_dir)),
     )

@@ -136,9 +136,11 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
 
 
 def round_floats(obj, digits: int = 4):
-    """``obj`` with every float rounded (dicts, lists and tuples walked), for JSON lines."""
+    """``obj`` with every float rounded to ``digits`` decimals, or to ``digits - 1``
+    significant digits if smaller than 1e-3 (learning rates); dicts, lists and tuples are
+    walked. For JSON lines."""
     if isinstance(obj, float):
-        return round(obj, digits)
+        return round(obj, digits) if abs(obj) >= 1e-3 else float(f"{obj:.{digits - 1}g}")
     if isinstance(obj, dict):
         return {k: round_floats(v, digits) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

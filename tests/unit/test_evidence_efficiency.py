@@ -15,6 +15,7 @@ from prime_megatron.evidence.efficiency import (
 from prime_megatron.evidence.metrics import (
     RunRecord,
     phase_means,
+    run_settings,
     samples_series,
     series,
     split_rows,
@@ -31,7 +32,7 @@ def run(acc, samples=10.0, prompts=8.0, k=4, step_time=2.0, prm=0.0, evals=(), r
     ]  # fmt: skip
     events = {name: {"event": name, "pass@1": p, "prompts": n, "pass@1_ci95": 0.0}
               for name, p, n in evals}  # fmt: skip
-    return RunRecord("r", steps, events, k, raws or {})
+    return RunRecord("r", steps, events, {"batch": {"samples_per_prompt": k}}, raws or {})
 
 
 def test_split_rows_and_series():
@@ -40,6 +41,14 @@ def test_split_rows_and_series():
     assert [r["step"] for r in steps] == [1, 2] and list(events) == ["eval_before"]
     assert series(steps, "x") == [0.0, 1.0]
     assert series(steps, "x", default=-1.0) == [-1.0, 1.0]
+
+
+def test_run_settings_reads_resolved_config():
+    config = {"run": {"steps": 40}, "batch": {"samples_per_prompt": 4}, "algo": {"beta": 0.05}}
+    settings = run_settings(config)
+    assert (settings["steps"], settings["k"], settings["beta"]) == (40, 4, 0.05)
+    assert settings["sft_steps"] is None
+    assert RunRecord("r", [], {}, config).samples_per_prompt == 4
 
 
 def test_samples_series_trained_and_generated():

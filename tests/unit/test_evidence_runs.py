@@ -38,7 +38,8 @@ def write_run(run_dir: Path, steps: int, use_prm: bool, args=None, acc0: float =
     """A finished run: metrics, config, one dump per step (and the marker if ``args``)."""
     tok = build_char_tokenizer()
     run_dir.mkdir(parents=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump({"batch": {"samples_per_prompt": 4}}))
+    config = {"run": {"steps": steps}, "batch": {"samples_per_prompt": 4}, "use_prm": use_prm}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     lines = [{"event": "eval_before", "pass@1": 0.5, "pass@1_ci95": 0.03, "prompts": 1000}]
     for s in range(1, steps + 1):
         lines.append({"step": s, "rollout/accuracy": acc0 + 0.05 * s, "train/samples": 4.0,
@@ -75,9 +76,20 @@ def test_trainer_args_share_sft_and_vary_data_seed(tmp_path):
             "synthetic.heldout_prompts=1500", "run.dump_samples_every=1",
             f"sft.checkpoint={tmp_path / 'sft'}"} <= set(a)  # fmt: skip
     assert a[-1] == "algo.beta=0.1" and "--config" not in a
+    # unset hyperparameters are left to the trainer (the default job's recipe)
+    assert not any(x.startswith(("sft.steps", "batch.", "synthetic.train")) for x in a)
     b = trainer_args(spec, tmp_path / "prime_seed1", use_prm=True, seed=1)
     shared = [x for x in a if not x.startswith(("use_prm", "data.seed", "run.output_dir"))]
     assert shared == [x for x in b if not x.startswith(("use_prm", "data.seed", "run.output"))]
+
+
+def test_trainer_args_pass_given_hyperparameters_and_config(tmp_path):
+    args = benchmark("step_credit").parse(["--launch", str(tmp_path), "--sft-steps", "20",
+                                           "--k", "8", "--config", "c.yaml"])  # fmt: skip
+    a = trainer_args(spec_from_args(args, tmp_path), tmp_path / "p", use_prm=True, seed=1)
+    assert a[:2] == ["--config", "c.yaml"]
+    assert {"sft.steps=20", "batch.samples_per_prompt=8", "use_prm=true"} <= set(a)
+    assert not any(x.startswith("synthetic.heldout") for x in a)  # 1000: the default
 
 
 def test_launch_reuses_a_finished_run(tmp_path, monkeypatch):
@@ -138,6 +150,7 @@ def test_sample_efficiency_script_on_finished_runs(tmp_path, capsys):
     se.main(argv)
     out = json.loads(capsys.readouterr().out)
     assert out["benchmark"] == "sample_efficiency" and out["seeds"] == 2
+    assert out["steps"] == 4 and out["k"] == 4  # from the runs' resolved config
     # RLOO smoothed [.475, .525, .575] -> target .575 at 16 samples; PRIME reaches it at 12
     reach = out["samples_to_rloo_final"]
     assert (reach["rloo_samples"], reach["prime_samples"]) == (16.0, 12.0)
@@ -154,7 +167,7 @@ def test_step_credit_script_on_a_dumped_run(tmp_path, capsys):
     benchmark("step_credit").main(["--run-dir", str(tmp_path / "prime"), "--bins", "2",
                                    "--repeats", "3"])  # fmt: skip
     out = json.loads(capsys.readouterr().out)
-    assert out["benchmark"] == "step_credit" and out["dumps"] == 3
+    assert out["benchmark"] == "step_credit" and out["dumps"] == 3 and out["steps"] == 3
     assert out["untrained"]["auroc"] == 0.5 and out["untrained"]["max_abs_q"] == 0.0
     # RESPONSES[2]: its wrong line gets -0.9 against +0.45 for the line before it;
     # RESPONSES[1] (wrong first line, nothing before it) adds a positive with +0.45.

@@ -113,3 +113,4 @@ def test_percentile_nearest_rank():
 def test_round_floats_walks_containers():
     nested = {"a": [1.23456, (2.0, None)], "b": 3}
     assert round_floats(nested, 2) == {"a": [1.23, [2.0, None]], "b": 3}
+    assert round_floats([2e-5, 1.234567e-4, 0.0, 12.345678]) == [2e-5, 1.23e-4, 0.0, 12.3457]
