@@ -81,13 +81,16 @@ def _print_summary(result: dict) -> None:
     from prime_megatron.checkpoint.megatron_io import is_rank0
 
     before, after = result["before"], result["after"]
-    if is_rank0() and before and after:
-        print(
-            f"held-out accuracy (greedy pass@1, {int(after['prompts'])} prompts): "
-            f"before RL {before['pass@1']:.3f} -> after RL {after['pass@1']:.3f} "
-            f"(+-{after['pass@1_ci95']:.3f} 95% CI)",
-            flush=True,
-        )
+    if not (is_rank0() and before and after):
+        return
+    n = int(after["prompts"])
+    for key, label in (("pass@1", "greedy pass@1"), ("sampled_pass@1", "sampled pass@1")):
+        if key in after:
+            print(
+                f"held-out accuracy ({label}, {n} prompts): before RL {before[key]:.3f} "
+                f"-> after RL {after[key]:.3f} (+-{after[key + '_ci95']:.3f} 95% CI)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

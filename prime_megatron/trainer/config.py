@@ -30,6 +30,9 @@ class RunConfig:
     keep_last: int = 2  # checkpoints kept
     resume: str = "auto"  # auto | never | path to a checkpoint dir
     eval_prompts: int = 1000  # held-out prompts for accuracy before/after RL (0 = skip)
+    # Samples per held-out prompt at the rollout temperature, besides greedy (0 = greedy only):
+    # sampled pass@1 is what RL optimizes; greedy is what a user decodes with.
+    eval_samples: int = 4
     log_every: int = 1
     tensorboard: bool = True
     wandb_project: str = ""  # empty = off
@@ -46,6 +49,7 @@ class RunConfig:
         ok = self.resume in RESUME or os.path.isdir(self.resume)
         check(ok, "run.resume", self.resume, f"one of {RESUME} or an existing checkpoint dir")
         check(self.eval_prompts >= 0, "run.eval_prompts", self.eval_prompts, ">= 0")
+        check(self.eval_samples >= 0, "run.eval_samples", self.eval_samples, ">= 0")
 
 
 @dataclass

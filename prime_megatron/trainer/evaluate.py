@@ -2,7 +2,8 @@
 
 pass@1 is greedy by default (temperature 0); with ``samples > 1`` it is the mean accuracy
 of the sampled answers, and maj@k scores the most frequent extracted answer of each prompt.
-The 95% interval is the normal approximation over prompts.
+The 95% interval is the normal approximation over prompts (per-prompt accuracies are the
+units, so the k samples of one prompt are not counted as independent).
 """
 
 from __future__ import annotations
@@ -26,11 +27,10 @@ def evaluate(
     texts = tokenizer.batch_decode(out.response_ids, skip_special_tokens=True)
     scores, failures = score_on_rank0(rewards, texts, [rows[g] for g in out.group_index])
     n = len(rows)
-    per_prompt = [sum(scores[p * samples : (p + 1) * samples]) / samples for p in range(n)]
-    acc = sum(per_prompt) / max(n, 1)
+    acc, ci95 = prompt_accuracy(scores, samples)
     result = {
         "pass@1": acc,
-        "pass@1_ci95": 1.96 * math.sqrt(max(acc * (1 - acc), 0.0) / max(n, 1)),
+        "pass@1_ci95": ci95,
         "prompts": float(n),
         "response_len": sum(len(r) for r in out.response_ids) / max(len(out.response_ids), 1),
     }
@@ -38,6 +38,16 @@ def evaluate(
         result[f"maj@{samples}"] = _majority_accuracy(texts, scores, samples, n)
     result.update({f"fail_{k}": float(v) for k, v in failures.items() if v})
     return result
+
+
+def prompt_accuracy(scores: list[float], samples: int) -> tuple[float, float]:
+    """Mean accuracy of ``scores`` (``samples`` consecutive scores per prompt) and the
+    half-width of its 95% interval, with each prompt's mean accuracy as one unit."""
+    n = len(scores) // samples
+    per_prompt = [sum(scores[p * samples : (p + 1) * samples]) / samples for p in range(n)]
+    acc = sum(per_prompt) / max(n, 1)
+    variance = sum((x - acc) ** 2 for x in per_prompt) / max(n, 1)
+    return acc, 1.96 * math.sqrt(variance / max(n, 1))
 
 
 def _majority_accuracy(texts: list[str], scores: list[float], k: int, n: int) -> float:

@@ -163,9 +163,11 @@ class Trainer:
         if self.heldout is None or self.cfg.run.eval_prompts == 0:
             return None
         rows = list(self.heldout)[: self.cfg.run.eval_prompts]
-        result = evaluate(
-            self.engine, rows, self.encode, self.tokenizer, self.rewards, seed=self.cfg.run.seed
-        )
+        args = (self.engine, rows, self.encode, self.tokenizer, self.rewards)
+        result = evaluate(*args, seed=self.cfg.run.seed)
+        if self.cfg.run.eval_samples:
+            sampled = evaluate(*args, samples=self.cfg.run.eval_samples, seed=self.cfg.run.seed)
+            result.update({f"sampled_{k}": v for k, v in sampled.items() if k != "prompts"})
         if self.logger is not None:
             self.logger.event(
                 name, {"step": self.step, **{k: round(v, 4) for k, v in result.items()}}

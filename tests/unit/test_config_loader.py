@@ -39,6 +39,7 @@ def test_defaults_yaml_and_overrides_in_order(tmp_path):
         ("inner.lrr=3", r"\['inner.lrr'\]"),
         ("steps=many", "steps='many' is invalid: expected int"),
         ("flag=3", "flag=3 is invalid: expected bool"),
+        ("inner.lr=fast", "inner.lr='fast' is invalid: expected float"),
         ("steps=true", "expected int"),
         ("inner.layers=5", "inner.layers=5 is invalid: expected a list"),
         ("inner=3", "inner must be a mapping"),
@@ -48,6 +49,11 @@ def test_defaults_yaml_and_overrides_in_order(tmp_path):
 def test_bad_overrides_name_field_value_and_rule(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(Outer, None, [override])
+
+
+def test_exponent_without_dot_is_a_float():
+    # YAML 1.1 reads 1e-4 as a string.
+    assert load_config(Outer, None, ["inner.lr=1e-4"]).inner.lr == pytest.approx(1e-4)
 
 
 def test_missing_file_is_named(tmp_path):
