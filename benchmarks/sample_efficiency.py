@@ -6,7 +6,7 @@
         --override algo.accuracy_low=0.0 --override algo.accuracy_high=1.0   # smoke test
 
 Hyperparameters not given as flags are the trainer's defaults (the default tiny job: 40
-steps of 16 prompts x K=4, 800 SFT steps at this writing); the JSON line reports the
+steps of 16 prompts x K=4, 1600 SFT steps at this writing); the JSON line reports the
 resolved values. 3 seeds x 2 arms take about 25-30 minutes on 2 CPU cores, ~5 of them for
 the SFT; an SFT checkpoint of the default job has the same recipe, so copying it to OUT/sft
 first (``cp -r runs/sft-tiny OUT/sft``) skips that part.
@@ -94,6 +94,7 @@ def analyse(runs: dict[str, list], args: argparse.Namespace) -> dict:
         "samples_to_rloo_final": trained,
         "generated_samples_to_rloo_final": generated,
         "heldout": heldout_comparison(prime, rloo),
+        "heldout_sampled": heldout_comparison(prime, rloo, key="sampled_pass@1"),
         "time_per_step": timing,
         "raws_over_training": {arm: raws_over_training(runs[arm], args.bins) for arm in ARMS},
         "targets": {

@@ -84,13 +84,18 @@ def _print_summary(result: dict) -> None:
     if not (is_rank0() and before and after):
         return
     n = int(after["prompts"])
-    for key, label in (("pass@1", "greedy pass@1"), ("sampled_pass@1", "sampled pass@1")):
-        if key in after:
-            print(
-                f"held-out accuracy ({label}, {n} prompts): before RL {before[key]:.3f} "
-                f"-> after RL {after[key]:.3f} (+-{after[key + '_ci95']:.3f} 95% CI)",
-                flush=True,
-            )
+    for prefix, label in (("", "greedy pass@1"), ("sampled_", "sampled pass@1")):
+        key = prefix + "pass@1"
+        if key not in after:
+            continue
+        line = (
+            f"held-out accuracy ({label}, {n} prompts): before RL {before[key]:.3f} "
+            f"-> after RL {after[key]:.3f} (+-{after[key + '_ci95']:.3f} 95% CI)"
+        )
+        if key + "_change" in after:
+            change, ci95 = after[key + "_change"], after[key + "_change_ci95"]
+            line += f"; paired change {change:+.3f} (+-{ci95:.3f})"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

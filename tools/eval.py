@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     rewards = RewardManager(RewardConfig()) if is_rank0() else None
     result = evaluate(
         engine, rows, encode, tokenizer, rewards, samples=args.samples, seed=args.seed
-    )
+    ).metrics
     if is_rank0():
         print(json.dumps({"model": str(args.model), **{k: round(v, 4) for k, v in result.items()}}))
         rewards.close()

@@ -87,33 +87,42 @@ def accuracy_ends(runs: Sequence[RunRecord], window: int) -> dict[str, float]:
     return {"start": mean[0], "final": mean[-1]} if mean else {}
 
 
-def heldout(runs: Sequence[RunRecord], event: str = "eval_after") -> dict | None:
-    """Greedy pass@1 per seed with its interval, and pooled over seeds (every evaluated
+def heldout(
+    runs: Sequence[RunRecord], event: str = "eval_after", key: str = "pass@1"
+) -> dict | None:
+    """Held-out accuracy ``key`` (greedy ``pass@1`` or ``sampled_pass@1``) per seed with its
+    interval and paired change since before RL, and pooled over seeds (every evaluated
     prompt counted as an independent trial; the seeds share the held-out prompts, so the
     pooled interval understates prompt-sampling noise)."""
-    evals = [r.events[event] for r in runs if event in r.events]
+    evals = [r.events[event] for r in runs if key in r.events.get(event, {})]
     if not evals:
         return None
     n = sum(int(e["prompts"]) for e in evals)
-    p = sum(e["pass@1"] * e["prompts"] for e in evals) / n
+    p = sum(e[key] * e["prompts"] for e in evals) / n
     return {
         "pass@1": p,
         "ci95": proportion_ci95(p, n),
-        "per_seed": [e["pass@1"] for e in evals],
-        "per_seed_ci95": [e.get("pass@1_ci95") for e in evals],
+        "per_seed": [e[key] for e in evals],
+        "per_seed_ci95": [e.get(key + "_ci95") for e in evals],
+        "per_seed_paired_change": [e.get(key + "_change") for e in evals],
         "prompts_per_seed": int(evals[0]["prompts"]),
     }
 
 
-def heldout_comparison(prime: Sequence[RunRecord], rloo: Sequence[RunRecord]) -> dict:
+def heldout_comparison(
+    prime: Sequence[RunRecord], rloo: Sequence[RunRecord], key: str = "pass@1"
+) -> dict | None:
     """After RL per arm and their difference; before RL (the shared SFT model, evaluated
-    greedily on the same prompts by every run) from the first run, with every run's value."""
-    after = {"prime": heldout(prime), "rloo": heldout(rloo)}
+    on the same prompts by every run) from the first run, with every run's value."""
+    after = {"prime": heldout(prime, key=key), "rloo": heldout(rloo, key=key)}
     both = after["prime"] is not None and after["rloo"] is not None
-    before = heldout([*prime, *rloo][:1], "eval_before")
+    before = heldout([*prime, *rloo][:1], "eval_before", key)
+    if before is None and not both:
+        return None
     if before is not None:
-        before["per_run"] = [r.events.get("eval_before", {}).get("pass@1") for r in [*prime, *rloo]]
-        del before["per_seed"], before["per_seed_ci95"]
+        before["per_run"] = [r.events.get("eval_before", {}).get(key) for r in [*prime, *rloo]]
+        for field in ("per_seed", "per_seed_ci95", "per_seed_paired_change"):
+            del before[field]
     return {
         **after,
         "before": before,

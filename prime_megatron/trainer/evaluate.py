@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import dataclass
 
 from prime_megatron.rewards.extract import extract_answer
 from prime_megatron.trainer.collect import PromptEncoder, score_on_rank0
 
 
+@dataclass
+class EvalResult:
+    metrics: dict[str, float]
+    per_prompt: list[float]  # mean score of each evaluated prompt, in row order
+
+
 def evaluate(
     engine, rows: list, encode: PromptEncoder, tokenizer, rewards, samples: int = 1, seed: int = 0
-) -> dict[str, float]:
+) -> EvalResult:
     """Collective. Accuracy of the engine's current weights on ``rows``."""
     pairs = [(r, encode(r.messages)) for r in rows]
     pairs = [(r, ids) for r, ids in pairs if ids is not None]
@@ -27,7 +34,8 @@ def evaluate(
     texts = tokenizer.batch_decode(out.response_ids, skip_special_tokens=True)
     scores, failures = score_on_rank0(rewards, texts, [rows[g] for g in out.group_index])
     n = len(rows)
-    acc, ci95 = prompt_accuracy(scores, samples)
+    per_prompt = prompt_means(scores, samples)
+    acc, ci95 = mean_ci95(per_prompt)
     result = {
         "pass@1": acc,
         "pass@1_ci95": ci95,
@@ -37,17 +45,27 @@ def evaluate(
     if samples > 1:
         result[f"maj@{samples}"] = _majority_accuracy(texts, scores, samples, n)
     result.update({f"fail_{k}": float(v) for k, v in failures.items() if v})
-    return result
+    return EvalResult(result, per_prompt)
 
 
-def prompt_accuracy(scores: list[float], samples: int) -> tuple[float, float]:
-    """Mean accuracy of ``scores`` (``samples`` consecutive scores per prompt) and the
-    half-width of its 95% interval, with each prompt's mean accuracy as one unit."""
-    n = len(scores) // samples
-    per_prompt = [sum(scores[p * samples : (p + 1) * samples]) / samples for p in range(n)]
-    acc = sum(per_prompt) / max(n, 1)
-    variance = sum((x - acc) ** 2 for x in per_prompt) / max(n, 1)
-    return acc, 1.96 * math.sqrt(variance / max(n, 1))
+def prompt_means(scores: list[float], samples: int) -> list[float]:
+    """Mean score per prompt of ``scores`` (``samples`` consecutive scores per prompt)."""
+    return [sum(scores[p : p + samples]) / samples for p in range(0, len(scores), samples)]
+
+
+def mean_ci95(values: list[float]) -> tuple[float, float]:
+    """Mean of ``values`` (one per prompt) and the half-width of its normal 95% interval."""
+    n = max(len(values), 1)
+    mean = sum(values) / n
+    variance = sum((x - mean) ** 2 for x in values) / n
+    return mean, 1.96 * math.sqrt(variance / n)
+
+
+def paired_change(before: list[float], after: list[float]) -> tuple[float, float]:
+    """Mean per-prompt change after - before on the same prompts and its 95% half-width:
+    most prompts score the same both times, so this is far tighter than comparing the
+    two accuracies' own intervals."""
+    return mean_ci95([a - b for a, b in zip(after, before, strict=True)])
 
 
 def _majority_accuracy(texts: list[str], scores: list[float], k: int, n: int) -> float:

@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
 import torch.distributed as dist
 
 from prime_megatron.checkpoint.megatron_io import is_rank0
@@ -27,8 +28,9 @@ from prime_megatron.trainer import checkpointing as ckpt_io
 from prime_megatron.trainer.batch import SampleBatch
 from prime_megatron.trainer.collect import GroupCollector, PromptEncoder
 from prime_megatron.trainer.config import TrainConfig
-from prime_megatron.trainer.evaluate import evaluate
+from prime_megatron.trainer.evaluate import evaluate, paired_change
 from prime_megatron.trainer.metrics import MetricsLogger
+from prime_megatron.trainer.offload import Offloader, compute_device
 from prime_megatron.trainer.setup import (
     build_models,
     log0,
@@ -78,6 +80,11 @@ class Trainer:
             else Path(cfg.model.path)
         )
         self.models, self.meta = build_models(cfg, self.groups, start)
+        self.offloader = (
+            Offloader(self.models, compute_device(), torch.device("cpu"))
+            if cfg.model.offload_idle
+            else None
+        )
         self.vocab = self.meta.arch.vocab_size
         cfg.rollout.load_format = "dummy"
         self.engine = RolloutEngine(
@@ -92,6 +99,7 @@ class Trainer:
             if cfg.data.val_files
             else None
         )
+        self._eval_before: dict[str, list[float]] = {}  # metric prefix -> per-prompt scores
         sampler = PromptSampler(len(train), cfg.data.seed, cfg.data.shuffle)
         self.collector = GroupCollector(
             train, sampler, self.encode, self.tokenizer, self.engine, self.rewards, cfg.algo,
@@ -135,6 +143,8 @@ class Trainer:
              " (different layout: optimizer moments and RNG restarted)"))  # fmt: skip
 
     def _save(self) -> None:
+        if self.offloader is not None:
+            self.offloader.restore()
         models, optimizers = self._trainable()
         state = {
             "step": self.step,
@@ -160,14 +170,27 @@ class Trainer:
     # ---- run ------------------------------------------------------------------------
 
     def evaluate(self, name: str) -> dict | None:
+        """Greedy (and, with ``run.eval_samples``, sampled) accuracy on the held-out rows;
+        after RL also the paired per-prompt change against the ``eval_before`` scores."""
         if self.heldout is None or self.cfg.run.eval_prompts == 0:
             return None
         rows = list(self.heldout)[: self.cfg.run.eval_prompts]
         args = (self.engine, rows, self.encode, self.tokenizer, self.rewards)
-        result = evaluate(*args, seed=self.cfg.run.seed)
+        runs = {"": evaluate(*args, seed=self.cfg.run.seed)}
         if self.cfg.run.eval_samples:
-            sampled = evaluate(*args, samples=self.cfg.run.eval_samples, seed=self.cfg.run.seed)
-            result.update({f"sampled_{k}": v for k, v in sampled.items() if k != "prompts"})
+            runs["sampled_"] = evaluate(
+                *args, samples=self.cfg.run.eval_samples, seed=self.cfg.run.seed
+            )
+        result = {}
+        for prefix, run in runs.items():
+            result.update({prefix + k: v for k, v in run.metrics.items() if k != "prompts"})
+            if prefix in self._eval_before:
+                change, ci95 = paired_change(self._eval_before[prefix], run.per_prompt)
+                result[f"{prefix}pass@1_change"] = change
+                result[f"{prefix}pass@1_change_ci95"] = ci95
+        result["prompts"] = runs[""].metrics["prompts"]
+        if name == "eval_before":
+            self._eval_before = {prefix: run.per_prompt for prefix, run in runs.items()}
         if self.logger is not None:
             self.logger.event(
                 name, {"step": self.step, **{k: round(v, 4) for k, v in result.items()}}
@@ -202,7 +225,7 @@ class Trainer:
         return {"finished": True, "before": before, "after": after}
 
     def _one_step(self, settings: UpdateSettings) -> dict[str, float]:
-        timer = PhaseTimer()
+        timer = PhaseTimer(self.offloader.enter if self.offloader is not None else None)
         start = time.perf_counter()
         with timer("rollout"):
             groups, metrics = self.collector.collect(
@@ -216,7 +239,8 @@ class Trainer:
             with timer("weight_sync"):
                 metrics.update({f"sync/{k}": float(v) for k, v in self._sync().items()})
             metrics["time/tokens_per_s"] = float(batch.mask.sum()) / (time.perf_counter() - start)
-        self._maybe_verify_sync([g.prompt_ids for g in groups], metrics)
+        with timer("verify_sync"):
+            self._maybe_verify_sync([g.prompt_ids for g in groups], metrics)
         metrics.update({f"time/{k}": v for k, v in timer.seconds.items()})
         metrics["time/step"] = time.perf_counter() - start
         return metrics

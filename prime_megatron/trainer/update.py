@@ -9,6 +9,7 @@ micro-batches and data-parallel ranks.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -55,14 +56,18 @@ class UpdateSettings:
 
 
 class PhaseTimer:
-    """Accumulates wall-clock seconds per named phase (``with timer("rollout"): ...``)."""
+    """Accumulates wall-clock seconds per named phase (``with timer("rollout"): ...``);
+    ``on_enter(name)`` runs first on entering a phase (the offloader's hook), timed with it."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_enter: Callable[[str], None] | None = None) -> None:
         self.seconds: dict[str, float] = {}
+        self.on_enter = on_enter
 
     @contextmanager
     def __call__(self, name: str):
         start = time.perf_counter()
+        if self.on_enter is not None:
+            self.on_enter(name)
         try:
             yield
         finally:

@@ -146,3 +146,15 @@ def test_raws_over_training_pools_runs_in_stretches():
     assert out[0]["raws_rate"] == pytest.approx(2 / 30)
     assert out[0]["raws_among_correct"] == pytest.approx(2 / 15)
     assert out[0]["ci95"] == pytest.approx(1.96 * math.sqrt((2 / 30) * (28 / 30) / 30))
+
+
+def test_heldout_sampled_key_and_paired_change():
+    prime = [run([0.5], evals=[("eval_after", 0.6, 100), ("eval_before", 0.5, 100)])]
+    prime[0].events["eval_after"].update({"sampled_pass@1": 0.7, "sampled_pass@1_change": 0.05})
+    prime[0].events["eval_before"]["sampled_pass@1"] = 0.65
+    rloo = [run([0.5], evals=[("eval_after", 0.5, 100)])]
+    c = heldout_comparison(prime, rloo, key="sampled_pass@1")
+    assert c["prime"]["per_seed"] == [0.7] and c["prime"]["per_seed_paired_change"] == [0.05]
+    assert c["rloo"] is None and c["prime_minus_rloo"] is None
+    assert c["before"]["pass@1"] == 0.65
+    assert heldout_comparison(rloo, rloo, key="sampled_pass@1") is None

@@ -1,0 +1,86 @@
+"""Idle models wait in host memory between the phases of a step (``model.offload_idle``).
+
+A PRIME step uses its three models one phase at a time: none while vLLM generates, all
+three for the log-probs, only the PRM for its update, only the policy for its update and
+the weight sync. On an accelerator, moving the idle models' weights, gradients and AdamW
+moments to host memory frees device memory for vLLM's KV cache and the active model's
+activations, at the price of host<->device copies at phase boundaries. On a CPU-only
+machine compute and storage are the same device: the bookkeeping runs, the copies are
+no-ops.
+
+DESIGN: residency follows the phase names the step already times (``PhaseTimer``), so the
+learning code stays free of memory management.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from prime_megatron.trainer.optim import ShardedAdamW
+from prime_megatron.trainer.update import Models
+
+# Phase -> the models it computes with. Unknown phases keep every model resident.
+PHASE_MODELS: dict[str, tuple[str, ...]] = {
+    "rollout": (),
+    "logprobs": ("policy", "ref", "prm"),
+    "prm_update": ("prm",),
+    "policy_update": ("policy",),
+    "weight_sync": ("policy",),
+    "verify_sync": ("policy",),
+}
+MODEL_NAMES = ("policy", "prm", "ref")
+
+
+class Offloader:
+    """Moves this rank's model chunks (and their optimizers' state) between ``compute``
+    and ``storage`` so that only the current phase's models sit on ``compute``."""
+
+    def __init__(self, models: Models, compute: torch.device, storage: torch.device) -> None:
+        opts = {"policy": models.policy_opt, "prm": models.prm_opt, "ref": None}
+        self.entries = {
+            name: (getattr(models, name), opts[name])
+            for name in MODEL_NAMES
+            if getattr(models, name) is not None
+        }
+        self.compute, self.storage = compute, storage
+        self.resident = set(self.entries)  # models start on the compute device
+
+    def enter(self, phase: str) -> None:
+        """Make exactly ``phase``'s models resident on the compute device."""
+        wanted = set(PHASE_MODELS.get(phase, MODEL_NAMES)) & set(self.entries)
+        for name in sorted(self.resident - wanted):
+            self._move(name, self.storage)
+        for name in sorted(wanted - self.resident):
+            self._move(name, self.compute)
+        self.resident = wanted
+        if self.compute.type == "cuda":
+            torch.cuda.synchronize(self.compute)
+            torch.cuda.empty_cache()
+
+    def restore(self) -> None:
+        """Every model back on the compute device (before checkpointing or evaluation)."""
+        self.enter("all")
+
+    def _move(self, name: str, device: torch.device) -> None:
+        module, opt = self.entries[name]
+        for p in module.parameters():
+            p.data = p.data.to(device, non_blocking=True)
+            if p.grad is not None:
+                p.grad = p.grad.to(device, non_blocking=True)
+        if opt is not None:
+            _move_optimizer_state(opt, device)
+
+
+def _move_optimizer_state(opt: ShardedAdamW, device: torch.device) -> None:
+    for state in opt.opt.state.values():
+        for key, value in state.items():
+            # AdamW keeps its scalar step counter on the host unless it is capturable.
+            if torch.is_tensor(value) and value.dim() > 0:
+                state[key] = value.to(device, non_blocking=True)
+
+
+def compute_device() -> torch.device:
+    """Where this rank's models compute: its current GPU, else the host."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")

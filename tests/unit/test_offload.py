@@ -1,0 +1,71 @@
+import torch
+
+from prime_megatron.trainer.offload import Offloader
+from prime_megatron.trainer.optim import ShardedAdamW
+from prime_megatron.trainer.update import Models, PhaseTimer
+
+
+def tiny_models(with_prm: bool = True) -> Models:
+    torch.manual_seed(0)
+
+    def model_and_opt():
+        model = torch.nn.Linear(4, 4)
+        opt = ShardedAdamW(list(model.parameters()), groups=None, lr=1e-3)
+        model(torch.ones(2, 4)).sum().backward()
+        opt.opt.step()  # populate the AdamW moments
+        return model, opt
+
+    policy, policy_opt = model_and_opt()
+    models = Models(policy=policy, policy_opt=policy_opt)
+    if with_prm:
+        models.prm, models.prm_opt = model_and_opt()
+        models.ref = torch.nn.Linear(4, 4).requires_grad_(False)
+    return models
+
+
+def test_each_phase_keeps_only_its_models_resident():
+    cpu = torch.device("cpu")
+    off = Offloader(tiny_models(), compute=cpu, storage=cpu)
+    assert off.resident == {"policy", "prm", "ref"}
+    expected = {
+        "rollout": set(),
+        "logprobs": {"policy", "prm", "ref"},
+        "prm_update": {"prm"},
+        "policy_update": {"policy"},
+        "weight_sync": {"policy"},
+    }
+    for phase, resident in expected.items():
+        off.enter(phase)
+        assert off.resident == resident, phase
+    off.restore()
+    assert off.resident == {"policy", "prm", "ref"}
+
+
+def test_rloo_has_no_prm_or_reference_to_move():
+    cpu = torch.device("cpu")
+    off = Offloader(tiny_models(with_prm=False), compute=cpu, storage=cpu)
+    off.enter("logprobs")
+    assert off.resident == {"policy"}
+
+
+def test_timer_hook_runs_before_the_timed_body():
+    cpu = torch.device("cpu")
+    off = Offloader(tiny_models(), compute=cpu, storage=cpu)
+    timer = PhaseTimer(off.enter)
+    with timer("prm_update"):
+        assert off.resident == {"prm"}
+    assert "prm_update" in timer.seconds
+
+
+def test_offload_round_trip_keeps_values():
+    models = tiny_models()
+    before = [p.detach().clone() for p in models.policy.parameters()]
+    moments = [s["exp_avg"].clone() for s in models.policy_opt.opt.state.values()]
+    # On a CPU-only machine both devices are the host; values must survive the round trip.
+    off = Offloader(models, compute=torch.device("cpu"), storage=torch.device("cpu"))
+    off.enter("rollout")
+    off.enter("policy_update")
+    for p, q in zip(models.policy.parameters(), before, strict=True):
+        assert torch.equal(p, q)
+    for s, m in zip(models.policy_opt.opt.state.values(), moments, strict=True):
+        assert torch.equal(s["exp_avg"], m)
