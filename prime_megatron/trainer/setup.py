@@ -88,6 +88,7 @@ def sft_checkpoint(
         "vocab": len(tokenizer),
     }
     recipe["sft"].pop("checkpoint")
+    recipe["model"].pop("offload_idle")  # where idle weights wait does not change them
     if recipe_matches(ckpt, recipe):
         log0(f"reusing SFT checkpoint {ckpt}")
         return ckpt
