@@ -69,6 +69,20 @@ def init_distributed(timeout_minutes: int = 30) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def shutdown_distributed() -> None:
+    """Tear down Megatron's groups and the default group in order. A process that exits
+    with live gloo groups can abort in their destructors ("terminate called without an
+    active exception", seen in CI), failing a run whose work had finished."""
+    from megatron.core import parallel_state as mpu
+
+    if not dist.is_initialized():
+        return
+    dist.barrier()
+    if mpu.model_parallel_is_initialized():
+        mpu.destroy_model_parallel()
+    dist.destroy_process_group()
+
+
 def initialize_parallel(tp: int = 1, pp: int = 1, vpp: int | None = None) -> ParallelGroups:
     """Build Megatron's TP/PP/DP groups for this world and return them as ``ParallelGroups``."""
     from megatron.core import parallel_state as mpu

@@ -41,3 +41,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    from prime_megatron.distributed.init import shutdown_distributed
+
+    shutdown_distributed()
