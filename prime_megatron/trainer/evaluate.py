@@ -35,7 +35,7 @@ def evaluate(
     scores, failures = score_on_rank0(rewards, texts, [rows[g] for g in out.group_index])
     n = len(rows)
     per_prompt = prompt_means(scores, samples)
-    acc, ci95 = mean_ci95(per_prompt)
+    acc, ci95 = prompt_mean_ci95(per_prompt)
     result = {
         "pass@1": acc,
         "pass@1_ci95": ci95,
@@ -53,8 +53,9 @@ def prompt_means(scores: list[float], samples: int) -> list[float]:
     return [sum(scores[p : p + samples]) / samples for p in range(0, len(scores), samples)]
 
 
-def mean_ci95(values: list[float]) -> tuple[float, float]:
-    """Mean of ``values`` (one per prompt) and the half-width of its normal 95% interval."""
+def prompt_mean_ci95(values: list[float]) -> tuple[float, float]:
+    """Mean of ``values`` (one per prompt) and the half-width of its normal 95% interval
+    (population variance: for 0/1 greedy scores it is the binomial interval)."""
     n = max(len(values), 1)
     mean = sum(values) / n
     variance = sum((x - mean) ** 2 for x in values) / n
@@ -65,7 +66,7 @@ def paired_change(before: list[float], after: list[float]) -> tuple[float, float
     """Mean per-prompt change after - before on the same prompts and its 95% half-width:
     most prompts score the same both times, so this is far tighter than comparing the
     two accuracies' own intervals."""
-    return mean_ci95([a - b for a, b in zip(after, before, strict=True)])
+    return prompt_mean_ci95([a - b for a, b in zip(after, before, strict=True)])
 
 
 def _majority_accuracy(texts: list[str], scores: list[float], k: int, n: int) -> float:

@@ -239,8 +239,7 @@ class Trainer:
             with timer("weight_sync"):
                 metrics.update({f"sync/{k}": float(v) for k, v in self._sync().items()})
             metrics["time/tokens_per_s"] = float(batch.mask.sum()) / (time.perf_counter() - start)
-        with timer("verify_sync"):
-            self._maybe_verify_sync([g.prompt_ids for g in groups], metrics)
+        self._maybe_verify_sync([g.prompt_ids for g in groups], metrics, timer)
         metrics.update({f"time/{k}": v for k, v in timer.seconds.items()})
         metrics["time/step"] = time.perf_counter() - start
         return metrics
@@ -266,13 +265,14 @@ class Trainer:
         lines = "".join(json.dumps(r) + "\n" for r in rows)
         (out / f"step_{self.step + 1:06d}.jsonl").write_text(lines)
 
-    def _maybe_verify_sync(self, prompts: list[list[int]], metrics: dict) -> None:
+    def _maybe_verify_sync(self, prompts: list[list[int]], metrics: dict, timer) -> None:
         """Every ``run.verify_sync_every`` steps: vLLM greedy == Megatron greedy after the sync."""
         every = self.cfg.run.verify_sync_every
         if not every or not prompts or (self.step + 1) % every:
             return
-        report = verify_weight_sync(self.models.policy, self.groups, self.engine, prompts[:4],
-                                    self.vocab, max_new_tokens=16, seed=self.step)  # fmt: skip
+        with timer("verify_sync"):
+            report = verify_weight_sync(self.models.policy, self.groups, self.engine, prompts[:4],
+                                        self.vocab, max_new_tokens=16, seed=self.step)  # fmt: skip
         metrics["verify/greedy_match"] = float(report["greedy_match"])
         metrics["verify/greedy_logp_abs_max"] = report["greedy_logp"]["abs_max"]
         metrics["verify/sampled_logp_abs_max"] = report["sampled_logp"]["abs_max"]

@@ -48,6 +48,8 @@ class Offloader:
     def enter(self, phase: str) -> None:
         """Make exactly ``phase``'s models resident on the compute device."""
         wanted = set(PHASE_MODELS.get(phase, MODEL_NAMES)) & set(self.entries)
+        if wanted == self.resident:
+            return
         for name in sorted(self.resident - wanted):
             self._move(name, self.storage)
         for name in sorted(wanted - self.resident):

@@ -12,10 +12,8 @@ def test_idle_models_leave_the_gpu_and_come_back():
         getattr(models, name).cuda()
     for opt in (models.policy_opt, models.prm_opt):
         for state in opt.opt.state.values():
-            state["exp_avg"], state["exp_avg_sq"] = (
-                state["exp_avg"].cuda(),
-                state["exp_avg_sq"].cuda(),
-            )
+            for key in ("exp_avg", "exp_avg_sq"):
+                state[key] = state[key].cuda()
     expected = [p.detach().clone() for p in models.prm.parameters()]
     off = Offloader(models, compute=torch.device("cuda", 0), storage=torch.device("cpu"))
     off.enter("policy_update")

@@ -2,11 +2,11 @@ import math
 
 import pytest
 
-from prime_megatron.trainer.evaluate import mean_ci95, paired_change, prompt_means
+from prime_megatron.trainer.evaluate import paired_change, prompt_mean_ci95, prompt_means
 
 
 def test_greedy_interval_is_the_binomial_one():
-    acc, ci = mean_ci95(prompt_means([1.0, 0.0, 1.0, 0.0], samples=1))
+    acc, ci = prompt_mean_ci95(prompt_means([1.0, 0.0, 1.0, 0.0], samples=1))
     assert acc == 0.5
     assert ci == pytest.approx(1.96 * math.sqrt(0.25 / 4))
 
@@ -15,9 +15,9 @@ def test_samples_of_one_prompt_are_one_unit():
     # Two prompts, always right / always wrong: 8 scores but only 2 independent units.
     per_prompt = prompt_means([1.0] * 4 + [0.0] * 4, samples=4)
     assert per_prompt == [1.0, 0.0]
-    assert mean_ci95(per_prompt) == pytest.approx((0.5, 1.96 * math.sqrt(0.25 / 2)))
+    assert prompt_mean_ci95(per_prompt) == pytest.approx((0.5, 1.96 * math.sqrt(0.25 / 2)))
     # Every prompt half right: no spread between prompts, so no interval.
-    assert mean_ci95(prompt_means([1.0, 0.0] * 4, samples=2)) == (0.5, 0.0)
+    assert prompt_mean_ci95(prompt_means([1.0, 0.0] * 4, samples=2)) == (0.5, 0.0)
 
 
 def test_paired_change_ignores_prompts_that_did_not_move():
@@ -27,6 +27,6 @@ def test_paired_change_ignores_prompts_that_did_not_move():
     assert change == pytest.approx(0.1)
     assert ci == pytest.approx(1.96 * math.sqrt(0.1 * 0.9 / 100))
     # The unpaired intervals of 0.5 and 0.6 would each be ~ +-0.1: pairing is much tighter.
-    assert ci < mean_ci95(after)[1] / 1.5
+    assert ci < prompt_mean_ci95(after)[1] / 1.5
     with pytest.raises(ValueError):
         paired_change([1.0], [1.0, 0.0])
