@@ -1,6 +1,6 @@
 """Plot a run's metrics.jsonl as PNG curves.
 
-python tools/plot_run.py RUN_DIR [--out metrics.png] [--keys rollout/accuracy prm/accuracy]
+python tools/plot_run.py RUN_DIR [--out metrics.png] [--keys rollout/accuracy prm/pairwise_acc]
 """
 
 import argparse

@@ -14,6 +14,7 @@ from prime_megatron.config.errors import check
 
 PRM_LOSSES = ("ce", "dpo")
 PRM_UPDATES = ("after", "before")
+PRM_REFERENCES = ("sft", "policy")
 
 
 @dataclass
@@ -31,6 +32,13 @@ class AlgoConfig:
     # "after": rewards from the PRM before its update, one PRM forward (DESIGN; paper's
     # "single forward"); "before": update the PRM first, then score (verl recipe default).
     prm_update: str = "after"
+    # Passes of the PRM over each step's batch (official: 1; its mini-batch count is
+    # batch.prm_mini_batches_per_step).
+    prm_epochs: int = 1
+    # The PRM's reference pi_ref: "sft", the frozen SFT model (paper + official), or
+    # "policy", the policy that sampled the batch (paper Appendix B.1: works as well; it
+    # cancels the policy's own drift and needs no reference forward).
+    prm_reference: str = "sft"
     # Process-stream RLOO baseline: "official" K/(K-1) r - sum_j m_j/(K-1) (official code);
     # "paper": Eq. 5, r - sum_{j != i} m_j/(K-1). m_j: sample j's mean token reward.
     process_baseline: str = "official"
@@ -72,6 +80,7 @@ class AlgoConfig:
             "process_reward_norm": NORMS,
             "prm_loss": PRM_LOSSES,
             "prm_update": PRM_UPDATES,
+            "prm_reference": PRM_REFERENCES,
             "process_baseline": BASELINES,
             "loss_agg": LOSS_AGGS,
         }
@@ -81,6 +90,7 @@ class AlgoConfig:
 
     def _check_ranges(self) -> None:
         check(self.beta > 0, "algo.beta", self.beta, "must be > 0")
+        check(self.prm_epochs >= 1, "algo.prm_epochs", self.prm_epochs, "must be >= 1")
         check(0 < self.gamma <= 1, "algo.gamma", self.gamma, "must be in (0, 1]")
         check(0 < self.clip_eps < 1, "algo.clip_eps", self.clip_eps, "must be in (0, 1)")
         for field in ("outcome_coef", "process_coef", "entropy_coef", "kl_coef"):

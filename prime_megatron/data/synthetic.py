@@ -1,5 +1,5 @@
-"""The arithmetic chain task (shared/notes/tiny-task.md): learnable on 2 CPU cores, with
-exact ground-truth step labels.
+"""The arithmetic chain task (docs/tiny-task.md): learnable on 2 CPU cores, with exact
+ground-truth step labels.
 
 Prompt ``47+38-19``; solution one step a line, left to right, then the boxed answer::
 
@@ -10,6 +10,13 @@ Prompt ``47+38-19``; solution one step a line, left to right, then the boxed ans
 Each operand is 1-digit (1-9) or, with probability ``p_two_digit``, 2-digit (10-99);
 intermediates may go negative. Because the reference chain is unique, the first wrong
 line of any response is exact: the ground truth for judging the implicit PRM.
+
+Planted errors (``sft_error_rate``): the SFT worked solutions forget the carry (``+``) or
+the borrow (``-``) in that share of the *carry steps* and continue from the wrong result,
+so the SFT model makes one systematic, confident kind of mistake. RL prompts, outcome
+rewards and step labels always use the correct chain. A carry step is a column carry or
+borrow on non-negative numbers: ``47+38`` (7+8 >= 10), ``85-19`` (5 < 9); forgetting it
+writes 75 and 76.
 """
 
 import argparse
@@ -28,16 +35,34 @@ DATA_SOURCE = "synthetic_arith"
 _PROMPT = re.compile(r"\d+(?:[+-]\d+)+")
 
 
+ERROR_KINDS = ("carry",)
+_STEP = re.compile(r"(-?\d+)([+-])(\d+)=(-?\d+)")
+
+
 @dataclass
 class ArithmeticConfig:
+    """The task (the trainer's ``synthetic.*`` section): problem mix, split sizes, and the
+    error family planted in the SFT solutions."""
+
     min_ops: int = 2
     max_ops: int = 4
-    p_two_digit: float = 0.5  # per operand; 0 -> too easy, 1 -> too hard (tiny-task.md)
+    p_two_digit: float = 0.5  # per operand; 0 -> too easy, 1 -> too hard (docs/tiny-task.md)
+    train_prompts: int = 20000  # RL train prompts (the SFT rows are their worked solutions)
+    heldout_prompts: int = 1000
+    # Share of carry steps whose SFT solution forgets the carry/borrow (0 = clean SFT data).
+    sft_error_rate: float = 0.0
+    sft_error_kind: str = "carry"
 
     def validate(self) -> None:
         check(self.min_ops >= 1, "synthetic.min_ops", self.min_ops, ">= 1")
         check(self.max_ops >= self.min_ops, "synthetic.max_ops", self.max_ops, ">= min_ops")
         check(0 <= self.p_two_digit <= 1, "synthetic.p_two_digit", self.p_two_digit, "in [0, 1]")
+        check(self.train_prompts >= 1, "synthetic.train_prompts", self.train_prompts, ">= 1")
+        check(self.heldout_prompts >= 0, "synthetic.heldout_prompts", self.heldout_prompts, ">= 0")
+        rate = self.sft_error_rate
+        check(0 <= rate < 1, "synthetic.sft_error_rate", rate, "in [0, 1)")
+        kind = self.sft_error_kind
+        check(kind in ERROR_KINDS, "synthetic.sft_error_kind", kind, f"one of {ERROR_KINDS}")
 
 
 @dataclass(frozen=True)
@@ -54,29 +79,50 @@ class Problem:
 
     @property
     def answer(self) -> int:
-        return _partial_results(self)[-1]
+        signed = (x if op == "+" else -x for op, x in zip(self.ops, self.operands[1:], strict=True))
+        return self.operands[0] + sum(signed)
 
     def steps(self) -> list[str]:
         """Reference solution lines: one equation per operation, then ``\\boxed{answer}``."""
-        results = _partial_results(self)
-        lines = [
-            f"{left}{op}{operand}={result}"
-            for left, op, operand, result in zip(
-                results[:-1], self.ops, self.operands[1:], results[1:], strict=True
-            )
-        ]
-        return [*lines, f"\\boxed{{{results[-1]}}}"]
+        return worked_steps(self)
 
     @property
     def solution(self) -> str:
         return "\n".join(self.steps())
 
 
-def _partial_results(problem: Problem) -> list[int]:
-    results = [problem.operands[0]]
+def is_carry_step(left: int, op: str, operand: int) -> bool:
+    """A column carry (``+``) or borrow (``-``) on non-negative numbers."""
+    if left < 0:
+        return False
+    if op == "+":
+        return left % 10 + operand % 10 >= 10
+    return left >= operand and left % 10 < operand % 10
+
+
+def worked_steps(
+    problem: Problem, rng: random.Random | None = None, error_rate: float = 0.0
+) -> list[str]:
+    """Solution lines, each carry step done wrong with probability ``error_rate`` (the
+    carry/borrow forgotten: 10 too little or too much); later lines continue from what was
+    written, as a student would. ``error_rate`` 0 gives the reference chain."""
+    left, lines = problem.operands[0], []
     for op, operand in zip(problem.ops, problem.operands[1:], strict=True):
-        results.append(results[-1] + operand if op == "+" else results[-1] - operand)
-    return results
+        result = left + operand if op == "+" else left - operand
+        if error_rate and is_carry_step(left, op, operand) and rng.random() < error_rate:
+            result += -10 if op == "+" else 10
+        lines.append(f"{left}{op}{operand}={result}")
+        left = result
+    return [*lines, f"\\boxed{{{left}}}"]
+
+
+def carry_steps(response: str) -> list[bool]:
+    """Per response line: is it an equation whose written operation is a carry step."""
+    flags = []
+    for line in response_lines(response):
+        match = _STEP.fullmatch(line)
+        flags.append(bool(match) and is_carry_step(int(match[1]), match[2], int(match[3])))
+    return flags
 
 
 def parse_prompt(prompt: str) -> Problem:
@@ -138,13 +184,19 @@ def rl_row(problem: Problem, index: int, split: str) -> dict:
     }
 
 
-def sft_row(problem: Problem) -> dict:
-    """Prompt (chat messages, as in RL rows) plus the worked solution."""
+def sft_row(problem: Problem, rng: random.Random | None = None, error_rate: float = 0.0) -> dict:
+    """Prompt (chat messages, as in RL rows) plus the worked solution (``worked_steps``)."""
     return {
         "data_source": DATA_SOURCE,
         "prompt": [{"role": "user", "content": problem.prompt}],
-        "response": problem.solution,
+        "response": "\n".join(worked_steps(problem, rng, error_rate)),
     }
+
+
+def sft_rows(problems: Sequence[Problem], cfg: ArithmeticConfig, seed: int) -> list[dict]:
+    """The SFT rows of ``problems`` with ``cfg``'s planted errors (seeded)."""
+    rng = random.Random(f"arith-sft-errors/{seed}")
+    return [sft_row(p, rng, cfg.sft_error_rate) for p in problems]
 
 
 def response_lines(response: str) -> list[str]:
@@ -223,11 +275,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--min-ops", type=int, default=2)
     parser.add_argument("--max-ops", type=int, default=4)
     parser.add_argument("--p-two-digit", type=float, default=0.5)
+    parser.add_argument("--sft-error-rate", type=float, default=0.0)
     args = parser.parse_args(argv)
-    cfg = ArithmeticConfig(args.min_ops, args.max_ops, args.p_two_digit)
+    cfg = ArithmeticConfig(
+        args.min_ops, args.max_ops, args.p_two_digit, sft_error_rate=args.sft_error_rate
+    )
     cfg.validate()
     train, heldout = make_splits(args.n_sft + args.n_train, args.n_heldout, cfg, args.seed)
-    write_jsonl(map(sft_row, train[: args.n_sft]), os.path.join(args.out, "sft.jsonl"))
+    sft = sft_rows(train[: args.n_sft], cfg, args.seed)
+    write_jsonl(sft, os.path.join(args.out, "sft.jsonl"))
     for name, problems in [("train", train[args.n_sft :]), ("heldout", heldout)]:
         rows = (rl_row(p, i, name) for i, p in enumerate(problems))
         write_jsonl(rows, os.path.join(args.out, f"{name}.jsonl"))

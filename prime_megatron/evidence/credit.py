@@ -18,6 +18,10 @@ no information. Two labelings:
   (the PRM800K labeling). Correct responses contribute only negatives, so this also
   rewards plain outcome discrimination.
 
+``first_vs_preceding_carry`` is the headline restricted to carry steps (the planted error
+kind: ``synthetic.carry_steps``): where a model that forgets carries is itself unsure,
+only learned credit can rank a wrong carry below a right one.
+
 ``within_response`` pairs each first wrong step only with the correct steps of its own
 response (between-response reward offsets cancel). Baselines: an untrained PRM gives q = 0
 (all ties, AUROC 0.5); ``random_direction`` flips the sign of every token's q at random
@@ -48,6 +52,7 @@ class StepCredit:
     token_q: tuple[float, ...]
     token_spans: tuple[tuple[int, int], ...]  # [first, last) token index of each step
     rewards: tuple[float, ...]  # per step: sum of token_q over its span
+    carry: tuple[bool, ...] = ()  # per step: a carry step (synthetic.carry_steps)
 
 
 def token_offsets(pieces: Sequence[str]) -> list[tuple[int, int]]:
@@ -77,6 +82,7 @@ def step_credit(sample: DecodedSample) -> StepCredit | None:
         token_q=sample.q,
         token_spans=tuple(spans),
         rewards=step_rewards(sample.q, spans),
+        carry=tuple(synthetic.carry_steps(response)),
     )
 
 
@@ -99,6 +105,17 @@ def first_vs_preceding(credits: Sequence[StepCredit]) -> Labeled:
     return scores, labels
 
 
+def first_vs_preceding_carry(credits: Sequence[StepCredit]) -> Labeled:
+    """``first_vs_preceding`` over carry steps only."""
+    scores, labels = [], []
+    for c in filter(locatable, credits):
+        for i in range(c.first_wrong + 1):
+            if c.carry[i]:
+                scores.append(-c.rewards[i])
+                labels.append(int(i == c.first_wrong))
+    return scores, labels
+
+
 def all_steps(credits: Sequence[StepCredit]) -> Labeled:
     scores, labels = [], []
     for c in credits:
@@ -108,13 +125,16 @@ def all_steps(credits: Sequence[StepCredit]) -> Labeled:
     return scores, labels
 
 
+def by_index(credit: StepCredit) -> StepCredit:
+    """The response with each step's reward replaced by minus its index (later = worse)."""
+    return replace(credit, rewards=tuple(-float(i) for i in range(len(credit.rewards))))
+
+
 def by_position(labeled: Callable[[Sequence[StepCredit]], Labeled]):
     """The same labeling with each step scored by its index instead of its reward."""
 
     def labeled_by_index(credits: Sequence[StepCredit]) -> Labeled:
-        indexed = [replace(c, rewards=tuple(-float(i) for i in range(len(c.rewards))))
-                   for c in credits]  # fmt: skip
-        return labeled(indexed)
+        return labeled([by_index(c) for c in credits])
 
     return labeled_by_index
 
@@ -211,3 +231,32 @@ def by_dump(credits: Sequence[StepCredit]) -> list[list]:
         scores, labels = first_vs_preceding([c for c in credits if c.step == step])
         rows.append([step, auroc(scores, labels), sum(labels)])
     return rows
+
+
+def online_credit(
+    credits: Sequence[StepCredit],
+    confidences: dict[str, Sequence[Sequence[float]]],
+    repeats: int,
+    seed: int,
+) -> dict[str, float]:
+    """The ``credit/*`` metrics of one training batch: first-wrong-step AUROC of the PRM's
+    rewards (all steps and carry steps only) against its baselines on the same steps:
+    each model in ``confidences`` scoring a step by its own log-prob of the step's tokens
+    (``{"policy": per-response token log-probs, ...}``), the position prior, and random
+    directions (mean over ``repeats`` sign flips). Undefined AUROCs are left out."""
+    labelings = {"": first_vs_preceding, "_carry": first_vs_preceding_carry}
+    scored = {"prm": credits, "position": [by_index(c) for c in credits]}
+    for name, token_logps in confidences.items():
+        scored[f"confidence_{name}"] = [
+            with_token_q(c, lp) for c, lp in zip(credits, token_logps, strict=True)
+        ]
+    out: dict[str, float] = {"credit/wrong_steps": float(sum(first_vs_preceding(credits)[1]))}
+    for suffix, labeled in labelings.items():
+        for name, variant in scored.items():
+            value = measure(variant, labeled)
+            if value is not None:
+                out[f"credit/{name}_auroc{suffix}"] = value
+        rand = random_direction(credits, repeats, seed, labeled)
+        if rand:
+            out[f"credit/random_auroc{suffix}"] = sum(rand) / len(rand)
+    return out

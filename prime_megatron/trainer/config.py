@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from prime_megatron.algo.config import AlgoConfig
 from prime_megatron.config.errors import check
 from prime_megatron.data.config import DataConfig
+from prime_megatron.data.synthetic import ArithmeticConfig
 from prime_megatron.rewards.config import RewardConfig
 from prime_megatron.rollout.config import RolloutConfig
 
@@ -38,6 +39,9 @@ class RunConfig:
     wandb_project: str = ""  # empty = off
     verify_sync_every: int = 0  # steps; 0 = off. greedy vLLM vs Megatron check
     dump_samples_every: int = 0  # steps; 0 = off. samples + token rewards to samples/*.jsonl
+    # steps; 0 = off. Synthetic task only: the PRM's first-wrong-step AUROC on the batch
+    # against the models' own confidence, position and random baselines (credit/*).
+    step_credit_every: int = 0
     export_hf: bool = True  # write the final policy as an HF checkpoint
     plot: bool = True  # PNG curves of the run's metrics at the end
     stop_after_steps: int = 0  # testing aid: stop (as if killed) after this many steps
@@ -50,6 +54,7 @@ class RunConfig:
         check(ok, "run.resume", self.resume, f"one of {RESUME} or an existing checkpoint dir")
         check(self.eval_prompts >= 0, "run.eval_prompts", self.eval_prompts, ">= 0")
         check(self.eval_samples >= 0, "run.eval_samples", self.eval_samples, ">= 0")
+        check(self.step_credit_every >= 0, "run.step_credit_every", self.step_credit_every, ">= 0")
 
 
 @dataclass
@@ -101,6 +106,8 @@ class BatchConfig:
     prompts_per_step: int = 16
     samples_per_prompt: int = 4
     mini_batches_per_step: int = 1
+    # The PRM's optimizer steps per epoch over the step's batch (official recipe: 4).
+    prm_mini_batches_per_step: int = 1
     micro_batch_size: int = 16  # samples per forward/backward per data-parallel rank
 
     def validate(self) -> None:
@@ -115,6 +122,12 @@ class BatchConfig:
             self.prompts_per_step % self.mini_batches_per_step == 0,
             "batch.mini_batches_per_step",
             self.mini_batches_per_step,
+            f"must divide batch.prompts_per_step={self.prompts_per_step}",
+        )
+        check(
+            self.prompts_per_step % self.prm_mini_batches_per_step == 0,
+            "batch.prm_mini_batches_per_step",
+            self.prm_mini_batches_per_step,
             f"must divide batch.prompts_per_step={self.prompts_per_step}",
         )
         check(self.micro_batch_size >= 1, "batch.micro_batch_size", self.micro_batch_size, ">= 1")
@@ -155,20 +168,6 @@ class SFTConfig:
 
 
 @dataclass
-class SyntheticDataConfig:
-    """The arithmetic task generated for the default job (ignored with data.train_files)."""
-
-    train_prompts: int = 20000
-    heldout_prompts: int = 1000
-    min_ops: int = 2
-    max_ops: int = 4
-    # Share of 2-digit operands. 0.3: greedy pass@1 0.79 (sampled 0.73) after 1600 SFT steps,
-    # with 20-40% of prompts inside the [0.2, 0.8] filter (0.5 gave 0.19 after 1000 steps,
-    # too hard to start RL from; measured on 1000 held-out prompts).
-    p_two_digit: float = 0.3
-
-
-@dataclass
 class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -185,7 +184,10 @@ class TrainConfig:
     prm_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-5, grad_clip=10.0))
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    synthetic: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
+    # The arithmetic task generated for the default job (ignored with data.train_files).
+    # p_two_digit 0.3: greedy pass@1 0.79 (sampled 0.73) after 1600 SFT steps, with 20-40% of
+    # prompts inside the [0.2, 0.8] filter (0.5 gave 0.19 after 1000 steps).
+    synthetic: ArithmeticConfig = field(default_factory=lambda: ArithmeticConfig(p_two_digit=0.3))
     rewards: RewardConfig = field(default_factory=RewardConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
 
@@ -202,6 +204,7 @@ class TrainConfig:
         if self.data.train_files:
             self.data.validate()
         self.rewards.validate()
+        self.synthetic.validate()
         if self.model.source == "synthetic" and self.sft.enabled:
             self.sft.validate()
         self._check_cross_fields(world_size)
@@ -234,3 +237,9 @@ class TrainConfig:
         )
         if self.model.source != "synthetic":
             check(bool(self.data.train_files), "data.train_files", [], "needed for this model")
+            check(
+                self.run.step_credit_every == 0,
+                "run.step_credit_every",
+                self.run.step_credit_every,
+                "0 unless model.source=synthetic (step labels come from the synthetic task)",
+            )

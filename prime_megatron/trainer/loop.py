@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
 
 from prime_megatron.checkpoint.megatron_io import is_rank0
 from prime_megatron.config.loader import save_config
@@ -21,6 +22,8 @@ from prime_megatron.data.sampler import PromptSampler
 from prime_megatron.data.template import PromptRenderer
 from prime_megatron.data.tokenizer import build_char_tokenizer
 from prime_megatron.distributed.init import initialize_parallel, seed_all
+from prime_megatron.evidence.credit import online_credit, step_credit
+from prime_megatron.evidence.samples import decode_sample, piece_table
 from prime_megatron.resharding import sync_weights, verify_weight_sync
 from prime_megatron.rewards.manager import RewardManager
 from prime_megatron.rollout.engine import RolloutEngine
@@ -199,8 +202,10 @@ class Trainer:
 
     def train(self) -> dict:
         cfg = self.cfg
-        settings = UpdateSettings(cfg.algo, cfg.use_prm, cfg.batch.mini_batches_per_step,
-                                  cfg.batch.micro_batch_size, cfg.rollout.temperature)  # fmt: skip
+        b = cfg.batch
+        settings = UpdateSettings(cfg.algo, cfg.use_prm, b.mini_batches_per_step,
+                                  b.micro_batch_size, cfg.rollout.temperature,
+                                  b.prm_mini_batches_per_step)  # fmt: skip
         before = self.evaluate("eval_before") if self.step == 0 else None
         stop_at = (
             cfg.run.steps
@@ -236,6 +241,7 @@ class Trainer:
             result = learn(self.models, self.groups, batch, settings, timer)
             metrics.update(result.metrics)
             self._maybe_dump_samples(groups, batch, result.token_q)
+            metrics.update(self._maybe_step_credit(groups, batch, result))
             with timer("weight_sync"):
                 metrics.update({f"sync/{k}": float(v) for k, v in self._sync().items()})
             metrics["time/tokens_per_s"] = float(batch.mask.sum()) / (time.perf_counter() - start)
@@ -252,18 +258,39 @@ class Trainer:
             return
         out = self.run_dir / "samples"
         out.mkdir(exist_ok=True)
-        rows = []
+        rows = self._sample_rows(groups, batch, token_q)
+        lines = "".join(json.dumps(r) + "\n" for r in rows)
+        (out / f"step_{self.step + 1:06d}.jsonl").write_text(lines)
+
+    def _sample_rows(self, groups: list, batch: SampleBatch, token_q) -> list[dict]:
+        """The batch's samples as dump rows (``evidence.samples`` reads them back)."""
         samples = [(group, k) for group in groups for k in range(len(group.response_ids))]
-        for i, (g, k) in enumerate(samples):
-            valid = batch.mask[i].bool()
-            rows.append({
+        return [
+            {
                 "step": self.step + 1, "row_index": g.row_index,
                 "prompt_ids": g.prompt_ids, "response_ids": g.response_ids[k],
                 "outcome": g.outcome[k],
-                "q": token_q[i][valid].tolist() if token_q is not None else None,
-            })  # fmt: skip
-        lines = "".join(json.dumps(r) + "\n" for r in rows)
-        (out / f"step_{self.step + 1:06d}.jsonl").write_text(lines)
+                "q": _valid(token_q, batch.mask, i),
+            }
+            for i, (g, k) in enumerate(samples)
+        ]  # fmt: skip
+
+    def _maybe_step_credit(self, groups: list, batch: SampleBatch, result) -> dict[str, float]:
+        """Every ``run.step_credit_every`` steps: does the PRM find the first wrong step of
+        this batch's samples, against the models' own confidence, position and chance."""
+        every = self.cfg.run.step_credit_every
+        if not every or result.token_q is None or (self.step + 1) % every:
+            return {}
+        table = piece_table(self.tokenizer)
+        rows = self._sample_rows(groups, batch, result.token_q)
+        credits = [step_credit(decode_sample(row, table)) for row in rows]
+        logps = {"policy": result.policy_logp, "sft": result.sft_logp}
+        confidences = {
+            name: [_valid(logp, batch.mask, i) for i in range(batch.size)]
+            for name, logp in logps.items()
+            if logp is not None
+        }
+        return online_credit(credits, confidences, repeats=20, seed=self.step)
 
     def _maybe_verify_sync(self, prompts: list[list[int]], metrics: dict, timer) -> None:
         """Every ``run.verify_sync_every`` steps: vLLM greedy == Megatron greedy after the sync."""
@@ -282,3 +309,8 @@ class Trainer:
             self.logger.close()
         if self.rewards is not None:
             self.rewards.close()
+
+
+def _valid(per_token: Tensor | None, mask: Tensor, row: int) -> list[float] | None:
+    """Row ``row`` of a [N, S-1] per-token tensor at its response positions."""
+    return None if per_token is None else per_token[row][mask[row].bool()].tolist()

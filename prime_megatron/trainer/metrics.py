@@ -13,7 +13,9 @@ from pathlib import Path
 
 CONSOLE_KEYS = (
     ("rollout/accuracy", "acc"),
-    ("prm/accuracy", "prm_acc"),
+    ("prm/pairwise_acc", "prm_pair"),
+    ("prm/outcome_auroc", "prm_auc"),
+    ("credit/prm_auroc", "step_auc"),
     ("filter/keep_rate", "keep"),
     ("train/entropy", "ent"),
     ("train/kl_to_ref", "kl"),

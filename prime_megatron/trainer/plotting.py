@@ -8,7 +8,10 @@ from prime_megatron.trainer.metrics import read_metrics
 
 DEFAULT_KEYS = (
     "rollout/accuracy",
-    "prm/accuracy",
+    "prm/pairwise_acc",
+    "prm/outcome_auroc",
+    "credit/prm_auroc",
+    "credit/confidence_sft_auroc",
     "filter/keep_rate",
     "train/entropy",
     "train/kl_to_ref",

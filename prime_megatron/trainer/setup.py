@@ -36,8 +36,7 @@ def log0(message: str) -> None:
 def prepare_synthetic_data(cfg: TrainConfig, run_dir: Path) -> list[dict]:
     """Write the task's RL train/held-out jsonl files (rank 0); return the SFT rows."""
     s = cfg.synthetic
-    task = synthetic.ArithmeticConfig(s.min_ops, s.max_ops, s.p_two_digit)
-    train, heldout = synthetic.make_splits(s.train_prompts, s.heldout_prompts, task, cfg.run.seed)
+    train, heldout = synthetic.make_splits(s.train_prompts, s.heldout_prompts, s, cfg.run.seed)
     data_dir = run_dir / "data"
     train_file, heldout_file = data_dir / "train.jsonl", data_dir / "heldout.jsonl"
     if is_rank0():
@@ -51,7 +50,7 @@ def prepare_synthetic_data(cfg: TrainConfig, run_dir: Path) -> list[dict]:
     dist.barrier()
     cfg.data.train_files, cfg.data.val_files = [str(train_file)], [str(heldout_file)]
     cfg.data.prompt_format = "chat"
-    return [synthetic.sft_row(p) for p in train]
+    return synthetic.sft_rows(train, s, cfg.run.seed)
 
 
 def synthetic_hf_config(cfg: TrainConfig, tokenizer) -> dict:
@@ -136,7 +135,7 @@ def build_models(
     if cfg.use_prm:
         models.prm = load_megatron_model(ckpt, groups, dtype)[0]
         models.prm_opt = _optimizer(models.prm, groups, cfg.prm_optim, cfg.run.steps)
-    if cfg.use_prm or cfg.algo.kl_coef > 0:
+    if (cfg.use_prm and cfg.algo.prm_reference == "sft") or cfg.algo.kl_coef > 0:
         models.ref = load_megatron_model(ckpt, groups, dtype)[0].requires_grad_(False)
     return models, meta
 

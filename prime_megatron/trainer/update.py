@@ -29,6 +29,7 @@ from prime_megatron.algo import (
 )
 from prime_megatron.algo.config import AlgoConfig
 from prime_megatron.distributed.init import ParallelGroups
+from prime_megatron.evidence.prm_metrics import prm_batch_metrics
 from prime_megatron.resharding.verify import logprob_mismatch
 from prime_megatron.trainer.batch import SampleBatch, split_even
 from prime_megatron.trainer.optim import ShardedAdamW
@@ -53,6 +54,7 @@ class UpdateSettings:
     mini_batches: int
     micro_batch_size: int
     temperature: float
+    prm_mini_batches: int = 1  # PRM optimizer steps per epoch over the step's batch
 
 
 class PhaseTimer:
@@ -80,6 +82,8 @@ class LearnResult:
     # [N, S-1] log pi_prm - log pi_ref of the PRM that scored the batch (0 off-mask), or None
     # without a PRM: the implicit process reward before beta and normalisation.
     token_q: Tensor | None
+    policy_logp: Tensor  # [N, S-1] the sampling policy's log-probs (trainer side)
+    sft_logp: Tensor | None  # [N, S-1] the frozen reference model's, when it is loaded
 
 
 def learn(
@@ -90,66 +94,107 @@ def learn(
     metrics: dict[str, float] = {}
     with timer("logprobs"):
         old = run_pass(models.policy, groups, batch, mbs, temp, with_entropy=True)
-        ref_logp = None
+        sft_logp = None
         if models.ref is not None:
-            ref_logp = run_pass(models.ref, groups, batch, mbs, temp).logp
+            sft_logp = run_pass(models.ref, groups, batch, mbs, temp).logp
+    # The PRM's reference: the frozen SFT model, or the policy that sampled the batch (paper
+    # Appendix B.1), which cancels the policy's own drift from the PRM's rewards.
+    prm_ref_logp = old.logp if a.prm_reference == "policy" else sft_logp
     process_rewards = token_q = None
     if s.use_prm:
-        prm_logp = _prm_phase(models, groups, batch, ref_logp, s, timer, metrics)
-        token_q = (prm_logp - ref_logp) * batch.mask
+        prm_logp = _prm_phase(models, groups, batch, prm_ref_logp, s, timer, metrics)
+        token_q = (prm_logp - prm_ref_logp) * batch.mask
         process_rewards = implicit_process_rewards(
-            prm_logp, ref_logp, batch.mask, a.beta, a.reward_granularity, a.process_reward_norm
+            prm_logp, prm_ref_logp, batch.mask, a.beta, a.reward_granularity,
+            a.process_reward_norm,
+        )  # fmt: skip
+        metrics["reward/process_token_mean"] = float(
+            (process_rewards * batch.mask).sum() / batch.mask.sum()
         )
-        _prm_metrics(prm_logp, ref_logp, batch, process_rewards, metrics)
     advantages, _ = prime_advantages(
         batch.outcome, process_rewards, batch.mask, batch.group, a.gamma,
         a.process_baseline, a.whiten, a.outcome_coef, a.process_coef,
     )  # fmt: skip
-    _batch_metrics(batch, old.logp, old.entropy, ref_logp, advantages, metrics)
+    _batch_metrics(batch, old.logp, old.entropy, sft_logp, advantages, metrics)
     with timer("policy_update"):
-        metrics.update(_policy_update(models, groups, batch, old.logp, advantages, ref_logp, s))
-    return LearnResult(metrics, token_q)
+        metrics.update(_policy_update(models, groups, batch, old.logp, advantages, sft_logp, s))
+    return LearnResult(metrics, token_q, old.logp, sft_logp)
 
 
 def _prm_phase(models, groups, batch, ref_logp, s: UpdateSettings, timer, metrics) -> Tensor:
-    """PRM log-probs used for the rewards, and the PRM update, in the configured order."""
-    if s.algo.prm_update == "before":
-        with timer("prm_update"):
-            metrics.update(_prm_update(models, groups, batch, ref_logp, s))
+    """PRM log-probs used for the rewards, and the PRM update, in the configured order.
+
+    The ``prm/*`` ranking metrics score every sample with a PRM that has not trained on it
+    yet: the PRM before this step's update ("after"), or, with "before", the first epoch's
+    forward of the sample's mini-batch (earlier mini-batches' updates only)."""
+    single_forward = s.prm_mini_batches == 1 and s.algo.prm_epochs == 1
+    if s.algo.prm_update == "after" and not single_forward:
         with timer("logprobs"):
-            return run_pass(models.prm, groups, batch, s.micro_batch_size, s.temperature).logp
-    # "after" (single forward): the update's own forward gives the pre-update log-probs.
+            logp = run_pass(models.prm, groups, batch, s.micro_batch_size, s.temperature).logp
     with timer("prm_update"):
-        logp, update_metrics = _prm_update(models, groups, batch, ref_logp, s, return_logp=True)
+        fresh_logp, update_metrics = _prm_update(models, groups, batch, ref_logp, s)
     metrics.update(update_metrics)
-    return logp
+    if s.algo.prm_update == "after" and single_forward:
+        logp = fresh_logp  # its own forward saw the weights before the update
+    unseen = logp if s.algo.prm_update == "after" else fresh_logp
+    q = sequence_q(unseen, ref_logp, batch.mask)
+    metrics.update(prm_batch_metrics(q, batch.outcome, batch.group))
+    if s.algo.prm_update == "after":
+        return logp
+    with timer("logprobs"):
+        return run_pass(models.prm, groups, batch, s.micro_batch_size, s.temperature).logp
 
 
-def _prm_update(models, groups, batch, ref_logp, s: UpdateSettings, return_logp: bool = False):
+def _prm_update(models, groups, batch, ref_logp, s: UpdateSettings) -> tuple[Tensor, dict]:
+    """``algo.prm_epochs`` passes over ``s.prm_mini_batches`` mini-batches of whole groups,
+    one optimizer step each. Returns the first epoch's log-probs [N, S-1] (each sample
+    scored before the PRM trained on it) and the metrics (means over optimizer steps)."""
     a = s.algo
-    n = batch.size
     batch = batch.with_extras(ref_logp=ref_logp)
     if a.prm_loss == "dpo":
         # Pairs span a whole group, which micro-batches may split: compare against the
         # group's pre-update Q, computed for the full batch first (as the official code).
-        q = sequence_q(
-            run_pass(models.prm, groups, batch, s.micro_batch_size).logp, ref_logp, batch.mask
-        )
-        batch = batch.with_extras(opposite_q=dpo_opposite_q(q, batch.outcome, batch.group))
+        logp = run_pass(models.prm, groups, batch, s.micro_batch_size, s.temperature).logp
+        opposite = dpo_opposite_q(sequence_q(logp, ref_logp, batch.mask), batch.outcome,
+                                  batch.group)  # fmt: skip
+        batch = batch.with_extras(opposite_q=opposite)
+    fresh_logp = torch.zeros_like(batch.mask)
+    totals: dict[str, float] = {}
+    steps = a.prm_epochs * s.prm_mini_batches
+    for epoch in range(a.prm_epochs):
+        for rows, mini in group_mini_batches(batch, s.prm_mini_batches):
+            result = run_pass(models.prm, groups, mini, s.micro_batch_size, s.temperature,
+                              loss_fn=_prm_loss_fn(a, mini.size))  # fmt: skip
+            if epoch == 0:
+                fresh_logp[rows] = result.logp
+            stats = models.prm_opt.step()
+            step_metrics = {"loss": result.metrics.get("prm_loss", 0.0), **stats}
+            for k in ("loss", "grad_norm"):
+                totals[k] = totals.get(k, 0.0) + step_metrics[k] / steps
+    return fresh_logp, {f"prm/{k}": v for k, v in totals.items()}
 
+
+def _prm_loss_fn(a: AlgoConfig, n: int):
     def loss_fn(logp, _ent, mb: SampleBatch):
         ref = mb.extras["ref_logp"]
         if a.prm_loss == "ce":
             loss = prm_ce_loss(logp, ref, mb.mask, mb.outcome, a.beta)
         else:
             loss = prm_dpo_loss(logp, ref, mb.mask, mb.outcome, mb.extras["opposite_q"], a.beta)
-        loss = loss * (mb.size / n)  # a mean over the batch, in micro-batch shares
+        loss = loss * (mb.size / n)  # a mean over the mini-batch, in micro-batch shares
         return loss, {"prm_loss": float(loss.detach())}
 
-    result = run_pass(models.prm, groups, batch, s.micro_batch_size, s.temperature, loss_fn=loss_fn)
-    stats = models.prm_opt.step()
-    metrics = {"prm/loss": result.metrics.get("prm_loss", 0.0), "prm/grad_norm": stats["grad_norm"]}
-    return (result.logp, metrics) if return_logp else metrics
+    return loss_fn
+
+
+def group_mini_batches(batch: SampleBatch, parts: int) -> list[tuple[Tensor, SampleBatch]]:
+    """``parts`` mini-batches of whole prompt groups (so each optimizer step sees complete
+    groups), each with the row indices it was selected by."""
+    out = []
+    for gs in split_even(int(batch.group.max()) + 1, parts):
+        rows = ((batch.group >= gs.start) & (batch.group < gs.stop)).nonzero().squeeze(-1)
+        out.append((rows, batch.select(rows)))
+    return out
 
 
 def _policy_update(models, groups, batch, old_logp, advantages, ref_logp, s: UpdateSettings):
@@ -159,11 +204,8 @@ def _policy_update(models, groups, batch, old_logp, advantages, ref_logp, s: Upd
         extras["ref_logp"] = ref_logp
     batch = batch.with_extras(**extras)
     totals: dict[str, float] = {}
-    # Mini-batches are whole prompt groups, so each optimizer step sees complete groups.
-    group_slices = split_even(int(batch.group.max()) + 1, s.mini_batches)
-    for gs in group_slices:
-        rows = (batch.group >= gs.start) & (batch.group < gs.stop)
-        mini = batch.select(rows.nonzero().squeeze(-1))
+    minis = group_mini_batches(batch, s.mini_batches)
+    for _, mini in minis:
         denom = float(mini.mask.sum()) if a.loss_agg == "token-mean" else float(mini.size)
         result = run_pass(
             models.policy, groups, mini, s.micro_batch_size, s.temperature,
@@ -171,7 +213,7 @@ def _policy_update(models, groups, batch, old_logp, advantages, ref_logp, s: Upd
         )  # fmt: skip
         stats = models.policy_opt.step()
         for k, v in {**result.metrics, "grad_norm": stats["grad_norm"], "lr": stats["lr"]}.items():
-            totals[k] = totals.get(k, 0.0) + v / len(group_slices)
+            totals[k] = totals.get(k, 0.0) + v / len(minis)
     return {f"policy/{k}": v for k, v in totals.items()}
 
 
@@ -195,14 +237,6 @@ def _ppo_loss_fn(a: AlgoConfig, denom: float):
         return loss, out
 
     return loss_fn
-
-
-def _prm_metrics(prm_logp, ref_logp, batch: SampleBatch, rewards: Tensor, metrics: dict) -> None:
-    q = sequence_q(prm_logp, ref_logp, batch.mask)
-    correct = batch.outcome > 0.5
-    metrics["prm/accuracy"] = float(((q > 0) == correct).float().mean())
-    metrics["prm/q_mean"] = float(q.mean())
-    metrics["reward/process_token_mean"] = float((rewards * batch.mask).sum() / batch.mask.sum())
 
 
 def _batch_metrics(batch, logp, entropy, ref_logp, advantages, metrics: dict) -> None:

@@ -8,14 +8,17 @@ from tests.dist.conftest import SCRIPTS
 from tests.torchrun import run_torchrun
 
 # Numbers that must agree across layouts (same data, same weights, same math).
-COMPARED = ["prm/loss", "prm/grad_norm", "policy/pg_loss", "policy/grad_norm", "prm/accuracy",
+COMPARED = ["prm/loss", "prm/grad_norm", "policy/pg_loss", "policy/grad_norm", "prm/sign_acc", "prm/pairwise_acc",
             "adv/std", "train/kl_to_ref", "train/entropy"]  # fmt: skip
 
 
-def _run(ckpt, nproc, tp, pp, prm_update="after", prm_loss="ce") -> dict:
-    out = run_torchrun(
-        SCRIPTS / "update_step.py", nproc, str(ckpt), str(tp), str(pp), prm_update, prm_loss
-    )
+# The PRM's own schedule (3 mini-batches of 2 groups, 2 epochs) is part of what must agree.
+SCHEDULE = (3, 2)
+
+
+def _run(ckpt, nproc, tp, pp, prm_update="after", prm_loss="ce", schedule=SCHEDULE) -> dict:
+    args = [str(ckpt), str(tp), str(pp), prm_update, prm_loss, *map(str, schedule)]
+    out = run_torchrun(SCRIPTS / "update_step.py", nproc, *args)
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
     return json.loads(line[len("RESULT ") :])
 
@@ -38,13 +41,19 @@ def test_update_matches_single_process(reference, megatron_ckpts, nproc, tp, pp)
 
 def test_prm_update_order_decides_which_prm_scores(reference, megatron_ckpts):
     # "after": rewards come from the PRM before its update, which starts equal to the
-    # reference, so the first step's process rewards are exactly zero.
+    # reference, so the first step's process rewards are exactly zero, even with several
+    # PRM optimizer steps (they follow a separate scoring forward).
     assert reference["metrics"]["prm/q_mean"] == 0.0
     assert reference["metrics"]["reward/process_token_mean"] == 0.0
+    ckpt = megatron_ckpts["qwen2"]
+    one_step = _run(ckpt, 1, 1, 1, schedule=(1, 1))
+    assert one_step["metrics"]["reward/process_token_mean"] == 0.0
+    # More PRM steps move the PRM further.
+    assert one_step["prm_logp_sum"] != pytest.approx(reference["prm_logp_sum"], rel=1e-6)
     # "before": the PRM is updated first and its (now non-zero) rewards reach the policy.
     # (At Q=0 the DPO variant's gradient equals the CE one, so the PRM ends the same.)
-    before = _run(megatron_ckpts["qwen2"], 1, 1, 1, prm_update="before", prm_loss="dpo")
-    assert before["metrics"]["prm/q_mean"] != 0.0
+    before = _run(ckpt, 1, 1, 1, prm_update="before", prm_loss="dpo", schedule=(1, 1))
+    assert before["metrics"]["prm/q_mean"] == 0.0  # scored before training on its batch
     assert before["metrics"]["reward/process_token_mean"] != 0.0
-    assert before["metrics"]["policy/pg_loss"] != reference["metrics"]["policy/pg_loss"]
-    assert before["prm_logp_sum"] == pytest.approx(reference["prm_logp_sum"], rel=1e-6)
+    assert before["metrics"]["policy/pg_loss"] != one_step["metrics"]["policy/pg_loss"]
+    assert before["prm_logp_sum"] == pytest.approx(one_step["prm_logp_sum"], rel=1e-6)

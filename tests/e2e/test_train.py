@@ -29,7 +29,7 @@ def test_prime_steps_at_layout(tmp_path, sft_ckpt, tp, pp):
     assert [r["step"] for r in records] == [1, 2, 3]
     for r in records:
         assert _finite(r), r
-        assert 0.0 <= r["prm/accuracy"] <= 1.0
+        assert 0.0 <= r["prm/pairwise_acc"] <= 1.0 and 0.0 <= r["prm/sign_acc"] <= 1.0
         assert r["verify/greedy_match"] == 1.0, r  # vLLM == Megatron after every sync
         assert r["sync/weight_version"] == r["step"] + 1  # initial sync + one per step
     assert "held-out accuracy" in out
@@ -93,7 +93,7 @@ def test_outcome_only_rloo_mode(tmp_path, sft_ckpt):
         run, 1, f"sft.checkpoint={sft_ckpt}", "run.steps=2", "use_prm=false", "run.eval_prompts=0"
     )
     records = step_records(run)
-    assert len(records) == 2 and all("prm/accuracy" not in r for r in records)
+    assert len(records) == 2 and all("prm/pairwise_acc" not in r for r in records)
     assert all(_finite(r) for r in records)
 
 

@@ -7,8 +7,10 @@ from prime_megatron.evidence.credit import (
     by_position,
     credit_report,
     first_vs_preceding,
+    first_vs_preceding_carry,
     locatable,
     measure,
+    online_credit,
     random_direction,
     sign_flipped,
     step_credit,
@@ -30,9 +32,10 @@ def decoded(response: str, q, step: int = 2) -> DecodedSample:
     return DecodedSample(step, PROMPT, pieces, 0.0, None if q is None else tuple(q))
 
 
-def credit(rewards, first_wrong, step=2, raws=False) -> StepCredit:
+def credit(rewards, first_wrong, step=2, raws=False, carry=None) -> StepCredit:
     spans = tuple((i, i + 1) for i in range(len(rewards)))  # one token per step
-    return StepCredit(step, first_wrong, raws, tuple(rewards), spans, tuple(rewards))
+    carry = tuple(carry) if carry is not None else (False,) * len(rewards)
+    return StepCredit(step, first_wrong, raws, tuple(rewards), spans, tuple(rewards), carry)
 
 
 def test_token_offsets_give_empty_spans_to_special_tokens():
@@ -132,3 +135,34 @@ def test_credit_report_untrained_trained_and_raws():
                                         "auroc_within_response": None}  # fmt: skip
     assert [row[0] for row in report["by_dump"]] == [1, 2, 3]
     assert len(report["trained_pooled"]["random_direction"]) == 3
+
+
+def test_step_credit_flags_carry_steps():
+    c = step_credit(decoded(WRONG_AT_1, [0.0] * 29))
+    assert c.carry == (True, True, False)  # 7+8 carries, 5-9 borrows, the boxed line
+    assert step_credit(decoded("41+38=79\n\\boxed{79}", [0.0] * 13)).carry == (False, False)
+
+
+def test_carry_labeling_keeps_only_carry_steps():
+    a = credit([0.0, -1.0, -2.0], first_wrong=2, carry=[True, False, True])
+    b = credit([-3.0, 1.0], first_wrong=1, carry=[False, True])
+    scores, labels = first_vs_preceding_carry([a, b])
+    assert (scores, labels) == ([-0.0, 2.0, -1.0], [0, 1, 1])
+    assert first_vs_preceding_carry([credit([1.0], None, carry=[True])]) == ([], [])
+
+
+def test_online_credit_compares_prm_with_its_baselines_on_the_same_steps():
+    # The PRM puts the lowest reward on each first wrong step; the model's confidence
+    # (per-token log-probs) puts it on the step before.
+    a = credit([0.0, 0.0, -1.0], first_wrong=2, carry=[True, True, True])
+    b = credit([0.0, -1.0], first_wrong=1, carry=[True, True])
+    confidence = {"policy": [[-0.1, -2.0, -0.05], [-3.0, -0.01]]}
+    out = online_credit([a, b], confidence, repeats=8, seed=0)
+    assert out["credit/prm_auroc"] == 1.0 and out["credit/prm_auroc_carry"] == 1.0
+    assert out["credit/confidence_policy_auroc"] == 0.0
+    # Later steps are more suspect: 5.5 of 6 pairs (b's wrong step ties a's step 1).
+    assert out["credit/position_auroc"] == pytest.approx(5.5 / 6)
+    assert out["credit/wrong_steps"] == 2.0
+    assert 0.0 <= out["credit/random_auroc"] <= 1.0
+    none_wrong = online_credit([credit([0.0], None)], {}, repeats=2, seed=0)
+    assert none_wrong == {"credit/wrong_steps": 0.0}

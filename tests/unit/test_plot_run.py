@@ -8,7 +8,8 @@ TOOL = Path(__file__).resolve().parents[2] / "tools" / "plot_run.py"
 
 def test_plot_run_writes_png(tmp_path):
     lines = [
-        {"step": s, "rollout/accuracy": 0.4 + 0.01 * s, "prm/accuracy": 0.6} for s in range(1, 6)
+        {"step": s, "rollout/accuracy": 0.4 + 0.01 * s, "prm/pairwise_acc": 0.6}
+        for s in range(1, 6)
     ]
     lines.insert(0, {"event": "eval_before", "pass@1": 0.5})
     (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")

@@ -10,9 +10,11 @@ from prime_megatron.data.synthetic import (
     ArithmeticConfig,
     Problem,
     boxed_answer_correct,
+    carry_steps,
     char_spans_to_token_spans,
     first_wrong_step,
     generate,
+    is_carry_step,
     main,
     make_splits,
     parse_prompt,
@@ -20,8 +22,10 @@ from prime_megatron.data.synthetic import (
     rl_row,
     sample_problem,
     sft_row,
+    sft_rows,
     step_char_spans,
     step_labels,
+    worked_steps,
 )
 
 PROMPT = "47+38-19"
@@ -182,3 +186,58 @@ def test_sample_problem_uses_only_the_given_rng():
 
 def _read_jsonl(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize(
+    "left,op,operand,carry",
+    [(47, "+", 38, True), (41, "+", 38, False), (7, "+", 8, True), (85, "-", 19, True),
+     (85, "-", 14, False), (12, "-", 47, False), (-4, "+", 8, False), (9, "-", 9, False)],
+)  # fmt: skip
+def test_carry_steps_are_column_carries_and_borrows(left, op, operand, carry):
+    assert is_carry_step(left, op, operand) is carry
+
+
+def test_planted_errors_forget_the_carry_and_propagate():
+    problem = parse_prompt("47+38-14-9")
+    always = worked_steps(problem, random.Random(0), error_rate=0.999999)
+    # 47+38 forgets the carry (75, not 85); 75-14 has no borrow; 61-9 forgets it (62).
+    assert always == ["47+38=75", "75-14=61", "61-9=62", "\\boxed{62}"]
+    assert first_wrong_step(problem.prompt, "\n".join(always)) == 0
+    # -10 and +10 cancel: the right answer through wrong steps (what outcome rewards pay for).
+    assert right_answer_wrong_step(problem.prompt, "\n".join(always))
+    two_steps = worked_steps(parse_prompt("47+38-14"), random.Random(0), error_rate=0.999999)
+    assert two_steps[-1] == "\\boxed{61}"
+    assert not boxed_answer_correct("47+38-14", "\n".join(two_steps))
+    assert worked_steps(problem) == problem.steps()
+
+
+def test_planted_error_rate_is_the_share_of_carry_steps():
+    cfg = ArithmeticConfig(min_ops=3, max_ops=5, p_two_digit=0.5, sft_error_rate=0.4)
+    problems = generate(3000, cfg, seed=1)
+    rows = sft_rows(problems, cfg, seed=1)
+    carry = wrong = 0
+    for row in rows:
+        lines = row["response"].split("\n")
+        for line, flag in zip(lines, carry_steps(row["response"]), strict=True):
+            if flag:
+                left, rest = line.split("=")[0], line.split("=")[1]
+                carry += 1
+                wrong += int(eval(left) != int(rest))  # noqa: S307 - digits and +/- only
+    assert carry > 3000
+    assert 0.37 < wrong / carry < 0.43
+    assert sft_rows(problems, cfg, seed=1) == rows  # seeded
+    clean = sft_rows(problems, ArithmeticConfig(), seed=1)
+    assert [r["response"] for r in clean] == [p.solution for p in problems]
+
+
+def test_carry_flags_per_response_line():
+    assert carry_steps("47+38=85\n85-19=66\n\\boxed{66}") == [True, True, False]
+    assert carry_steps("41+38=79\ngarbage") == [False, False]
+
+
+@pytest.mark.parametrize("field,value", [("sft_error_rate", 1.0), ("sft_error_kind", "sign")])
+def test_planted_error_config_is_validated(field, value):
+    cfg = ArithmeticConfig()
+    setattr(cfg, field, value)
+    with pytest.raises(ConfigError, match=f"synthetic.{field}"):
+        cfg.validate()

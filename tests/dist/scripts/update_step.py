@@ -2,7 +2,7 @@
 layout; prints the metrics and the post-update log-probs as one JSON line for comparison
 across layouts.
 
-args: HF_DIR TP PP PRM_UPDATE(after|before) PRM_LOSS(ce|dpo)
+args: HF_DIR TP PP PRM_UPDATE(after|before) PRM_LOSS(ce|dpo) PRM_MINI_BATCHES PRM_EPOCHS
 """
 
 import json
@@ -37,13 +37,8 @@ def main() -> None:
     from prime_megatron.trainer.passes import run_pass
     from prime_megatron.trainer.update import Models, PhaseTimer, UpdateSettings, learn
 
-    ckpt, tp, pp, prm_update, prm_loss = (
-        sys.argv[1],
-        int(sys.argv[2]),
-        int(sys.argv[3]),
-        sys.argv[4],
-        sys.argv[5],
-    )
+    ckpt, prm_update, prm_loss = sys.argv[1], sys.argv[4], sys.argv[5]
+    tp, pp, prm_mini_batches, prm_epochs = map(int, sys.argv[2:4] + sys.argv[6:8])
     groups = initialize_parallel(tp, pp)
     seed_all(0, groups)
 
@@ -57,10 +52,10 @@ def main() -> None:
 
     models = Models(policy, adam(policy, 1.0), prm, adam(prm, 10.0), ref)
     batch = fixed_batch(vocab=61)
-    algo = AlgoConfig(prm_update=prm_update, prm_loss=prm_loss, kl_coef=0.01, entropy_coef=0.001)
-    settings = UpdateSettings(
-        algo, use_prm=True, mini_batches=2, micro_batch_size=5, temperature=1.0
-    )
+    algo = AlgoConfig(prm_update=prm_update, prm_loss=prm_loss, kl_coef=0.01,
+                      entropy_coef=0.001, prm_epochs=prm_epochs)  # fmt: skip
+    settings = UpdateSettings(algo, use_prm=True, mini_batches=2, micro_batch_size=5,
+                              temperature=1.0, prm_mini_batches=prm_mini_batches)  # fmt: skip
     metrics = learn(models, groups, batch, settings, PhaseTimer()).metrics
     after = run_pass(models.policy, groups, batch, 7).logp
     prm_after = run_pass(models.prm, groups, batch, 7).logp
