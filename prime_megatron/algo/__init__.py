@@ -1,4 +1,4 @@
-"""The PRIME math as pure tensor functions (no parallelism, no Megatron): DESIGN.md section 2."""
+"""The PRIME math as pure tensor functions (no parallelism, no Megatron): docs/design.md 2."""
 
 from prime_megatron.algo.advantages import (
     discounted_returns,

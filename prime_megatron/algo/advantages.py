@@ -1,4 +1,4 @@
-"""RLOO advantages on the outcome and process streams, returns, whitening (DESIGN.md 2.6).
+"""RLOO advantages on the outcome and process streams, returns, whitening (docs/design.md 2.6).
 
 Shapes: outcome [B]; rewards, mask [B, T]; group [B] (K samples of a prompt share an id).
 """

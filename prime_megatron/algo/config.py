@@ -1,8 +1,8 @@
-"""PRIME algorithm configuration (DESIGN.md section 2).
+"""PRIME algorithm configuration (docs/design.md section 2).
 
 Each field's comment says whose default it is: "paper" (Cui et al. 2025, arXiv 2502.01456),
 "official" (the PRIME code: PRIME-RL/PRIME and its verl ``recipe/prime``), or "DESIGN"
-(our DESIGN.md choice where the two differ or are silent).
+(our docs/design.md choice where the two differ or are silent).
 """
 
 from dataclasses import dataclass

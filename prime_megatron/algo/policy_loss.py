@@ -1,4 +1,4 @@
-"""PPO-clip policy loss with optional entropy bonus and KL-to-reference (DESIGN.md 2.7).
+"""PPO-clip policy loss with optional entropy bonus and KL-to-reference (docs/design.md 2.7).
 
 Shapes: logp, old_logp, ref_logp, advantages, entropy, mask all [B, T].
 """

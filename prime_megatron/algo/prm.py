@@ -1,6 +1,6 @@
 """Implicit PRM: process rewards from log-prob ratios, and the PRM's own training losses.
 
-q_t = log pi_phi(y_t | x, y_<t) - log pi_ref(y_t | x, y_<t) per response token (DESIGN.md 2.4),
+q_t = log pi_phi(y_t | x, y_<t) - log pi_ref(y_t | x, y_<t) per response token (docs/design.md 2.4),
 Q = sum_t q_t per sample (so beta * Q is the implicit outcome reward log-ratio).
 """
 

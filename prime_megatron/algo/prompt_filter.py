@@ -1,6 +1,6 @@
 """Online prompt filter and the carry-over buffer that keeps every step's batch full.
 
-DESIGN.md 2.3: keep a prompt only if the mean outcome of its K samples lies in [low, high];
+docs/design.md 2.3: keep a prompt only if the mean outcome of its K samples lies in [low, high];
 optionally drop prompts with a truncated sample. Whole groups are kept or dropped, so the
 leave-one-out baseline always sees all K samples of a prompt.
 """

@@ -7,7 +7,7 @@ Every torchrun rank builds one ``RolloutEngine`` (collective). vLLM runs in its
 and the results are all-gathered, so every rank returns the same full batch.
 
 Keep the engine alive for the whole job: tearing down an in-process vLLM engine destroys
-the trainer's default process group (shared/notes/cpu-platform.md).
+the trainer's default process group (docs/cpu-platform.md).
 """
 
 from __future__ import annotations

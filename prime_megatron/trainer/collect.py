@@ -1,5 +1,5 @@
 """The experience half of a PRIME step: prompts -> vLLM rollouts -> verifier outcomes ->
-online filter -> carry-over buffer -> exactly ``prompts_per_step`` groups (DESIGN.md 2.1-2.3).
+online filter -> carry-over buffer -> exactly ``prompts_per_step`` groups (docs/design.md 2.1-2.3).
 
 Every rank runs this with the same inputs and gets the same groups: rollouts come back
 all-gathered from the engine, and outcomes are scored once on rank 0 and broadcast (a

@@ -64,7 +64,7 @@ class ModelConfig:
     source: str = "synthetic"
     path: str = ""
     dtype: str = "float32"
-    # Shape of the synthetic model (tiny-task.md: 0.86 M params, head_dim 64 for vLLM CPU).
+    # Shape of the synthetic model (docs/tiny-task.md: 0.86 M params, head_dim 64 for vLLM CPU).
     hidden_size: int = 128
     num_layers: int = 4
     num_heads: int = 2

@@ -1,7 +1,7 @@
 """Optimizer step for a TP/PP/DP-sharded model: DP gradient sum, global-norm clipping, AdamW.
 
 Why not Megatron's optimizer/DDP: on CPU its grad clipping and DDP buffers assume CUDA
-tensors and streams (shared/notes/cpu-platform.md); this small wrapper runs unchanged on
+tensors and streams (docs/cpu-platform.md); this small wrapper runs unchanged on
 both. Losses are normalised globally before backward, so DP gradients are *summed*.
 The gradient norm counts TP-sharded tensors over the TP group and replicated ones (norms)
 once, then sums over pipeline stages: the same number on every rank.

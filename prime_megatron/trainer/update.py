@@ -1,5 +1,5 @@
 """The learning half of a PRIME step: log-probs -> implicit rewards -> PRM update ->
-advantages -> PPO policy update (DESIGN.md 2.4-2.7), over one batch of filtered groups.
+advantages -> PPO policy update (docs/design.md 2.4-2.7), over one batch of filtered groups.
 
 The math is ``prime_megatron.algo``; this module only feeds it tensors computed by the
 Megatron models and turns its outputs into losses whose gradients add up correctly over

@@ -1,4 +1,4 @@
-"""AlgoConfig defaults (DESIGN.md section 2) and validation messages."""
+"""AlgoConfig defaults (docs/design.md section 2) and validation messages."""
 
 import dataclasses
 
