@@ -65,3 +65,35 @@ def test_saved_config_loads_back_identically(tmp_path):
     cfg = load_config(Outer, None, ["inner.name=x", "steps=3"])
     save_config(cfg, tmp_path / "resolved.yaml")
     assert load_config(Outer, tmp_path / "resolved.yaml") == cfg
+
+
+def _one_line_naming(error: pytest.ExceptionInfo, *names: str) -> str:
+    message = str(error.value)
+    assert "\n" not in message and "<unicode string>" not in message, message
+    for name in names:
+        assert name in message, message
+    return message
+
+
+@pytest.mark.parametrize("text", ["steps: [1,\n", "steps: 1\n  flag: true\n", "\tsteps: 1\n"])
+def test_yaml_syntax_error_in_the_file_names_the_file(tmp_path, text):
+    path = tmp_path / "broken.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_config(Outer, path)
+    _one_line_naming(error, str(path), "invalid YAML", "line")
+
+
+def test_unreadable_config_file_names_the_file(tmp_path):
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ConfigError) as error:
+        load_config(Outer, path)
+    _one_line_naming(error, str(path), "cannot be read")
+
+
+@pytest.mark.parametrize("override", ["inner.layers=[1,", "inner.name='x", "steps={", "flag=@x"])
+def test_yaml_syntax_error_in_an_override_names_the_override(override):
+    with pytest.raises(ConfigError) as error:
+        load_config(Outer, None, [override])
+    _one_line_naming(error, repr(override), "invalid YAML")

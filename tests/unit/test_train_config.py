@@ -46,3 +46,18 @@ def test_cli_reports_config_errors_without_starting(capsys):
 
     assert main(["batch.samples_per_prompt=1"]) == 2
     assert "config error: batch.samples_per_prompt=1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("source", ["override", "file"])
+def test_cli_reports_yaml_syntax_errors_in_one_line(capsys, tmp_path, source):
+    from prime_megatron.train import main
+
+    if source == "file":
+        path = tmp_path / "broken.yaml"
+        path.write_text("run:\n  steps: [1,\n")
+        argv, named = ["--config", str(path)], str(path)
+    else:
+        argv, named = ["algo.beta=[0.1,"], "'algo.beta=[0.1,'"
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "config error" in err and named in err, err
