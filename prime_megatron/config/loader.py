@@ -1,6 +1,6 @@
 """Nested dataclass configs from YAML plus ``section.field=value`` overrides.
 
-Unknown keys, values of the wrong type and YAML syntax errors are
+Unknown keys, values of the wrong type, non-finite floats and YAML syntax errors are
 one-line ``ConfigError``s that name the dotted field (or the file / override), the value and
 what is allowed; semantic checks are each dataclass's ``validate()``.
 """
@@ -8,6 +8,7 @@ what is allowed; semantic checks are each dataclass's ``validate()``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -110,19 +111,34 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
 
 
 def _scalar(tp: type, value: Any, name: str) -> Any:
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp is float and isinstance(value, str):
-        # YAML 1.1 reads "1e-4" (no dot) as a string; users mean the number.
-        try:
-            return float(value)
-        except ValueError:
-            pass
+    if tp is float:
+        return _finite_float(value, name)
     if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
         raise ConfigError(f"{name}={value!r} is invalid: expected {tp.__name__}")
     return value
+
+
+def _finite_float(value: Any, name: str) -> float:
+    """``value`` as a float; inf / nan are refused for every float field at once, because no
+    rate, coefficient, bound or timeout means anything (or fails cleanly) when non-finite."""
+    number = value
+    try:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str):
+            # YAML 1.1 reads "1e-4" (no dot) as a string; users mean the number.
+            number = float(value)
+    except ValueError:
+        pass  # not a number at all: reported as the wrong type below
+    except OverflowError:
+        number = math.inf  # an int too large for a float
+    if not isinstance(number, float):
+        raise ConfigError(f"{name}={value!r} is invalid: expected float")
+    if not math.isfinite(number):
+        raise ConfigError(f"{name}={value!r} is invalid: expected a finite number")
+    return number
 
 
 def to_dict(config: Any) -> dict[str, Any]:

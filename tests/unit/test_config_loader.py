@@ -97,3 +97,23 @@ def test_yaml_syntax_error_in_an_override_names_the_override(override):
     with pytest.raises(ConfigError) as error:
         load_config(Outer, None, [override])
     _one_line_naming(error, repr(override), "invalid YAML")
+
+
+@pytest.mark.parametrize(
+    "raw", [".inf", "-.inf", ".nan", "1e400", "1.0e400", "inf", "1" + "0" * 400]
+)
+def test_non_finite_floats_are_refused_for_every_float_field(raw):
+    with pytest.raises(ConfigError, match=r"inner\.lr=.* is invalid: expected a finite number"):
+        load_config(Outer, None, [f"inner.lr={raw}"])
+
+
+@dataclass
+class WithOptionals:
+    scale: float | None = None
+    weights: list[float] = field(default_factory=list)
+
+
+@pytest.mark.parametrize("override", ["scale=.inf", "weights=[1.0, .nan]"])
+def test_non_finite_floats_are_refused_inside_optionals_and_lists(override):
+    with pytest.raises(ConfigError, match="a finite number"):
+        load_config(WithOptionals, None, [override])

@@ -34,6 +34,12 @@ def test_defaults_are_valid_and_shipped_configs_load():
         (["run.resume=/no/such/ckpt"], 1, "run.resume"),
         (["policy_optim.lr=-1"], 1, "policy_optim.lr"),
         (["data.train_files=[/no/such.jsonl]"], 1, "data.train_files"),
+        # Non-finite floats: one loader rule covers every float field.
+        (["algo.beta=.inf"], 1, r"algo.beta=inf is invalid: expected a finite number"),
+        (["algo.beta=1e400"], 1, r"algo.beta='1e400' is invalid: expected a finite number"),
+        (["policy_optim.lr=.inf"], 1, "policy_optim.lr=inf is invalid: expected a finite"),
+        (["algo.outcome_coef=.nan"], 1, "algo.outcome_coef=nan is invalid: expected a finite"),
+        (["rewards.math_timeout_s=.inf"], 1, "rewards.math_timeout_s=inf is invalid"),
     ],
 )
 def test_invalid_configs_are_rejected_with_the_field_named(overrides, world, message):
