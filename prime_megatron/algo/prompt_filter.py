@@ -14,6 +14,10 @@ from torch import Tensor
 
 from prime_megatron.algo.ops import Groups
 
+# Bounds are inclusive, but float32 outcomes drift past them in float64 (float32(0.2) is
+# 0.2000000030), so a group exactly at a bound compares with this much slack.
+BOUND_TOLERANCE = 1e-6
+
 
 def filter_groups(
     outcome: Tensor,
@@ -27,7 +31,8 @@ def filter_groups(
     Args:
         outcome: [B] outcome rewards r_o in [0, 1]. group: [B] prompt id per sample.
         truncated: [B] bool, sample hit the response length limit (needed if drop_truncated).
-        accuracy_range: inclusive [low, high] for the group's mean outcome; None keeps all.
+        accuracy_range: inclusive [low, high] for the group's mean outcome (within
+            ``BOUND_TOLERANCE``); None keeps all.
         drop_truncated: drop the whole group if any of its samples was truncated (official).
     Returns:
         ([B] bool keep mask, counts: groups, kept, too_easy, too_hard, truncated groups).
@@ -38,9 +43,11 @@ def filter_groups(
     counts = {"groups": len(groups.size)}
     if accuracy_range is not None:
         low, high = accuracy_range
-        counts["too_hard"] = int((accuracy < low).sum())
-        counts["too_easy"] = int((accuracy > high).sum())
-        keep &= (accuracy >= low) & (accuracy <= high)
+        too_hard = accuracy < low - BOUND_TOLERANCE
+        too_easy = accuracy > high + BOUND_TOLERANCE
+        counts["too_hard"] = int(too_hard.sum())
+        counts["too_easy"] = int(too_easy.sum())
+        keep &= ~too_hard & ~too_easy
     if drop_truncated:
         if truncated is None:
             raise ValueError("drop_truncated=True needs the per-sample truncated flags")

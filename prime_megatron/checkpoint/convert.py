@@ -26,7 +26,7 @@ from prime_megatron.checkpoint.megatron_io import (
     load_model_shards,
     save_model_shards,
 )
-from prime_megatron.models.arch import ModelArch
+from prime_megatron.models.arch import InvalidModelConfigError, ModelArch, UnsupportedModelError
 from prime_megatron.models.builder import build_gpt_model, layer_spec_kind, padded_vocab_size
 
 HF_SIDE_DIR = "hf"  # tokenizer/config files kept with a Megatron checkpoint
@@ -57,7 +57,7 @@ def convert_hf_to_megatron(
 ) -> ModelCheckpointMeta:
     hf_dir = Path(hf_dir)
     config = hf_io.read_hf_config(hf_dir)
-    arch = ModelArch.from_hf_config(config)
+    arch = _arch_of(config, hf_dir / "config.json")
     arch.check_layout(tp, pp)
     hf_state = hf_io.read_hf_state_dict(hf_dir)
     dtype = dtype or next(iter(hf_state.values())).dtype
@@ -78,6 +78,14 @@ def convert_hf_to_megatron(
     )
     save_megatron_checkpoint(model, out_dir, meta, hf_side_files=hf_dir, overwrite=overwrite)
     return meta
+
+
+def _arch_of(config: dict, source: Path) -> ModelArch:
+    """``ModelArch.from_hf_config`` with its errors naming the file they are about."""
+    try:
+        return ModelArch.from_hf_config(config)
+    except (InvalidModelConfigError, UnsupportedModelError) as e:
+        raise type(e)(f"{source}: {e}") from e
 
 
 def save_megatron_checkpoint(

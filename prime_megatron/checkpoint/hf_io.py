@@ -32,9 +32,12 @@ def read_hf_config(hf_dir: Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{hf_dir}: no config.json (is this a Hugging Face model dir?)")
     try:
-        return json.loads(path.read_text())
+        config = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: must be a JSON object, got {type(config).__name__}")
+    return config
 
 
 def shard_files(hf_dir: Path) -> list[Path]:

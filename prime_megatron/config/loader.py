@@ -1,12 +1,14 @@
 """Nested dataclass configs from YAML plus ``section.field=value`` overrides.
 
-Unknown keys and values of the wrong type are ``ConfigError``s that name the dotted field,
-the value and what is allowed; semantic checks are each dataclass's ``validate()``.
+Unknown keys, values of the wrong type, non-finite floats and YAML syntax errors are
+one-line ``ConfigError``s that name the dotted field (or the file / override), the value and
+what is allowed; semantic checks are each dataclass's ``validate()``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -26,7 +28,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
-        data = yaml.safe_load(path.read_text()) or {}
+        data = _parse_yaml(_read_text(path), str(path)) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: top level must be a mapping of sections")
     for item in overrides:
@@ -44,7 +46,29 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {item!r}: {part} is not a section")
-    node[leaf] = yaml.safe_load(raw) if raw.strip() else None
+    node[leaf] = _parse_yaml(raw, f"override {item!r}") if raw.strip() else None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {path} cannot be read: {e}") from e
+
+
+def _parse_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load``, with a syntax error as a one-line ``ConfigError`` naming ``where``
+    (PyYAML's own message is multi-line and names the source as "<unicode string>")."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None)
+        if problem and mark is not None:
+            detail = f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+        else:
+            detail = " ".join(str(e).split())
+        raise ConfigError(f"{where}: invalid YAML: {detail}") from e
 
 
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
@@ -87,19 +111,34 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
 
 
 def _scalar(tp: type, value: Any, name: str) -> Any:
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp is float and isinstance(value, str):
-        # YAML 1.1 reads "1e-4" (no dot) as a string; users mean the number.
-        try:
-            return float(value)
-        except ValueError:
-            pass
+    if tp is float:
+        return _finite_float(value, name)
     if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
         raise ConfigError(f"{name}={value!r} is invalid: expected {tp.__name__}")
     return value
+
+
+def _finite_float(value: Any, name: str) -> float:
+    """``value`` as a float; inf / nan are refused for every float field at once, because no
+    rate, coefficient, bound or timeout means anything (or fails cleanly) when non-finite."""
+    number = value
+    try:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str):
+            # YAML 1.1 reads "1e-4" (no dot) as a string; users mean the number.
+            number = float(value)
+    except ValueError:
+        pass  # not a number at all: reported as the wrong type below
+    except OverflowError:
+        number = math.inf  # an int too large for a float
+    if not isinstance(number, float):
+        raise ConfigError(f"{name}={value!r} is invalid: expected float")
+    if not math.isfinite(number):
+        raise ConfigError(f"{name}={value!r} is invalid: expected a finite number")
+    return number
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -2,11 +2,14 @@
 
 ``ModelArch.from_hf_config`` reads a transformers config (object or dict) and either returns
 the handful of numbers the Megatron builder and the weight mappings need, or raises
-``UnsupportedModelError`` saying exactly which feature is not supported.
+``UnsupportedModelError`` saying exactly which feature is not supported, or
+``InvalidModelConfigError`` naming the field that is missing or has the wrong type.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,6 +26,10 @@ _LLAMA3_ROPE_FIXED = {
 
 class UnsupportedModelError(ValueError):
     """The HF model uses an architecture or feature the Megatron builder cannot reproduce."""
+
+
+class InvalidModelConfigError(ValueError):
+    """The HF config is not an object, or a field it needs is missing or of the wrong type."""
 
 
 @dataclass(frozen=True)
@@ -45,25 +52,26 @@ class ModelArch:
 
     @classmethod
     def from_hf_config(cls, config: Any) -> ModelArch:
-        cfg = config if isinstance(config, dict) else config.to_dict()
+        cfg = _as_dict(config)
         arch = _single_architecture(cfg)
         _reject_unsupported_features(cfg, arch)
-        heads = cfg["num_attention_heads"]
+        heads = _positive_int(cfg, "num_attention_heads")
+        hidden = _positive_int(cfg, "hidden_size")
         rope_type, rope_theta, factor = _rope(cfg)
         return cls(
             architecture=arch,
-            vocab_size=cfg["vocab_size"],
-            hidden_size=cfg["hidden_size"],
-            ffn_hidden_size=cfg["intermediate_size"],
-            num_layers=cfg["num_hidden_layers"],
+            vocab_size=_positive_int(cfg, "vocab_size"),
+            hidden_size=hidden,
+            ffn_hidden_size=_positive_int(cfg, "intermediate_size"),
+            num_layers=_positive_int(cfg, "num_hidden_layers"),
             num_attention_heads=heads,
-            num_query_groups=cfg.get("num_key_value_heads") or heads,
-            head_dim=cfg.get("head_dim") or cfg["hidden_size"] // heads,
-            max_position_embeddings=cfg["max_position_embeddings"],
+            num_query_groups=_positive_int(cfg, "num_key_value_heads", heads),
+            head_dim=_positive_int(cfg, "head_dim", hidden // heads),
+            max_position_embeddings=_positive_int(cfg, "max_position_embeddings"),
             rope_theta=rope_theta,
-            norm_eps=cfg["rms_norm_eps"],
-            qkv_bias=SUPPORTED_ARCHITECTURES[arch] or bool(cfg.get("attention_bias", False)),
-            tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+            norm_eps=_number(cfg, "rms_norm_eps"),
+            qkv_bias=SUPPORTED_ARCHITECTURES[arch] or _flag(cfg, "attention_bias"),
+            tie_word_embeddings=_flag(cfg, "tie_word_embeddings"),
             rope_scaling=rope_type,
             rope_scaling_factor=factor,
         )
@@ -87,8 +95,69 @@ class ModelArch:
             )
 
 
+def _as_dict(config: Any) -> dict[str, Any]:
+    if isinstance(config, dict):
+        return config
+    if callable(getattr(config, "to_dict", None)):  # a transformers PretrainedConfig
+        return config.to_dict()
+    raise InvalidModelConfigError(
+        f"the model config must be a JSON object of fields, got {type(config).__name__}"
+    )
+
+
+_REQUIRED = object()  # default of a field that has none
+
+
+def _field(
+    cfg: dict[str, Any],
+    key: str,
+    want: str,
+    ok: Callable[[Any], bool],
+    default: Any = _REQUIRED,
+    label: str = "",
+) -> Any:
+    """``cfg[key]`` checked with ``ok``; null counts as absent (HF writes e.g. head_dim: null)."""
+    value = cfg.get(key)
+    if value is None:
+        if default is _REQUIRED:
+            raise InvalidModelConfigError(f"config field {label or key!r} is missing")
+        return default
+    if not ok(value):
+        raise InvalidModelConfigError(
+            f"config field {label or key}={value!r} is invalid: expected {want}"
+        )
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive_int(cfg: dict[str, Any], key: str, default: Any = _REQUIRED) -> int:
+    return _field(cfg, key, "a positive integer", lambda v: _is_int(v) and v > 0, default)
+
+
+def _number(cfg: dict[str, Any], key: str, default: Any = _REQUIRED, label: str = "") -> float:
+    def ok(v: Any) -> bool:
+        return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+    return float(_field(cfg, key, "a finite number", ok, default, label))
+
+
+def _flag(cfg: dict[str, Any], key: str) -> bool:
+    return _field(cfg, key, "true or false", lambda v: isinstance(v, bool), False)
+
+
+def _mapping(cfg: dict[str, Any], key: str) -> dict[str, Any]:
+    return dict(_field(cfg, key, "an object", lambda v: isinstance(v, dict), {}))
+
+
 def _single_architecture(cfg: dict[str, Any]) -> str:
     archs = cfg.get("architectures") or []
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        raise InvalidModelConfigError(
+            f"config field architectures={archs!r} is invalid: expected a list of class names"
+        )
     if len(archs) != 1 or archs[0] not in SUPPORTED_ARCHITECTURES:
         raise UnsupportedModelError(
             f"architecture {archs or cfg.get('model_type')!r} is not supported; "
@@ -112,19 +181,18 @@ def _reject_unsupported_features(cfg: dict[str, Any], arch: str) -> None:
 
 def _rope(cfg: dict[str, Any]) -> tuple[str | None, float, float]:
     """(scaling type, theta, factor) from either transformers 4 or 5 config layout."""
-    params = dict(cfg.get("rope_parameters") or {})
-    scaling = dict(cfg.get("rope_scaling") or {})
-    params.update(scaling)
-    theta = float(params.get("rope_theta", cfg.get("rope_theta", 10000.0)))
+    params = _mapping(cfg, "rope_parameters")
+    params.update(_mapping(cfg, "rope_scaling"))
+    theta = _number(params, "rope_theta", _number(cfg, "rope_theta", 10000.0), "rope rope_theta")
     rope_type = params.get("rope_type", params.get("type", "default"))
     if rope_type in (None, "default"):
         return None, theta, 1.0
-    factor = float(params.get("factor", 1.0))
+    factor = _number(params, "factor", 1.0, "rope factor")
     if rope_type == "linear":
         return "linear", theta, factor
     if rope_type == "llama3":
         for key, want in _LLAMA3_ROPE_FIXED.items():
-            if float(params.get(key, want)) != float(want):
+            if _number(params, key, want, f"rope {key}") != float(want):
                 raise UnsupportedModelError(
                     f"llama3 rope scaling with {key}={params[key]} is not supported "
                     f"(Megatron fixes it to {want})"

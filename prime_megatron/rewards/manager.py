@@ -13,7 +13,7 @@ from .code_verifier import score_code
 from .config import RewardConfig
 from .math_verifier import math_task, warm_up
 from .pool import TaskResult, TimeoutPool
-from .verdict import CRASH, FAILURE_KINDS, OK, TIMEOUT, Verdict
+from .verdict import BAD_GOLD, CRASH, FAILURE_KINDS, OK, TIMEOUT, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ class RewardManager:
 
     def score(self, samples: Sequence[RewardInput]) -> RewardBatch:
         """Verdicts in input order plus failure counts. Bad routing or a malformed code
-        ground truth raises (a data bug); a failing sample scores 0 and is counted."""
+        ground truth raises (a data bug); a failing sample, or one whose math ground truth
+        is unusable (``bad_gold``), scores 0 and is counted."""
         kinds = [self.cfg.verifier_for(s.data_source, s.ability) for s in samples]
         if not self.cfg.parallel:
             return _batch([self._score_serial(s, k) for s, k in zip(samples, kinds, strict=True)])
@@ -116,4 +117,9 @@ def _batch(verdicts: list[Verdict]) -> RewardBatch:
     failures = {kind: counts.get(kind, 0) for kind in FAILURE_KINDS}
     if any(failures.values()):  # the trainer logs the counts as metrics every step
         log.info("reward failures in a batch of %d: %s", len(verdicts), failures)
+    bad_gold = [v.detail for v in verdicts if v.status == BAD_GOLD]
+    if bad_gold:  # a data error, fixed in the data: say which ground truth, not just how many
+        log.warning(
+            "%d sample(s) have an unusable ground truth, e.g. %s", len(bad_gold), bad_gold[0]
+        )
     return RewardBatch(verdicts, failures)

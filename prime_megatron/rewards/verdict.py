@@ -7,8 +7,9 @@ NO_ANSWER = "no_answer"  # no final answer / no code block found in the response
 TIMEOUT = "timeout"  # the verifier (math) or a test run (code) ran out of time
 CRASH = "crash"  # the verifier raised, or the program crashed on a test
 SANDBOX_VIOLATION = "sandbox_violation"  # the program tried something the sandbox forbids
+BAD_GOLD = "bad_gold"  # the ground truth is not a usable answer: a data error, not the model's
 
-FAILURE_KINDS = (TIMEOUT, CRASH, NO_ANSWER, SANDBOX_VIOLATION)
+FAILURE_KINDS = (TIMEOUT, CRASH, NO_ANSWER, SANDBOX_VIOLATION, BAD_GOLD)
 
 
 @dataclass(frozen=True)

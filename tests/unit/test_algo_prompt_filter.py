@@ -27,6 +27,20 @@ def test_range_is_inclusive_and_can_be_disabled():
     assert filter_groups(outcome, group, accuracy_range=None)[0].all()
 
 
+@pytest.mark.parametrize("outcome", [[1.0, 1.0, 1.0, 0.2], [0.7, 0.1, 0.0, 0.0]])
+def test_bounds_stay_inclusive_for_float32_outcomes(outcome):
+    # Means of exactly 0.8 and 0.2, but float32(0.2) is a hair above 0.2 and float32(0.7)
+    # a hair below 0.7, which pushed these groups just outside the inclusive range.
+    keep, counts = filter_groups(torch.tensor(outcome), torch.zeros(4, dtype=torch.long))
+    assert keep.all() and counts["kept"] == 1
+
+
+def test_groups_clearly_outside_the_bounds_are_still_dropped():
+    outcome = torch.tensor([1.0, 1.0, 1.0, 0.21, 0.0, 0.0, 0.0, 0.79])
+    keep, counts = filter_groups(outcome, torch.tensor([0] * 4 + [1] * 4))
+    assert not keep.any() and (counts["too_easy"], counts["too_hard"]) == (1, 1)
+
+
 def test_drop_truncated_drops_the_whole_group():
     outcome = torch.tensor([1, 0, 1, 0.0])
     group = torch.tensor([0, 0, 1, 1])

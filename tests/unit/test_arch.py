@@ -1,6 +1,6 @@
 import pytest
 
-from prime_megatron.models.arch import ModelArch, UnsupportedModelError
+from prime_megatron.models.arch import InvalidModelConfigError, ModelArch, UnsupportedModelError
 from prime_megatron.models.builder import padded_vocab_size
 from prime_megatron.models.hf_factory import hf_config
 
@@ -51,6 +51,42 @@ def test_llama_attention_bias_rejected_qwen_sliding_window_rejected():
         )
     with pytest.raises(UnsupportedModelError, match="sliding"):
         ModelArch.from_hf_config({**hf_config().to_dict(), "use_sliding_window": True})
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"hidden_size": "abc"}, "hidden_size='abc' is invalid: expected a positive integer"),
+        ({"num_attention_heads": 0}, "num_attention_heads=0 is invalid"),
+        ({"vocab_size": 61.0}, "vocab_size=61.0 is invalid"),
+        ({"num_hidden_layers": True}, "num_hidden_layers=True is invalid"),
+        ({"head_dim": [32]}, r"head_dim=\[32\] is invalid"),
+        ({"rms_norm_eps": "1e-6"}, "rms_norm_eps='1e-6' is invalid: expected a finite number"),
+        ({"tie_word_embeddings": "no"}, "tie_word_embeddings='no' is invalid: expected true"),
+        ({"rope_parameters": "llama3"}, "rope_parameters='llama3' is invalid: expected an object"),
+        ({"rope_parameters": {"rope_type": "linear", "factor": "x"}}, "rope factor='x'"),
+        ({"architectures": "LlamaForCausalLM"}, "expected a list of class names"),
+        ({"intermediate_size": None}, "'intermediate_size' is missing"),
+    ],
+)
+def test_malformed_fields_are_named(change, message):
+    cfg = {**hf_config("LlamaForCausalLM").to_dict(), **change}
+    with pytest.raises(InvalidModelConfigError, match=message):
+        ModelArch.from_hf_config(cfg)
+
+
+@pytest.mark.parametrize("key", ["vocab_size", "hidden_size", "num_attention_heads"])
+def test_missing_fields_are_named(key):
+    cfg = hf_config("LlamaForCausalLM").to_dict()
+    del cfg[key]
+    with pytest.raises(InvalidModelConfigError, match=f"config field '{key}' is missing"):
+        ModelArch.from_hf_config(cfg)
+
+
+@pytest.mark.parametrize("config", [[1, 2], "Qwen2ForCausalLM", None])
+def test_config_that_is_not_an_object_is_rejected(config):
+    with pytest.raises(InvalidModelConfigError, match="must be a JSON object"):
+        ModelArch.from_hf_config(config)
 
 
 @pytest.mark.parametrize(

@@ -65,3 +65,55 @@ def test_saved_config_loads_back_identically(tmp_path):
     cfg = load_config(Outer, None, ["inner.name=x", "steps=3"])
     save_config(cfg, tmp_path / "resolved.yaml")
     assert load_config(Outer, tmp_path / "resolved.yaml") == cfg
+
+
+def _one_line_naming(error: pytest.ExceptionInfo, *names: str) -> str:
+    message = str(error.value)
+    assert "\n" not in message and "<unicode string>" not in message, message
+    for name in names:
+        assert name in message, message
+    return message
+
+
+@pytest.mark.parametrize("text", ["steps: [1,\n", "steps: 1\n  flag: true\n", "\tsteps: 1\n"])
+def test_yaml_syntax_error_in_the_file_names_the_file(tmp_path, text):
+    path = tmp_path / "broken.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_config(Outer, path)
+    _one_line_naming(error, str(path), "invalid YAML", "line")
+
+
+def test_unreadable_config_file_names_the_file(tmp_path):
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ConfigError) as error:
+        load_config(Outer, path)
+    _one_line_naming(error, str(path), "cannot be read")
+
+
+@pytest.mark.parametrize("override", ["inner.layers=[1,", "inner.name='x", "steps={", "flag=@x"])
+def test_yaml_syntax_error_in_an_override_names_the_override(override):
+    with pytest.raises(ConfigError) as error:
+        load_config(Outer, None, [override])
+    _one_line_naming(error, repr(override), "invalid YAML")
+
+
+@pytest.mark.parametrize(
+    "raw", [".inf", "-.inf", ".nan", "1e400", "1.0e400", "inf", "1" + "0" * 400]
+)
+def test_non_finite_floats_are_refused_for_every_float_field(raw):
+    with pytest.raises(ConfigError, match=r"inner\.lr=.* is invalid: expected a finite number"):
+        load_config(Outer, None, [f"inner.lr={raw}"])
+
+
+@dataclass
+class WithOptionals:
+    scale: float | None = None
+    weights: list[float] = field(default_factory=list)
+
+
+@pytest.mark.parametrize("override", ["scale=.inf", "weights=[1.0, .nan]"])
+def test_non_finite_floats_are_refused_inside_optionals_and_lists(override):
+    with pytest.raises(ConfigError, match="a finite number"):
+        load_config(WithOptionals, None, [override])

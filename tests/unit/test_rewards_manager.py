@@ -53,7 +53,13 @@ def test_mixed_batch_scores_and_failure_counts(parallel):
     batch = parallel.score(MIXED)
     assert [(v.score, v.status) for v in batch.verdicts] == EXPECTED
     assert batch.scores == [score for score, _ in EXPECTED]
-    assert batch.failures == {"timeout": 0, "crash": 1, "no_answer": 2, "sandbox_violation": 1}
+    assert batch.failures == {
+        "timeout": 0,
+        "crash": 1,
+        "no_answer": 2,
+        "sandbox_violation": 1,
+        "bad_gold": 0,
+    }
 
 
 def test_parallel_and_serial_agree(parallel):
@@ -71,6 +77,17 @@ def test_math_timeout_scores_zero_and_is_counted():
     batch = RewardManager(cfg).score([RewardInput("\\boxed{\\sqrt{8}}", "2\\sqrt{2}", "m", "math")])
     assert (batch.verdicts[0].score, batch.verdicts[0].status) == (0.0, "timeout")
     assert batch.failures["timeout"] == 1
+
+
+def test_unusable_math_ground_truth_is_counted_and_logged(caplog):
+    samples = [
+        RewardInput("\\boxed{1}", "There is exactly 1 such triangle", "m", "math"),
+        RewardInput("\\boxed{1}", "1", "m", "math"),
+    ]
+    batch = RewardManager(RewardConfig(parallel=False)).score(samples)
+    assert [(v.score, v.status) for v in batch.verdicts] == [(0.0, "bad_gold"), (1.0, "ok")]
+    assert batch.failures["bad_gold"] == 1
+    assert "such triangle" in caplog.text
 
 
 def test_synthetic_rows_go_through_the_math_path(parallel, tmp_path):

@@ -5,12 +5,14 @@ import pytest
 from prime_megatron.rewards.extract import extract_answer
 from prime_megatron.rewards.math_verifier import (
     SampleTimeout,
+    UnusableGold,
     answers_equivalent,
+    check_gold,
     deadline,
     score_math,
     score_math_with_deadline,
 )
-from prime_megatron.rewards.verdict import CRASH, NO_ANSWER, OK, TIMEOUT
+from prime_megatron.rewards.verdict import BAD_GOLD, CRASH, NO_ANSWER, OK, TIMEOUT, Verdict
 
 # (text, extractors, expected answer)
 EXTRACTION = [
@@ -66,6 +68,13 @@ EQUIVALENT = [
     ("0.5", "50\\%"),
     ("x^2+2x+1", "(x+1)^2"),
     ("\\text{(A)}", "A"),
+    # Percent signs and empty-set spellings, on either side.
+    ("12.5", "12.5\\%"),
+    ("12.5\\%", "12.5"),
+    ("12.5", "12.5%"),
+    ("25", "25\\%"),
+    ("\\varnothing", "\\emptyset"),
+    ("\\emptyset", "\\varnothing"),
 ]
 
 NOT_EQUIVALENT = [
@@ -78,6 +87,8 @@ NOT_EQUIVALENT = [
     ("2", "x=3"),
     ("2\\sqrt{2}", "\\sqrt{6}"),
     ("x^2+1", "(x+1)^2"),
+    ("12.5", "13.5\\%"),
+    ("\\emptyset", "\\{0\\}"),
 ]
 
 
@@ -129,3 +140,41 @@ def test_verifier_exception_costs_only_this_sample(monkeypatch):
     verdict = score_math_with_deadline("\\boxed{1}", "1", ("boxed",), 1.0)
     assert (verdict.score, verdict.status) == (0.0, CRASH)
     assert "RecursionError" in verdict.detail
+
+
+# Prose (a data error) and golds math-verify finds nothing in; the second parsed as 1 and
+# paid any response boxing 1.
+UNUSABLE_GOLD = [
+    "3 is the only possible value",
+    "There is exactly 1 such triangle",
+    "The answer is 1 when n is odd",
+    "$3$ is the only possible value",
+    "",
+]
+
+
+@pytest.mark.parametrize("gold", UNUSABLE_GOLD)
+def test_unusable_gold_scores_zero_as_bad_gold_whatever_the_response(gold):
+    for response in ("\\boxed{1}", "\\boxed{3}", "no answer at all"):
+        verdict = score_math(response, gold)
+        assert (verdict.score, verdict.status) == (0.0, BAD_GOLD), (response, verdict)
+        assert repr(gold) in verdict.detail
+    with pytest.raises(UnusableGold):
+        answers_equivalent("1", gold)
+
+
+@pytest.mark.parametrize(
+    "gold, response",
+    [
+        ("5\\text{ cm}", "5"),
+        ("\\text{Devon and Sam}", "\\text{Devon and Sam}"),
+        ("x^2 + 2x", "x(x+2)"),
+        ("ab + cd", "ab+cd"),
+        ("no solution", "no solution"),
+        ("yes", "yes"),
+        ("1 and 2", "1, 2"),
+    ],
+)
+def test_golds_with_a_few_letters_are_still_math(gold, response):
+    check_gold(gold)
+    assert score_math(f"\\boxed{{{response}}}", gold) == Verdict(1.0, OK, response)

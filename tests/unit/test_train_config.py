@@ -34,6 +34,12 @@ def test_defaults_are_valid_and_shipped_configs_load():
         (["run.resume=/no/such/ckpt"], 1, "run.resume"),
         (["policy_optim.lr=-1"], 1, "policy_optim.lr"),
         (["data.train_files=[/no/such.jsonl]"], 1, "data.train_files"),
+        # Non-finite floats: one loader rule covers every float field.
+        (["algo.beta=.inf"], 1, r"algo.beta=inf is invalid: expected a finite number"),
+        (["algo.beta=1e400"], 1, r"algo.beta='1e400' is invalid: expected a finite number"),
+        (["policy_optim.lr=.inf"], 1, "policy_optim.lr=inf is invalid: expected a finite"),
+        (["algo.outcome_coef=.nan"], 1, "algo.outcome_coef=nan is invalid: expected a finite"),
+        (["rewards.math_timeout_s=.inf"], 1, "rewards.math_timeout_s=inf is invalid"),
     ],
 )
 def test_invalid_configs_are_rejected_with_the_field_named(overrides, world, message):
@@ -46,3 +52,18 @@ def test_cli_reports_config_errors_without_starting(capsys):
 
     assert main(["batch.samples_per_prompt=1"]) == 2
     assert "config error: batch.samples_per_prompt=1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("source", ["override", "file"])
+def test_cli_reports_yaml_syntax_errors_in_one_line(capsys, tmp_path, source):
+    from prime_megatron.train import main
+
+    if source == "file":
+        path = tmp_path / "broken.yaml"
+        path.write_text("run:\n  steps: [1,\n")
+        argv, named = ["--config", str(path)], str(path)
+    else:
+        argv, named = ["algo.beta=[0.1,"], "'algo.beta=[0.1,'"
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "config error" in err and named in err, err
