@@ -5,6 +5,8 @@ closed where the kernel gives no namespaces."""
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -294,3 +296,172 @@ def test_unprivileged_user_gets_a_user_namespace_sandbox():
     if "cannot create network/mount/PID namespaces" in result.stderr:
         pytest.skip("unprivileged user namespaces are disabled here")
     assert result.stdout.split() == ["userns", "1", "[]", "('open',)"], result.stderr
+
+
+# Neutralises the audit hook from inside the program: the hook is a closure reachable
+# through gc, and rewriting its ``forbidden`` cell makes it allow everything. The proof it
+# worked is an AF_INET socket, which only the hook refuses (the network namespace is what
+# makes such a socket useless). What the program meets afterwards is the kernel alone.
+DISABLE_AUDIT_HOOK = """
+import gc, socket
+def disable_audit_hook():
+    for obj in gc.get_objects():
+        if getattr(obj, "__qualname__", "") == "install.<locals>.hook":
+            cells = dict(zip(obj.__code__.co_freevars, obj.__closure__))
+            cells["forbidden"].cell_contents = lambda event, args: False
+    socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()  # PermissionError if not
+    print("audit hook disabled")
+disable_audit_hook()
+"""
+
+
+def _host_socket_dirs() -> list[str]:
+    """World-writable host dirs where other programs keep their unix sockets."""
+    return [d for d in ("/tmp", "/dev/shm") if os.path.isdir(d) and os.access(d, os.W_OK)]
+
+
+@pytest.fixture
+def host_unix_sockets():
+    """Per host dir a listening stream socket and a datagram socket, both mode 0777:
+    anyone on the host may connect to or send to them."""
+    sockets = []
+    for directory in _host_socket_dirs():
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            path = os.path.join(directory, f"prime-sandbox-sock-{uuid.uuid4().hex}")
+            sock = socket.socket(socket.AF_UNIX, kind)
+            sock.bind(path)
+            os.chmod(path, 0o777)
+            if kind == socket.SOCK_STREAM:
+                sock.listen()
+            sock.setblocking(False)
+            sockets.append((path, sock))
+    yield sockets
+    for path, sock in sockets:
+        sock.close()
+        os.unlink(path)
+
+
+def _received_anything(sock: socket.socket) -> bool:
+    try:
+        if sock.type == socket.SOCK_STREAM:
+            sock.accept()[0].close()
+        else:
+            sock.recv(64)
+    except BlockingIOError:
+        return False
+    return True
+
+
+# Every way to reach a path-named unix socket: connect a stream socket to a listener; send
+# to a datagram socket from an unbound datagram socket or from a socketpair. Prints one
+# outcome per attempt: "sent" or the error's name.
+UNIX_SOCKET_ATTACK = """
+import json, socket
+def stream(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    s.sendall(b"pwned")
+def dgram(path):
+    socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"pwned", path)
+def pair(path):
+    socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)[0].sendto(b"pwned", path)
+ATTACKS = {socket.SOCK_STREAM: [stream], socket.SOCK_DGRAM: [dgram, pair]}
+outcomes = {}
+for kind, path in TARGETS:
+    for attack in ATTACKS[kind]:
+        try:
+            attack(path)
+            outcomes[f"{attack.__name__} {path}"] = "sent"
+        except OSError as e:
+            outcomes[f"{attack.__name__} {path}"] = type(e).__name__
+print(json.dumps(outcomes))
+"""
+
+
+def test_host_unix_sockets_are_unreachable_without_the_audit_hook(host_unix_sockets):
+    targets = [(int(sock.type), path) for path, sock in host_unix_sockets]
+    program = DISABLE_AUDIT_HOOK + f"TARGETS = {targets!r}\n" + UNIX_SOCKET_ATTACK
+    report = run_program(program, [""], None, CFG).reports[0]
+    assert report.exit_code == 0, report.stderr_tail
+    hook_line, outcomes_line = report.output.splitlines()
+    assert hook_line == "audit hook disabled" and report.flags == ()
+    outcomes = json.loads(outcomes_line)
+    assert len(outcomes) == 3 * len(_host_socket_dirs())
+    assert "sent" not in outcomes.values(), outcomes
+    assert [path for path, sock in host_unix_sockets if _received_anything(sock)] == []
+
+
+# The raw clone syscall's number where the sandbox knows it (flags first on both).
+_CLONE_SYSCALL = {"x86_64": 56, "aarch64": 220}
+
+
+def test_program_cannot_create_a_user_namespace():
+    machine = os.uname().machine
+    if machine not in _CLONE_SYSCALL:
+        pytest.skip(f"no syscall filter for {machine}: nested user namespaces not refused")
+    program = DISABLE_AUDIT_HOOK + textwrap.dedent(
+        f"""
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        CLONE_NEWUSER, SIGCHLD = 0x10000000, 17
+        def outcome(result):
+            return "created" if result >= 0 else os.strerror(ctypes.get_errno())
+        # clone first: after a successful unshare our uid has no mapping, and that alone
+        # would make the clone fail.
+        pid = libc.syscall({_CLONE_SYSCALL[machine]}, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0)
+        if pid == 0:
+            os._exit(0)  # the cloned child: leave at once
+        if pid > 0:
+            os.waitpid(pid, 0)
+        print(outcome(pid), outcome(libc.unshare(CLONE_NEWUSER)), sep=",")
+        """
+    )
+    run = run_program(program, [""], None, CFG)
+    report = run.reports[0]
+    assert report.exit_code == 0, report.stderr_tail
+    refused = "Operation not permitted"
+    assert report.output.splitlines() == ["audit hook disabled", f"{refused},{refused}"]
+
+
+def test_only_ip_sockets_can_be_created_without_the_audit_hook():
+    # vsock is a VM's line to its host and no namespace confines it; unix sockets reach
+    # host paths; the rest is kernel attack surface no solution needs.
+    families = ["AF_UNIX", "AF_VSOCK", "AF_PACKET", "AF_NETLINK", "AF_INET6"]
+    program = DISABLE_AUDIT_HOOK + textwrap.dedent(
+        f"""
+        outcomes = []
+        for name in {families!r}:
+            try:
+                socket.socket(getattr(socket, name), socket.SOCK_DGRAM).close()
+                outcomes.append("created")
+            except OSError as e:
+                outcomes.append(type(e).__name__)
+        print(*outcomes)
+        """
+    )
+    report = run_program(program, [""], None, CFG).reports[0]
+    assert report.output.splitlines()[1].split() == ["PermissionError"] * 4 + ["created"]
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x32 is an x86_64 ABI")
+def test_a_syscall_of_another_abi_kills_the_program():
+    # x32 syscall numbers (bit 30 set) would bypass checks written for native numbers.
+    program = DISABLE_AUDIT_HOOK + "import ctypes\nctypes.CDLL(None).syscall(0x40000000 | 39)"
+    report = run_program(program + "\nprint('survived')", [""], None, CFG).reports[0]
+    assert report.signal == signal.SIGSYS and "survived" not in report.output
+
+
+def test_threads_asyncio_and_stream_socketpairs_still_work():
+    # asyncio's event loop needs a unix stream socketpair; threads make glibc try clone3.
+    program = """
+    import asyncio, threading
+    async def add(a, b):
+        await asyncio.sleep(0)
+        return a + b
+    out = []
+    worker = threading.Thread(target=lambda: out.append(asyncio.run(add(1, 2))))
+    worker.start()
+    worker.join()
+    print(out[0])
+    """
+    assert score(program).score == 1.0
