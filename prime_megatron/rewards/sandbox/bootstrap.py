@@ -70,7 +70,8 @@ def _harness_process(spec: RunSpec, mode: str, uid: int | None, results) -> None
 def _enter_sandbox(spec: RunSpec, mode: str, uid: int | None) -> bool:
     """Returns whether the seccomp filter is on (it is wherever the architecture has one)."""
     if mode != MODE_NONE:
-        isolate.build_filesystem(spec.scratch, spec.scratch_bytes, uid, spec.expose)
+        reachable = [*spec.expose, spec.inputs_dir]
+        isolate.build_filesystem(spec.scratch, spec.scratch_bytes, uid, reachable)
         isolate.mount_private_proc()
     os.chdir(spec.scratch)  # the tmpfs now mounted there, not the host dir underneath
     if mode == MODE_NONE:

@@ -17,8 +17,9 @@ A syscall of another ABI (x32, or 32-bit x86 via ``int 0x80``) uses other number
 would slip past the checks, so it kills the process.
 
 The filter is classic BPF over ``struct seccomp_data``; it needs no libseccomp. Only
-architectures whose syscall numbers are listed here get it: elsewhere only the namespaces
-and read-only mounts protect (the probe warns).
+architectures whose syscall numbers are listed here get it: elsewhere the namespaces and
+mounts protect alone, host sockets outside ``isolate.HOST_SHARED_DIRS`` stay reachable,
+and the probe warns.
 """
 
 import ctypes
