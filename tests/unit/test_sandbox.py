@@ -2,6 +2,7 @@
 test process and the machine as they were. Also: it runs honest programs, and it fails
 closed where the kernel gives no namespaces."""
 
+import errno
 import json
 import os
 import shutil
@@ -394,41 +395,85 @@ def test_host_unix_sockets_are_unreachable_without_the_audit_hook(host_unix_sock
     assert [path for path, sock in host_unix_sockets if _received_anything(sock)] == []
 
 
-# The raw clone syscall's number where the sandbox knows it (flags first on both).
+# Raw syscall numbers (clone takes its flags first on both; clone3 and io_uring_setup
+# are shared by all architectures).
 _CLONE_SYSCALL = {"x86_64": 56, "aarch64": 220}
+_CLONE3, _IO_URING_SETUP = 435, 425
+
+# Helpers for raw syscalls through ctypes (which only the audit hook refuses, so each
+# program disables it first); an outcome prints as "created" or the kernel's error message.
+RAW_SYSCALLS = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+CLONE_NEWUSER, SIGCHLD = 0x10000000, 17
+def outcome(result):
+    return "created" if result >= 0 else os.strerror(ctypes.get_errno())
+def forked(pid):
+    if pid == 0:
+        os._exit(0)  # a cloned child: leave at once
+    if pid > 0:
+        os.waitpid(pid, 0)
+    return outcome(pid)
+"""
+
+
+def _skip_without_syscall_filter() -> str:
+    machine = os.uname().machine
+    if machine not in _CLONE_SYSCALL:
+        pytest.skip(f"no syscall filter for {machine}: the kernel alone decides")
+    return machine
+
+
+def _raw_syscall_outcomes(program: str) -> list[str]:
+    code = DISABLE_AUDIT_HOOK + RAW_SYSCALLS + textwrap.dedent(program)
+    report = run_program(code, [""], None, CFG).reports[0]
+    assert report.exit_code == 0, report.stderr_tail
+    hook_line, outcomes = report.output.splitlines()
+    assert hook_line == "audit hook disabled"
+    return outcomes.split(",")
 
 
 def test_program_cannot_create_a_user_namespace():
-    machine = os.uname().machine
-    if machine not in _CLONE_SYSCALL:
-        pytest.skip(f"no syscall filter for {machine}: nested user namespaces not refused")
-    program = DISABLE_AUDIT_HOOK + textwrap.dedent(
-        f"""
-        import ctypes, os
-        libc = ctypes.CDLL(None, use_errno=True)
-        CLONE_NEWUSER, SIGCHLD = 0x10000000, 17
-        def outcome(result):
-            return "created" if result >= 0 else os.strerror(ctypes.get_errno())
-        # clone first: after a successful unshare our uid has no mapping, and that alone
-        # would make the clone fail.
-        pid = libc.syscall({_CLONE_SYSCALL[machine]}, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0)
-        if pid == 0:
-            os._exit(0)  # the cloned child: leave at once
-        if pid > 0:
-            os.waitpid(pid, 0)
-        print(outcome(pid), outcome(libc.unshare(CLONE_NEWUSER)), sep=",")
-        """
-    )
-    run = run_program(program, [""], None, CFG)
-    report = run.reports[0]
-    assert report.exit_code == 0, report.stderr_tail
-    refused = "Operation not permitted"
-    assert report.output.splitlines() == ["audit hook disabled", f"{refused},{refused}"]
+    machine = _skip_without_syscall_filter()
+    program = f"""
+    # clone3 passes its flags behind a pointer the filter cannot read.
+    clone3_args = (ctypes.c_uint64 * 8)(CLONE_NEWUSER, 0, 0, 0, SIGCHLD, 0, 0, 0)
+    # Both clones before unshare: after a successful unshare our uid has no mapping, and
+    # that alone would make a clone fail.
+    outcomes = [
+        forked(libc.syscall({_CLONE_SYSCALL[machine]}, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0)),
+        forked(libc.syscall({_CLONE3}, ctypes.byref(clone3_args), ctypes.sizeof(clone3_args))),
+    ]
+    try:
+        if hasattr(os, "unshare"):  # Python 3.12+
+            os.unshare(os.CLONE_NEWUSER)
+        elif libc.unshare(CLONE_NEWUSER) != 0:
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+        outcomes.append("created")
+    except OSError as e:
+        outcomes.append(e.strerror)
+    print(*outcomes, sep=",")
+    """
+    refused, unknown = os.strerror(errno.EPERM), os.strerror(errno.ENOSYS)
+    assert _raw_syscall_outcomes(program) == [refused, unknown, refused]
+
+
+def test_io_uring_is_refused():
+    # io_uring creates and connects sockets without the socket syscalls the filter checks.
+    _skip_without_syscall_filter()
+    program = f"""
+    params = ctypes.create_string_buffer(120)  # struct io_uring_params, all zero
+    fd = libc.syscall({_IO_URING_SETUP}, 8, params)
+    print(outcome(fd))
+    """
+    assert _raw_syscall_outcomes(program) == [os.strerror(errno.EPERM)]
 
 
 def test_only_ip_sockets_can_be_created_without_the_audit_hook():
     # vsock is a VM's line to its host and no namespace confines it; unix sockets reach
     # host paths; the rest is kernel attack surface no solution needs.
+    _skip_without_syscall_filter()
     families = ["AF_UNIX", "AF_VSOCK", "AF_PACKET", "AF_NETLINK", "AF_INET6"]
     program = DISABLE_AUDIT_HOOK + textwrap.dedent(
         f"""
