@@ -109,7 +109,9 @@ def expose_paths(paths: list[str], hide: tuple[str, ...] = ()) -> None:
     of /root stays invisible to sandboxed code.
     """
     paths = [os.path.realpath(p) for p in paths]
-    blocked = [b for b in map(_blocked_ancestor, paths) if b is not None]
+    # Parents only: a path's own mode is its owner's business (scratch is 0700 by design).
+    parents = (_blocked_ancestor(os.path.dirname(p)) for p in paths)
+    blocked = [b for b in parents if b is not None]
     hidden = _outermost(blocked + [os.path.realpath(d) for d in hide if os.path.isdir(d)])
     kept = [p for p in dict.fromkeys(paths) if any(_within(p, h) for h in hidden)]
     # Open every path before the first tmpfs hides it.
