@@ -1,7 +1,8 @@
 """A Python audit hook that *reports* forbidden operations of a test program.
 
 It is detection, not the security boundary: the kernel (namespaces, uid, read-only
-mounts, rlimits) enforces. The hook turns "tried to open a socket / start a process /
+mounts, seccomp, rlimits) enforces; sandboxed code can reach this hook's closure and
+switch it off. The hook turns "tried to open a socket / start a process /
 signal another process / write outside scratch" into a ``sandbox_violation`` outcome
 instead of an ordinary crash, and stops fork bombs early. Code that escapes the hook
 (ctypes is flagged too, C extensions are not) still meets the kernel's limits.

@@ -12,7 +12,7 @@ import signal
 import sys
 import traceback
 
-from . import harness, isolate, linux
+from . import harness, isolate, linux, seccomp
 from .protocol import (
     EXIT_HARNESS_ERROR,
     EXIT_ISOLATION_UNAVAILABLE,
@@ -51,13 +51,13 @@ def _isolate_or_exit(spec: RunSpec) -> str:
 def _harness_process(spec: RunSpec, mode: str, uid: int | None, results) -> None:
     """PID 1 of the sandbox (when namespaced): finish isolating, drop privileges, run tests."""
     try:
-        _enter_sandbox(spec, mode, uid)
+        filtered = _enter_sandbox(spec, mode, uid)
     except BaseException:
         traceback.print_exc()
         os._exit(EXIT_ISOLATION_UNAVAILABLE)
     code = EXIT_HARNESS_ERROR
     try:
-        results.write(json.dumps({"isolation": mode}) + "\n")
+        results.write(json.dumps({"isolation": mode, "syscall_filter": filtered}) + "\n")
         results.flush()
         harness.run_tests(spec, results, own_pid_namespace=mode != MODE_NONE)
         code = 0
@@ -67,9 +67,11 @@ def _harness_process(spec: RunSpec, mode: str, uid: int | None, results) -> None
         os._exit(code)
 
 
-def _enter_sandbox(spec: RunSpec, mode: str, uid: int | None) -> None:
+def _enter_sandbox(spec: RunSpec, mode: str, uid: int | None) -> bool:
+    """Returns whether the seccomp filter is on (it is wherever the architecture has one)."""
     if mode != MODE_NONE:
-        isolate.build_filesystem(spec.scratch, spec.scratch_bytes, uid, spec.expose)
+        reachable = [*spec.expose, spec.inputs_dir]
+        isolate.build_filesystem(spec.scratch, spec.scratch_bytes, uid, reachable)
         isolate.mount_private_proc()
     os.chdir(spec.scratch)  # the tmpfs now mounted there, not the host dir underneath
     if mode == MODE_NONE:
@@ -80,6 +82,8 @@ def _enter_sandbox(spec: RunSpec, mode: str, uid: int | None) -> None:
     # kill reaches us, and keep other processes of this uid out of our /proc fds.
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
     linux.prctl(linux.PR_SET_DUMPABLE, 0)
+    # Last, once nothing of our own needs a refused syscall; no_new_privs is set by now.
+    return seccomp.install()
 
 
 def _drop_unisolated(scratch: str, uid: int | None) -> None:

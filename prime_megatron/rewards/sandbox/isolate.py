@@ -71,6 +71,12 @@ def _mounts() -> dict[str, int]:
     return mounts
 
 
+# Where host programs keep unix sockets, shared memory and temp files. Each is hidden behind
+# an empty tmpfs: where no seccomp filter refuses unix sockets (an unknown architecture),
+# this still leaves the usual ones out of reach, and other users' temp files unreadable.
+HOST_SHARED_DIRS = ("/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm")
+
+
 def _blocked_ancestor(path: str) -> str | None:
     """First directory on ``path`` (itself included) that "other" users cannot traverse."""
     current = "/"
@@ -81,27 +87,44 @@ def _blocked_ancestor(path: str) -> str | None:
     return None
 
 
-def expose_paths(paths: list[str]) -> None:
-    """Make each directory readable by an unprivileged uid even under a private parent.
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
 
-    E.g. a Python installed under /root (mode 0700): a fresh tmpfs hides /root and the
-    path is bind-mounted back at the same place, so the interpreter's stdlib stays
-    importable while the rest of /root is invisible to sandboxed code.
+
+def _outermost(dirs: list[str]) -> list[str]:
+    """``dirs`` without those inside another of them (a tmpfs there would hide them)."""
+    outer: list[str] = []
+    for d in sorted(set(dirs), key=len):
+        if not any(_within(d, o) for o in outer):
+            outer.append(d)
+    return outer
+
+
+def expose_paths(paths: list[str], hide: tuple[str, ...] = ()) -> None:
+    """Hide each dir of ``hide`` behind an empty tmpfs; keep each of ``paths`` reachable.
+
+    A path under a hidden dir is bind-mounted back at the same place. So is one under a
+    private parent (e.g. a Python installed under /root, mode 0700): that parent is hidden
+    too, so the unprivileged sandbox uid can reach the interpreter's stdlib while the rest
+    of /root stays invisible to sandboxed code.
     """
-    plans = {}
-    for path in map(os.path.realpath, paths):
-        blocked = _blocked_ancestor(path)
-        if blocked is not None:
-            plans[path] = blocked
+    paths = [os.path.realpath(p) for p in paths]
+    # Parents only: a path's own mode is its owner's business (scratch is 0700 by design).
+    parents = (_blocked_ancestor(os.path.dirname(p)) for p in paths)
+    blocked = [b for b in parents if b is not None]
+    hidden = _outermost(blocked + [os.path.realpath(d) for d in hide if os.path.isdir(d)])
+    kept = [p for p in dict.fromkeys(paths) if any(_within(p, h) for h in hidden)]
     # Open every path before the first tmpfs hides it.
-    handles = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in plans}
+    handles = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in kept}
     try:
-        for blocked in dict.fromkeys(plans.values()):
-            linux.mount("tmpfs", blocked, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV)
-            os.chmod(blocked, 0o755)
-        for path, handle in handles.items():
+        for directory in hidden:
+            linux.mount("tmpfs", directory, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV)
+            os.chmod(directory, 0o755)
+        # Outer paths first: binding one later would cover a path already bound inside it.
+        for path in sorted(handles, key=len):
             os.makedirs(path, mode=0o755, exist_ok=True)
-            linux.mount(f"/proc/self/fd/{handle}", path, None, linux.MS_BIND | linux.MS_REC)
+            flags = linux.MS_BIND | linux.MS_REC
+            linux.mount(f"/proc/self/fd/{handles[path]}", path, None, flags)
     finally:
         for handle in handles.values():
             os.close(handle)
@@ -113,14 +136,15 @@ def build_filesystem(
     """Every mount read-only; ``scratch`` becomes a small private tmpfs (of ``owner``).
 
     The tmpfs bounds what the program can store (bytes and inodes) and vanishes with the
-    namespace. All mount changes stay inside our mount namespace.
+    namespace. ``HOST_SHARED_DIRS`` are emptied; ``scratch`` and ``expose`` stay
+    reachable wherever they live. All mount changes stay inside our mount namespace.
     """
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     options = f"size={scratch_bytes},nr_inodes=4096,mode=0700"
     linux.mount("tmpfs", scratch, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, options)
     if owner is not None:
         os.chown(scratch, owner, owner)
-    expose_paths(expose)
+    expose_paths([*expose, scratch], hide=HOST_SHARED_DIRS)
     for point, flags in _mounts().items():
         if point == scratch:
             continue

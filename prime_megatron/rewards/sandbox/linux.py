@@ -28,7 +28,9 @@ MS_STRICTATIME = 0x1000000
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
+PR_SET_SECCOMP = 22
 PR_SET_NO_NEW_PRIVS = 38
+SECCOMP_MODE_FILTER = 2
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
@@ -77,3 +79,14 @@ def drop_all_capabilities() -> None:
     header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()  # zero-initialised: no capabilities at all
     _check(_libc.capset(ctypes.byref(header), data), "capset(none)")
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def set_seccomp_filter(instructions: int, count: int) -> None:
+    """Attach the BPF program at address ``instructions`` (``count`` sock_filter entries)."""
+    prog = _SockFprog(count, instructions)
+    result = _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0)
+    _check(result, "prctl(PR_SET_SECCOMP)")

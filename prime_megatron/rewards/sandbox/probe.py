@@ -30,6 +30,12 @@ def _probe(require_isolation: bool, scratch_root: str, uid_base: int) -> str:
     interfaces = run.reports[0].output.split()
     if run.isolation != MODE_NONE and interfaces != ["lo"]:
         raise SandboxUnavailableError(f"sandbox still sees network interfaces {interfaces}")
+    if run.isolation != MODE_NONE and not run.syscall_filter:
+        log.warning(
+            "No seccomp filter for this architecture: sandboxed code can still create user "
+            "namespaces and reach world-writable host unix sockets outside /tmp, /run and "
+            "/dev/shm (which it sees empty)."
+        )
     if run.isolation == MODE_NONE:
         log.warning(
             "Running model-written code WITHOUT network/filesystem isolation "

@@ -55,6 +55,7 @@ class SandboxRun:
     reports: list[TestReport]  # shorter than the inputs if the run was cut short
     timed_out: bool  # the whole run hit total_timeout_s
     error: str = ""  # stderr of the sandbox itself when it failed
+    syscall_filter: bool = False  # the seccomp filter was on (see seccomp.py)
 
 
 def run_program(code: str, inputs: list, fn_name: str | None, cfg: SandboxConfig) -> SandboxRun:
@@ -122,8 +123,14 @@ def _launch(spec_path: str, scratch: str, timeout_s: float) -> SandboxRun:
             message = f"sandbox isolation failed: {error.strip()}\n{HOW_TO_ENABLE}"
             raise SandboxUnavailableError(message)
         results.seek(0)
-        isolation, reports = _parse_results(results.read())
-    return SandboxRun(isolation, reports, timed_out, error if proc.returncode else "")
+        header, reports = _parse_results(results.read())
+    return SandboxRun(
+        header.get("isolation"),
+        reports,
+        timed_out,
+        error if proc.returncode else "",
+        syscall_filter=header.get("syscall_filter", False),
+    )
 
 
 def _wait(proc: subprocess.Popen, timeout_s: float) -> bool:
@@ -140,16 +147,17 @@ def _wait(proc: subprocess.Popen, timeout_s: float) -> bool:
         return True
 
 
-def _parse_results(text: str) -> tuple[str | None, list[TestReport]]:
-    isolation, reports = None, []
+def _parse_results(text: str) -> tuple[dict, list[TestReport]]:
+    """The harness's first line (isolation mode, syscall filter), then one per test."""
+    header, reports = {}, []
     for line in text.splitlines():
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
             break  # a line cut by the kill: everything after it is lost anyway
         if "isolation" in record:
-            isolation = record["isolation"]
+            header = record
             continue
         flags = tuple(record.pop("flags", ()))
         reports.append(TestReport(index=record.pop("test"), flags=flags, **record))
-    return isolation, reports
+    return header, reports
