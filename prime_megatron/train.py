@@ -80,8 +80,11 @@ def main(argv: list[str] | None = None) -> int:
 def _print_summary(result: dict) -> None:
     from prime_megatron.checkpoint.megatron_io import is_rank0
 
+    if not is_rank0():
+        return
+    _print_prm_summary(result.get("prm") or {})
     before, after = result["before"], result["after"]
-    if not (is_rank0() and before and after):
+    if not (before and after):
         return
     n = int(after["prompts"])
     for prefix, label in (("", "greedy pass@1"), ("sampled_", "sampled pass@1")):
@@ -96,6 +99,24 @@ def _print_summary(result: dict) -> None:
             change, ci95 = after[key + "_change"], after[key + "_change_ci95"]
             line += f"; paired change {change:+.3f} (+-{ci95:.3f})"
         print(line, flush=True)
+
+
+PRM_SUMMARY = (
+    ("prm/pairwise_acc", "pairwise accuracy"),
+    ("prm/outcome_auroc", "outcome AUROC"),
+    ("credit/prm_auroc", "first-wrong-step AUROC"),
+    ("credit/confidence_policy_auroc", "policy-confidence baseline"),
+    ("credit/confidence_sft_auroc", "SFT-confidence baseline"),
+    ("credit/prm_auroc_carry", "carry-step AUROC"),
+)
+
+
+def _print_prm_summary(tail: dict) -> None:
+    """The implicit PRM's learning over the last third of training (0.5 = chance)."""
+    parts = [f"{label} {tail[key]:.3f}" for key, label in PRM_SUMMARY if key in tail]
+    if parts:
+        steps = f"steps {tail['first_step']}-{tail['last_step']}"
+        print(f"implicit PRM, mean over {steps}: " + ", ".join(parts), flush=True)
 
 
 if __name__ == "__main__":

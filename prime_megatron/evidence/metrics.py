@@ -81,3 +81,19 @@ def phase_means(steps: Sequence[dict], skip: int = 1) -> dict[str, float]:
     mean["other"] = total - mean["rollout"] - mean["prm_update"] - mean["policy_update"]
     mean["untimed"] = total - sum(mean[p] for p in PHASES)
     return mean
+
+
+def tail_means(steps: Sequence[dict], prefixes: Sequence[str], fraction: float = 1 / 3) -> dict:
+    """Mean of every metric starting with one of ``prefixes`` over the last ``fraction`` of
+    ``steps`` (the steps that have it), and ``first_step`` / ``last_step`` of that stretch.
+    A learning curve's tail, not one noisy step. Empty without such steps."""
+    if not steps:
+        return {}
+    tail = list(steps[int(len(steps) * (1 - fraction)) :])
+    keys = sorted({k for r in tail for k in r if k.startswith(tuple(prefixes))})
+    out: dict = {"first_step": tail[0].get("step"), "last_step": tail[-1].get("step")}
+    for key in keys:
+        values = [float(r[key]) for r in tail if r.get(key) is not None]
+        if values:
+            out[key] = sum(values) / len(values)
+    return out

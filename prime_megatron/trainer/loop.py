@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from torch import Tensor
 
 from prime_megatron.checkpoint.megatron_io import is_rank0
 from prime_megatron.config.loader import save_config
@@ -22,8 +21,7 @@ from prime_megatron.data.sampler import PromptSampler
 from prime_megatron.data.template import PromptRenderer
 from prime_megatron.data.tokenizer import build_char_tokenizer
 from prime_megatron.distributed.init import initialize_parallel, seed_all
-from prime_megatron.evidence.credit import online_credit, step_credit
-from prime_megatron.evidence.samples import decode_sample, piece_table
+from prime_megatron.evidence.metrics import tail_means
 from prime_megatron.resharding import sync_weights, verify_weight_sync
 from prime_megatron.rewards.manager import RewardManager
 from prime_megatron.rollout.engine import RolloutEngine
@@ -31,6 +29,12 @@ from prime_megatron.trainer import checkpointing as ckpt_io
 from prime_megatron.trainer.batch import SampleBatch
 from prime_megatron.trainer.collect import GroupCollector, PromptEncoder
 from prime_megatron.trainer.config import TrainConfig
+from prime_megatron.trainer.credit import (
+    SFTSampleProbe,
+    batch_credit,
+    probe_prompts,
+    sample_rows,
+)
 from prime_megatron.trainer.evaluate import evaluate, paired_change
 from prime_megatron.trainer.metrics import MetricsLogger
 from prime_megatron.trainer.offload import Offloader, compute_device
@@ -57,6 +61,10 @@ class Trainer:
         dist.barrier()
         self._setup_data_and_models()
         self.step = 0
+        # This process's steps' PRM/credit metrics, for the summary (not checkpointed: after a
+        # resume the summary covers the resumed part).
+        self._history: list[dict] = []
+        self.probe: SFTSampleProbe | None = None  # drawn in train() (step credit only)
         self._resume()
         self._sync()
 
@@ -207,6 +215,7 @@ class Trainer:
                                   b.micro_batch_size, cfg.rollout.temperature,
                                   b.prm_mini_batches_per_step)  # fmt: skip
         before = self.evaluate("eval_before") if self.step == 0 else None
+        self.probe = self._draw_probe(self.collector.dataset)
         stop_at = (
             cfg.run.steps
             if not cfg.run.stop_after_steps
@@ -215,6 +224,7 @@ class Trainer:
         while self.step < stop_at:
             metrics = self._one_step(settings)
             self.step += 1
+            self._history.append({"step": self.step, **_learning_metrics(metrics)})
             if self.logger is not None and self.step % cfg.run.log_every == 0:
                 self.logger.log(self.step, metrics)
             if (
@@ -227,7 +237,8 @@ class Trainer:
             return {"finished": False, "before": before, "after": None}
         self._save()
         after = self.evaluate("eval_after")
-        return {"finished": True, "before": before, "after": after}
+        prm = tail_means(self._history, LEARNING_PREFIXES)
+        return {"finished": True, "before": before, "after": after, "prm": prm}
 
     def _one_step(self, settings: UpdateSettings) -> dict[str, float]:
         timer = PhaseTimer(self.offloader.enter if self.offloader is not None else None)
@@ -258,39 +269,34 @@ class Trainer:
             return
         out = self.run_dir / "samples"
         out.mkdir(exist_ok=True)
-        rows = self._sample_rows(groups, batch, token_q)
+        rows = sample_rows(groups, batch, token_q, self.step + 1)
         lines = "".join(json.dumps(r) + "\n" for r in rows)
         (out / f"step_{self.step + 1:06d}.jsonl").write_text(lines)
 
-    def _sample_rows(self, groups: list, batch: SampleBatch, token_q) -> list[dict]:
-        """The batch's samples as dump rows (``evidence.samples`` reads them back)."""
-        samples = [(group, k) for group in groups for k in range(len(group.response_ids))]
-        return [
-            {
-                "step": self.step + 1, "row_index": g.row_index,
-                "prompt_ids": g.prompt_ids, "response_ids": g.response_ids[k],
-                "outcome": g.outcome[k],
-                "q": _valid(token_q, batch.mask, i),
-            }
-            for i, (g, k) in enumerate(samples)
-        ]  # fmt: skip
-
     def _maybe_step_credit(self, groups: list, batch: SampleBatch, result) -> dict[str, float]:
-        """Every ``run.step_credit_every`` steps: does the PRM find the first wrong step of
-        this batch's samples, against the models' own confidence, position and chance."""
+        """Every ``run.step_credit_every`` steps: the PRM's first-wrong-step AUROC on this
+        batch and on the SFT-sample probe, with their baselines (trainer/credit.py)."""
         every = self.cfg.run.step_credit_every
         if not every or result.token_q is None or (self.step + 1) % every:
             return {}
-        table = piece_table(self.tokenizer)
-        rows = self._sample_rows(groups, batch, result.token_q)
-        credits = [step_credit(decode_sample(row, table)) for row in rows]
         logps = {"policy": result.policy_logp, "sft": result.sft_logp}
-        confidences = {
-            name: [_valid(logp, batch.mask, i) for i in range(batch.size)]
-            for name, logp in logps.items()
-            if logp is not None
-        }
-        return online_credit(credits, confidences, repeats=20, seed=self.step)
+        out = batch_credit(groups, batch, result.token_q, logps, self.tokenizer, self.step + 1)
+        if self.probe is not None:
+            c = self.cfg
+            out.update(self.probe.measure(
+                self.models, self.groups, c.algo.prm_reference, c.batch.micro_batch_size,
+                c.rollout.temperature, self.tokenizer, self.step + 1,
+            ))  # fmt: skip
+        return out
+
+    def _draw_probe(self, train: PromptDataset) -> SFTSampleProbe | None:
+        """Before the first RL step (the engine holds the SFT weights): the probe set."""
+        c = self.cfg
+        if not (c.run.step_credit_every and c.use_prm and self.step == 0):
+            return None
+        prompts = probe_prompts(train, self.encode, PROBE_PROMPTS, c.run.seed)
+        k = c.batch.samples_per_prompt
+        return SFTSampleProbe.draw(self.engine, prompts, k, self.tokenizer.pad_token_id)
 
     def _maybe_verify_sync(self, prompts: list[list[int]], metrics: dict, timer) -> None:
         """Every ``run.verify_sync_every`` steps: vLLM greedy == Megatron greedy after the sync."""
@@ -311,6 +317,9 @@ class Trainer:
             self.rewards.close()
 
 
-def _valid(per_token: Tensor | None, mask: Tensor, row: int) -> list[float] | None:
-    """Row ``row`` of a [N, S-1] per-token tensor at its response positions."""
-    return None if per_token is None else per_token[row][mask[row].bool()].tolist()
+LEARNING_PREFIXES = ("prm/", "credit/", "credit_sft_samples/", "rollout/accuracy")
+PROBE_PROMPTS = 64  # prompts of the SFT-sample probe (x samples_per_prompt samples)
+
+
+def _learning_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if k.startswith(LEARNING_PREFIXES)}

@@ -19,6 +19,7 @@ from prime_megatron.evidence.metrics import (
     samples_series,
     series,
     split_rows,
+    tail_means,
 )
 from prime_megatron.evidence.samples import RawsCount
 
@@ -158,3 +159,14 @@ def test_heldout_sampled_key_and_paired_change():
     assert c["rloo"] is None and c["prime_minus_rloo"] is None
     assert c["before"]["pass@1"] == 0.65
     assert heldout_comparison(rloo, rloo, key="sampled_pass@1") is None
+
+
+def test_tail_means_average_the_last_third_where_present():
+    steps = [{"step": i, "prm/pairwise_acc": i / 10} for i in range(1, 10)]
+    steps[8]["credit/prm_auroc"] = 0.9  # only some steps measure step credit
+    steps[7]["prm/pairwise_acc"] = None
+    out = tail_means(steps, ("prm/", "credit/"))
+    assert out["first_step"] == 7 and out["last_step"] == 9
+    assert out["prm/pairwise_acc"] == pytest.approx((0.7 + 0.9) / 2)
+    assert out["credit/prm_auroc"] == 0.9
+    assert tail_means([], ("prm/",)) == {}
