@@ -22,8 +22,11 @@ are dumped (``run.dump_samples_every``) for the right-answer-wrong-step rate.
 Prints one JSON line: final smoothed training accuracy per arm, the samples PRIME needs
 to reach RLOO's final training accuracy (trained samples, and generated ones incl. the
 filtered-out), held-out greedy pass@1 with 95 % intervals, seconds per step by phase
-(the first --skip-steps steps left out as warm-up) and the right-answer-wrong-step rate
-over training. Writes train_accuracy.png, raws_rate.png and time_per_step.png into OUT.
+(the first --skip-steps steps left out as warm-up), the right-answer-wrong-step rate
+over training, and the implicit PRM's learning (pairwise accuracy, outcome AUROC, online
+first-wrong-step AUROC against the confidence/position baselines and on SFT samples; means
+over the last third of training, per seed and over seeds). Writes train_accuracy.png,
+raws_rate.png, time_per_step.png and prm_learning.png into OUT.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from prime_megatron.evidence.efficiency import (
     timing_comparison,
 )
 from prime_megatron.evidence.metrics import run_settings
+from prime_megatron.evidence.prm_learning import credit_targets, over_training, seed_summary
 from prime_megatron.evidence.runs import (
     add_run_args,
     launch,
@@ -54,6 +58,18 @@ ARMS = {"prime": True, "rloo": False}  # arm -> use_prm
 COLORS = {"prime": "tab:blue", "rloo": "tab:orange"}
 TARGET_SAMPLES_RATIO = 0.5
 TARGET_TIME_RATIO = 1.2
+# Online step credit over training: the PRM on policy samples, its baselines on the same
+# steps, and the PRM on the SFT-sample probe (the selection-effect check).
+CREDIT_CURVES = {
+    "credit/prm_auroc": "PRM (policy samples)",
+    "credit_sft_samples/prm_auroc": "PRM (SFT samples)",
+    "credit/confidence_sft_auroc": "SFT confidence",
+    "credit/confidence_policy_auroc": "policy confidence",
+    "credit/position_auroc": "position",
+    "credit/prm_auroc_carry": "PRM, carry steps",
+    "credit/confidence_sft_auroc_carry": "SFT confidence, carry steps",
+}
+PRM_CURVES = ("prm/pairwise_acc", "prm/outcome_auroc")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -85,6 +101,9 @@ def analyse(runs: dict[str, list], args: argparse.Namespace) -> dict:
     generated = sample_efficiency(prime, rloo, args.window, "generated")
     timing = timing_comparison(prime, rloo, args.skip_steps)
     samples_ratio, time_ratio = trained["prime_over_rloo"], timing["prime_over_rloo"]
+    prm = seed_summary(prime)
+    held = heldout_comparison(prime, rloo)
+    diff = held["prime_minus_rloo"] if held else None
     return {
         "benchmark": "sample_efficiency",
         "seeds": args.seeds,
@@ -93,13 +112,17 @@ def analyse(runs: dict[str, list], args: argparse.Namespace) -> dict:
         "train_accuracy": {arm: accuracy_ends(runs[arm], args.window) for arm in ARMS},
         "samples_to_rloo_final": trained,
         "generated_samples_to_rloo_final": generated,
-        "heldout": heldout_comparison(prime, rloo),
+        "heldout": held,
         "heldout_sampled": heldout_comparison(prime, rloo, key="sampled_pass@1"),
         "time_per_step": timing,
         "raws_over_training": {arm: raws_over_training(runs[arm], args.bins) for arm in ARMS},
+        "prm_last_third": prm,
+        "prm_over_training": over_training(prime, [*PRM_CURVES, *CREDIT_CURVES], args.bins),
         "targets": {
             "prime_samples_le_0.5x_rloo": at_most(samples_ratio, TARGET_SAMPLES_RATIO),
             "prime_time_le_1.2x_rloo": at_most(time_ratio, TARGET_TIME_RATIO),
+            "prime_heldout_ge_rloo": None if diff is None else diff >= 0,
+            **credit_targets(prm),
         },
     }
 
@@ -154,6 +177,28 @@ def plot_raws(raws: dict[str, list[dict]], path: Path) -> None:
     plt.close(fig)
 
 
+def plot_prm(rows: list[dict], path: Path) -> None:
+    """PRM ranking metrics and step-credit AUROCs (seed means) over training."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    x = [(r["steps"][0] + r["steps"][1]) / 2 for r in rows]
+    panels = ((axes[0], {k: k for k in PRM_CURVES}), (axes[1], CREDIT_CURVES))
+    for ax, curves in panels:
+        for key, label in curves.items():
+            y = [r.get(key) for r in rows]
+            if any(v is not None for v in y):
+                ax.plot(x, [float("nan") if v is None else v for v in y], marker="o", label=label)
+        ax.axhline(0.5, color="gray", ls="--", lw=1)
+        ax.set_xlabel("training step (middle of stretch)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("fresh batch, before the PRM trains on it")
+    axes[1].set_ylabel("first-wrong-step AUROC")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def plot_timing(timing: dict, path: Path) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -181,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
         "train_accuracy.png": lambda p: plot_accuracy(runs, result, args.window, p),
         "raws_rate.png": lambda p: plot_raws(result["raws_over_training"], p),
         "time_per_step.png": lambda p: plot_timing(result["time_per_step"], p),
+        "prm_learning.png": lambda p: plot_prm(result["prm_over_training"], p),
     }
     for name, draw in plots.items():
         draw(args.out / name)

@@ -184,6 +184,7 @@ def summary(credits: Sequence[StepCredit], repeats: int, seed: int) -> dict:
         "preceding_correct_steps": len(labels) - sum(labels),
         "auroc": auroc(scores, labels),
         "auroc_all_steps": measure(credits, all_steps),
+        "auroc_carry_steps": measure(credits, first_vs_preceding_carry),
         "auroc_within_response": within_response(credits),
         "random_direction": {
             "mean": sum(rand) / len(rand) if rand else None,

@@ -37,6 +37,7 @@ class RunSpec:
     eval_prompts: int = 1000
     run_seed: int = 1
     dump_every: int = 1
+    credit_every: int = 2  # run.step_credit_every (PRIME runs measure online step credit)
     steps: int | None = None
     prompts_per_step: int | None = None
     samples_per_prompt: int | None = None
@@ -70,6 +71,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-prompts", type=int, default=1000, help="held-out prompts, before/after")
     p.add_argument("--run-seed", type=int, default=1, help="run.seed shared by every run")
     p.add_argument("--dump-every", type=int, default=1, help="run.dump_samples_every")
+    p.add_argument("--credit-every", type=int, default=2, help="run.step_credit_every")
     p.add_argument("--config", help="trainer YAML config (default: the built-in tiny job)")
     p.add_argument("--override", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="extra trainer override for every run (repeatable)")  # fmt: skip
@@ -81,6 +83,7 @@ def spec_from_args(args: argparse.Namespace, out: Path) -> RunSpec:
         eval_prompts=args.eval_prompts,
         run_seed=args.run_seed,
         dump_every=args.dump_every,
+        credit_every=args.credit_every,
         steps=args.steps,
         prompts_per_step=args.prompts_per_step,
         samples_per_prompt=args.k,
@@ -109,6 +112,7 @@ def trainer_args(spec: RunSpec, run_dir: Path, use_prm: bool, seed: int) -> list
         f"use_prm={str(use_prm).lower()}",
         f"run.eval_prompts={spec.eval_prompts}",
         f"run.dump_samples_every={spec.dump_every}",
+        f"run.step_credit_every={spec.credit_every}",
         f"sft.checkpoint={spec.sft_checkpoint}",
         *optional,
         "run.resume=never",
