@@ -46,7 +46,10 @@ class ArithmeticConfig:
 
     min_ops: int = 2
     max_ops: int = 4
-    p_two_digit: float = 0.5  # per operand; 0 -> too easy, 1 -> too hard (docs/tiny-task.md)
+    # Share of 2-digit operands; 0 -> too easy, 1 -> too hard (docs/tiny-task.md). 0.3: greedy
+    # pass@1 0.79 (sampled 0.73) after 1600 SFT steps, 20-40% of prompts inside the [0.2, 0.8]
+    # filter (0.5 gave 0.19 after 1000 steps; 1000 held-out prompts).
+    p_two_digit: float = 0.3
     train_prompts: int = 20000  # RL train prompts (the SFT rows are their worked solutions)
     heldout_prompts: int = 1000
     # Share of carry steps whose SFT solution forgets the carry/borrow (0 = clean SFT data).
@@ -272,10 +275,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--n-train", type=int, default=20_000)
     parser.add_argument("--n-heldout", type=int, default=1_000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--min-ops", type=int, default=2)
-    parser.add_argument("--max-ops", type=int, default=4)
-    parser.add_argument("--p-two-digit", type=float, default=0.5)
-    parser.add_argument("--sft-error-rate", type=float, default=0.0)
+    d = ArithmeticConfig()
+    parser.add_argument("--min-ops", type=int, default=d.min_ops)
+    parser.add_argument("--max-ops", type=int, default=d.max_ops)
+    parser.add_argument("--p-two-digit", type=float, default=d.p_two_digit)
+    parser.add_argument("--sft-error-rate", type=float, default=d.sft_error_rate)
     args = parser.parse_args(argv)
     cfg = ArithmeticConfig(
         args.min_ops, args.max_ops, args.p_two_digit, sft_error_rate=args.sft_error_rate

@@ -185,9 +185,7 @@ class TrainConfig:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     data: DataConfig = field(default_factory=DataConfig)
     # The arithmetic task generated for the default job (ignored with data.train_files).
-    # p_two_digit 0.3: greedy pass@1 0.79 (sampled 0.73) after 1600 SFT steps, with 20-40% of
-    # prompts inside the [0.2, 0.8] filter (0.5 gave 0.19 after 1000 steps).
-    synthetic: ArithmeticConfig = field(default_factory=lambda: ArithmeticConfig(p_two_digit=0.3))
+    synthetic: ArithmeticConfig = field(default_factory=ArithmeticConfig)
     rewards: RewardConfig = field(default_factory=RewardConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
 

@@ -226,7 +226,7 @@ def test_planted_error_rate_is_the_share_of_carry_steps():
     assert carry > 3000
     assert 0.37 < wrong / carry < 0.43
     assert sft_rows(problems, cfg, seed=1) == rows  # seeded
-    clean = sft_rows(problems, ArithmeticConfig(), seed=1)
+    clean = sft_rows(problems, ArithmeticConfig(sft_error_rate=0.0), seed=1)
     assert [r["response"] for r in clean] == [p.solution for p in problems]
 
 
