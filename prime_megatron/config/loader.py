@@ -71,7 +71,10 @@ def _parse_yaml(text: str, where: str) -> Any:
         raise ConfigError(f"{where}: invalid YAML: {detail}") from e
 
 
-def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "", base: T | None = None) -> T:
+    """``cls`` from ``data``; fields ``data`` does not name keep ``base``'s values (or the
+    class defaults). A nested section starts from its parent's default for it, so a
+    section customised by a ``default_factory`` keeps that customisation under overrides."""
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -81,8 +84,23 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
             f"unknown field(s) {[prefix + u for u in unknown]}; allowed: {sorted(fields)}"
         )
     hints = typing.get_type_hints(cls)
-    kwargs = {name: _coerce(hints[name], value, prefix + name) for name, value in data.items()}
-    return cls(**kwargs)
+    kwargs = {}
+    for name, value in data.items():
+        tp, where = hints[name], prefix + name
+        if dataclasses.is_dataclass(tp) and isinstance(value, dict | None):
+            section = _section_default(base, fields[name])
+            kwargs[name] = from_dict(tp, value or {}, where + ".", section)
+        else:
+            kwargs[name] = _coerce(tp, value, where)
+    return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
+
+
+def _section_default(parent: Any, f: dataclasses.Field) -> Any:
+    if parent is not None:
+        return getattr(parent, f.name)
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
 
 
 def _coerce(tp: Any, value: Any, name: str) -> Any:

@@ -117,3 +117,23 @@ class WithOptionals:
 def test_non_finite_floats_are_refused_inside_optionals_and_lists(override):
     with pytest.raises(ConfigError, match="a finite number"):
         load_config(WithOptionals, None, [override])
+
+
+@dataclass
+class Tuned:
+    # A section whose parent customises it: overrides of one field must keep the others.
+    inner: Inner = field(default_factory=lambda: Inner(lr=0.5, name="tuned"))
+
+
+def test_overriding_one_field_keeps_a_customised_sections_other_defaults():
+    cfg = load_config(Tuned, None, ["inner.maybe=3"])
+    assert (cfg.inner.lr, cfg.inner.name, cfg.inner.maybe) == (0.5, "tuned", 3)
+    assert load_config(Tuned, None, []).inner == Inner(lr=0.5, name="tuned")
+
+
+def test_trainer_sections_keep_the_tiny_jobs_defaults_under_overrides():
+    from prime_megatron.trainer.config import TrainConfig
+
+    cfg = load_config(TrainConfig, None, ["algo.beta=0.1", "prm_optim.lr=1e-4"])
+    assert cfg.algo.process_reward_norm == "none" and cfg.algo.beta == 0.1
+    assert cfg.prm_optim.grad_clip == 10.0 and cfg.prm_optim.lr == 1e-4
