@@ -167,7 +167,8 @@ def test_char_spans_map_to_token_spans():
 
 
 def test_cli_writes_three_disjoint_files(tmp_path):
-    main(["--out", str(tmp_path), "--n-sft", "30", "--n-train", "20", "--n-heldout", "10"])
+    main(["--out", str(tmp_path), "--n-sft", "30", "--n-train", "20", "--n-heldout", "10",
+          "--sft-error-rate", "0"])  # fmt: skip
     names = ("sft", "train", "heldout")
     read = {n: _read_jsonl(tmp_path / f"{n}.jsonl") for n in names}
     assert [len(read[n]) for n in names] == [30, 20, 10]
