@@ -27,6 +27,7 @@ from prime_megatron.evidence.samples import decode_sample, piece_table
 from prime_megatron.resharding import sync_weights, verify_weight_sync
 from prime_megatron.rewards.manager import RewardManager
 from prime_megatron.rollout.engine import RolloutEngine
+from prime_megatron.run_layout import RunLayout
 from prime_megatron.trainer import checkpointing as ckpt_io
 from prime_megatron.trainer.batch import SampleBatch
 from prime_megatron.trainer.collect import GroupCollector, PromptEncoder
@@ -47,13 +48,13 @@ from prime_megatron.trainer.update import PhaseTimer, UpdateSettings, learn
 class Trainer:
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
-        self.run_dir = Path(cfg.run.output_dir)
+        self.layout = RunLayout(Path(cfg.run.output_dir))
         self.groups = initialize_parallel(
             cfg.parallel.tensor_parallel, cfg.parallel.pipeline_parallel
         )
         seed_all(cfg.run.seed, self.groups)
         if is_rank0():
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.layout.root.mkdir(parents=True, exist_ok=True)
         dist.barrier()
         self._setup_data_and_models()
         self.step = 0
@@ -66,7 +67,7 @@ class Trainer:
         cfg = self.cfg
         self.tokenizer = build_char_tokenizer() if cfg.model.source == "synthetic" else None
         sft_rows = (
-            prepare_synthetic_data(cfg, self.run_dir) if cfg.model.source == "synthetic" else []
+            prepare_synthetic_data(cfg, self.layout) if cfg.model.source == "synthetic" else []
         )
         if self.tokenizer is None:
             from transformers import AutoTokenizer
@@ -74,7 +75,7 @@ class Trainer:
             self.tokenizer = AutoTokenizer.from_pretrained(Path(cfg.model.path) / "hf")
         cfg.data.validate()
         if is_rank0():
-            save_config(cfg, self.run_dir / "config.yaml")
+            save_config(cfg, self.layout.config)
         renderer = PromptRenderer(cfg.data.prompt_format, self.tokenizer, cfg.data.plain_template)
         self.encode = PromptEncoder(renderer, self.tokenizer, cfg.rollout.max_prompt_len)
         start = (
@@ -91,7 +92,9 @@ class Trainer:
         self.vocab = self.meta.arch.vocab_size
         cfg.rollout.load_format = "dummy"
         self.engine = RolloutEngine(
-            rollout_model_dir(self.run_dir, start, self.meta), cfg.rollout, cfg.run.seed
+            rollout_model_dir(self.layout.rollout_model, start, self.meta),
+            cfg.rollout,
+            cfg.run.seed,
         )
         self.rewards = RewardManager(cfg.rewards) if dist.get_rank() == 0 else None
         train = PromptDataset.load(
@@ -110,7 +113,7 @@ class Trainer:
         )  # fmt: skip
         self.logger = (
             MetricsLogger(
-                self.run_dir, cfg.run.steps, cfg.run.tensorboard, cfg.run.wandb_project, asdict(cfg)
+                self.layout, cfg.run.steps, cfg.run.tensorboard, cfg.run.wandb_project, asdict(cfg)
             )
             if is_rank0()
             else None
@@ -131,7 +134,7 @@ class Trainer:
         resume = self.cfg.run.resume
         if resume == "never":
             return
-        found = ckpt_io.complete_checkpoints(self.run_dir / "checkpoints")
+        found = ckpt_io.complete_checkpoints(self.layout.checkpoints)
         path = Path(resume) if resume != "auto" else (found[-1] if found else None)
         if path is None:
             return
@@ -157,7 +160,7 @@ class Trainer:
             "weight_version": self.engine.weight_version,
         }
         path = ckpt_io.save_checkpoint(
-            self.run_dir / "checkpoints",
+            self.layout.checkpoints,
             self.step,
             models,
             optimizers,
@@ -256,11 +259,10 @@ class Trainer:
         every = self.cfg.run.dump_samples_every
         if not every or (self.step + 1) % every or not is_rank0():
             return
-        out = self.run_dir / "samples"
-        out.mkdir(exist_ok=True)
+        self.layout.samples.mkdir(exist_ok=True)
         rows = self._sample_rows(groups, batch, token_q)
         lines = "".join(json.dumps(r) + "\n" for r in rows)
-        (out / f"step_{self.step + 1:06d}.jsonl").write_text(lines)
+        self.layout.sample_dump(self.step + 1).write_text(lines)
 
     def _sample_rows(self, groups: list, batch: SampleBatch, token_q) -> list[dict]:
         """The batch's samples as dump rows (``evidence.samples`` reads them back)."""

@@ -22,6 +22,7 @@ from prime_megatron.distributed.init import ParallelGroups, seed_all
 from prime_megatron.models.arch import ModelArch
 from prime_megatron.models.builder import build_gpt_model, padded_vocab_size
 from prime_megatron.models.hf_factory import hf_config
+from prime_megatron.run_layout import RunLayout
 from prime_megatron.trainer.config import TrainConfig
 from prime_megatron.trainer.optim import ShardedAdamW
 from prime_megatron.trainer.sft import recipe_matches, run_sft, sft_examples, write_recipe
@@ -33,14 +34,13 @@ def log0(message: str) -> None:
         print(message, flush=True)
 
 
-def prepare_synthetic_data(cfg: TrainConfig, run_dir: Path) -> list[dict]:
+def prepare_synthetic_data(cfg: TrainConfig, layout: RunLayout) -> list[dict]:
     """Write the task's RL train/held-out jsonl files (rank 0); return the SFT rows."""
     s = cfg.synthetic
     train, heldout = synthetic.make_splits(s.train_prompts, s.heldout_prompts, s, cfg.run.seed)
-    data_dir = run_dir / "data"
-    train_file, heldout_file = data_dir / "train.jsonl", data_dir / "heldout.jsonl"
+    train_file, heldout_file = layout.train_data, layout.heldout_data
     if is_rank0():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        layout.data.mkdir(parents=True, exist_ok=True)
         synthetic.write_jsonl(
             (synthetic.rl_row(p, i, "train") for i, p in enumerate(train)), str(train_file)
         )
