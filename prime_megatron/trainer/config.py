@@ -60,7 +60,8 @@ class RunConfig:
 @dataclass
 class ModelConfig:
     # synthetic: a tiny Qwen2-like model built here (and SFT-trained on the synthetic task);
-    # megatron: a checkpoint from tools/convert_hf_to_megatron.py; hf: an HF model dir.
+    # megatron: a checkpoint from tools/convert_hf_to_megatron.py; hf: an HF model dir
+    # (safetensors), mapped to Megatron in memory when the run starts.
     source: str = "synthetic"
     path: str = ""
     dtype: str = "float32"
@@ -151,7 +152,8 @@ class OptimConfig:
 
 @dataclass
 class SFTConfig:
-    enabled: bool = True  # only for model.source=synthetic
+    # model.source=synthetic only, where it must stay on: that model starts from its SFT.
+    enabled: bool = True
     # The loss drops late (grokking-like): 800 steps left greedy pass@1 at 0.50 and sampled
     # at 0.33, from which RL only lost accuracy; 1600 steps give 0.79 / 0.73 (~6 min).
     steps: int = 1600
@@ -182,9 +184,11 @@ class TrainConfig:
     use_prm: bool = True
     policy_optim: OptimConfig = field(default_factory=OptimConfig)
     prm_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-5, grad_clip=10.0))
-    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    # vLLM starts from the config alone and gets the policy's weights by sync (load_format).
+    rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(load_format="dummy"))
+    # Files to train on; none with model.source=synthetic, which generates its task's.
     data: DataConfig = field(default_factory=DataConfig)
-    # The arithmetic task generated for the default job (ignored with data.train_files).
+    # The arithmetic task generated for model.source=synthetic (the default job).
     # p_two_digit 0.3: greedy pass@1 0.79 (sampled 0.73) after 1600 SFT steps, with 20-40% of
     # prompts inside the [0.2, 0.8] filter (0.5 gave 0.19 after 1000 steps).
     synthetic: ArithmeticConfig = field(default_factory=lambda: ArithmeticConfig(p_two_digit=0.3))
@@ -201,14 +205,41 @@ class TrainConfig:
         self.policy_optim.validate("policy_optim")
         self.prm_optim.validate("prm_optim")
         self.rollout.validate()
-        if self.data.train_files:
-            self.data.validate()
         self.rewards.validate()
-        self.synthetic.validate()
-        if self.model.source == "synthetic" and self.sft.enabled:
+        if self.model.source == "synthetic":
+            self.synthetic.validate()
             self.sft.validate()
+            self._check_synthetic()
+        else:
+            self.data.validate()
+            self._check_given_model()
         self._check_cross_fields(world_size)
         return self
+
+    def _check_synthetic(self) -> None:
+        """The synthetic model comes with its own task, tokenizer and SFT start."""
+        # Its character tokenizer covers only the arithmetic alphabet: other text would be
+        # mostly <unk>; refusing beats silently training on the task instead of the files.
+        for name in ("train_files", "val_files"):
+            value = getattr(self.data, name)
+            check(not value, f"data.{name}", value,
+                  "must be empty with model.source=synthetic, which trains on its generated "
+                  "task (synthetic.*); to train on your files start from a model of yours "
+                  "(model.source=megatron or hf, model.path=...)")  # fmt: skip
+        check(self.data.prompt_format == "chat", "data.prompt_format", self.data.prompt_format,
+              "chat with model.source=synthetic (its SFT and RL prompts use the character "
+              "tokenizer's chat template)")  # fmt: skip
+        check(self.sft.enabled, "sft.enabled", self.sft.enabled,
+              "true with model.source=synthetic (the model starts from its SFT checkpoint); "
+              "to start RL from another checkpoint use model.source=megatron or hf")  # fmt: skip
+
+    def _check_given_model(self) -> None:
+        check(
+            self.run.step_credit_every == 0,
+            "run.step_credit_every",
+            self.run.step_credit_every,
+            "0 unless model.source=synthetic (step labels come from the synthetic task)",
+        )
 
     def _check_cross_fields(self, world_size: int) -> None:
         tp = self.parallel.tensor_parallel
@@ -235,11 +266,6 @@ class TrainConfig:
             rtp,
             f"must divide the world size ({world_size})",
         )
-        if self.model.source != "synthetic":
-            check(bool(self.data.train_files), "data.train_files", [], "needed for this model")
-            check(
-                self.run.step_credit_every == 0,
-                "run.step_credit_every",
-                self.run.step_credit_every,
-                "0 unless model.source=synthetic (step labels come from the synthetic task)",
-            )
+        check(self.rollout.load_format == "dummy", "rollout.load_format",
+              self.rollout.load_format, "dummy: the trainer starts vLLM from the config alone "
+              "and syncs the policy's weights into it before the first rollout")  # fmt: skip
