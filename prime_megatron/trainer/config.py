@@ -1,5 +1,8 @@
 """The training job's config: one dataclass per component, checked before anything heavy.
 
+Every section is frozen: once validated, the config is what runs and what ``config.yaml``
+records. What a run derives from it lives in ``trainer/inputs.py``'s ``ResolvedInputs``.
+
 Batch sizes say what they count: ``prompts_per_step`` prompts are trained on per RL step
 (after filtering), each with ``samples_per_prompt`` samples; ``mini_batches_per_step``
 optimizer steps split those samples; ``micro_batch_size`` samples go through one
@@ -22,7 +25,7 @@ MODEL_SOURCES = ("synthetic", "megatron", "hf")
 RESUME = ("auto", "never")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
     output_dir: str = "runs/default"
     seed: int = 1
@@ -57,7 +60,7 @@ class RunConfig:
         check(self.step_credit_every >= 0, "run.step_credit_every", self.step_credit_every, ">= 0")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     # synthetic: a tiny Qwen2-like model built here (and SFT-trained on the synthetic task);
     # megatron: a checkpoint from tools/convert_hf_to_megatron.py; hf: an HF model dir
@@ -84,7 +87,7 @@ class ModelConfig:
         check(self.dtype in allowed, "model.dtype", self.dtype, f"one of {allowed}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ParallelConfig:
     tensor_parallel: int = 1
     pipeline_parallel: int = 1
@@ -102,7 +105,7 @@ class ParallelConfig:
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class BatchConfig:
     prompts_per_step: int = 16
     samples_per_prompt: int = 4
@@ -134,7 +137,7 @@ class BatchConfig:
         check(self.micro_batch_size >= 1, "batch.micro_batch_size", self.micro_batch_size, ">= 1")
 
 
-@dataclass
+@dataclass(frozen=True)
 class OptimConfig:
     lr: float = 2e-5
     weight_decay: float = 0.0
@@ -150,7 +153,7 @@ class OptimConfig:
         check(0 <= self.beta2 < 1, f"{name}.beta2", self.beta2, "in [0, 1)")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SFTConfig:
     # model.source=synthetic only, where it must stay on: that model starts from its SFT.
     enabled: bool = True
@@ -169,7 +172,7 @@ class SFTConfig:
         check(self.lr > 0, "sft.lr", self.lr, "> 0")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

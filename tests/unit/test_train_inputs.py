@@ -4,7 +4,7 @@ no run dir left behind (the CLI is driven in-process: it returns before any proc
 model or vLLM engine exists)."""
 
 import json
-from dataclasses import asdict
+from dataclasses import FrozenInstanceError, asdict
 from pathlib import Path
 
 import pytest
@@ -53,6 +53,14 @@ def test_prepare_inputs_leaves_the_config_as_validated_and_config_yaml_is_it(tmp
     record = json.loads(layout.resolved_inputs.read_text())
     assert record["train_files"] == [str(layout.train_data)] and record["heldout_rows"] == 8
     assert record["start"] == {"format": "megatron", "path": "runs/sft-tiny", "sft_warmup": True}
+
+
+def test_the_validated_config_cannot_be_changed():
+    cfg = load_and_validate([])
+    with pytest.raises(FrozenInstanceError):
+        cfg.rollout.load_format = "auto"
+    with pytest.raises(FrozenInstanceError):
+        cfg.data.prompt_format = "plain"
 
 
 def test_an_hf_model_dir_is_a_start_with_its_own_tokenizer(tmp_path, hf_dir):
