@@ -71,7 +71,9 @@ def _parse_yaml(text: str, where: str) -> Any:
         raise ConfigError(f"{where}: invalid YAML: {detail}") from e
 
 
-def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "", base: T | None = None) -> T:
+    """``cls`` from ``data``; fields ``data`` leaves out keep ``base``'s values (default:
+    the field defaults)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -81,13 +83,28 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
             f"unknown field(s) {[prefix + u for u in unknown]}; allowed: {sorted(fields)}"
         )
     hints = typing.get_type_hints(cls)
-    kwargs = {name: _coerce(hints[name], value, prefix + name) for name, value in data.items()}
-    return cls(**kwargs)
+    kwargs = {
+        name: _coerce(hints[name], value, prefix + name, _default(fields[name], base))
+        for name, value in data.items()
+    }
+    return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
 
 
-def _coerce(tp: Any, value: Any, name: str) -> Any:
+def _default(f: dataclasses.Field, base: Any) -> Any:
+    """What a field holds before ``data`` sets it. A section's default can differ from its
+    class defaults (``algo: AlgoConfig(process_reward_norm="none")``): setting one of its
+    fields must keep the others at that default, not reset them to the class's."""
+    if base is not None:
+        return getattr(base, f.name)
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
+
+
+def _coerce(tp: Any, value: Any, name: str, default: Any = None) -> Any:
     if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value or {}, name + ".")
+        base = default if isinstance(default, tp) else None
+        return from_dict(tp, value or {}, name + ".", base)
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(tp)
