@@ -80,7 +80,7 @@ def test_train_from_an_hf_dir_and_eval_the_export(tmp_path, sft_ckpt):
                   if r.get("event") == "eval_after"][0]  # fmt: skip
     proc = subprocess.run(
         [sys.executable, str(TOOLS / "eval.py"), "--model", str(run.policy_hf),
-         "--data", str(data.heldout_data), "--prompts", str(eval_after["prompts"]),
+         "--data", str(data.heldout_data), "--prompts", str(int(eval_after["prompts"])),
          "--max-prompt-len", "64", "--max-response-len", "48"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
