@@ -55,18 +55,13 @@ def _quiet_known_warnings() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from prime_megatron.config.errors import ConfigError
-
     _quiet_known_warnings()
-    try:
-        cfg = load_and_validate(argv)
-    except ConfigError as e:
-        print(f"prime-train: config error: {e}", file=sys.stderr)
-        return 2
+    from prime_megatron.config.errors import ConfigError
     from prime_megatron.run_layout import RunLayout
     from prime_megatron.trainer.inputs import INPUT_ERRORS, prepare_inputs
 
     try:
+        cfg = load_and_validate(argv)
         inputs = prepare_inputs(cfg, RunLayout(cfg.run.output_dir))
     except INPUT_ERRORS as e:
         kind = "config error" if isinstance(e, ConfigError) else "error"

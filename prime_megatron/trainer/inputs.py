@@ -14,6 +14,7 @@ behind. ``write_run_record`` then creates the run dir.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,7 @@ class ResolvedInputs:
 
     def record(self) -> dict:
         """What ``resolved_inputs.json`` holds."""
-        skipped = self.train.skipped + (self.heldout.skipped if self.heldout else {})
+        skipped = self.train.skipped + (self.heldout.skipped if self.heldout else Counter())
         return {
             "train_files": list(self.train_files),
             "val_files": list(self.val_files),

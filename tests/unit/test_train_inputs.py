@@ -75,6 +75,9 @@ def test_an_hf_model_dir_is_a_start_with_its_own_tokenizer(tmp_path, hf_dir):
     ids = inputs.tokenizer.encode(text, add_special_tokens=False)
     assert inputs.tokenizer.decode(ids) == text and len(ids) == len(text)
     assert inputs.encode(ROW["prompt"]) == [inputs.tokenizer.bos_token_id, *ids[:9]]
+    record = inputs.record()
+    assert record["start"] == {"format": "hf", "path": str(hf_dir), "sft_warmup": False}
+    assert (record["val_files"], record["heldout_rows"], record["skipped_rows"]) == ([], 0, {})
 
 
 def _fails_in_one_line(capsys, tmp_path, *argv) -> str:
