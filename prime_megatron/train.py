@@ -4,8 +4,12 @@
     prime-train --config configs/tiny_cpu.yaml run.steps=10 algo.beta=0.1
     torchrun --nproc_per_node 2 -m prime_megatron.train --config C parallel.tensor_parallel=2
 
-Defaults (no ``--config``) are the tiny CPU job. The config is validated before anything
-heavy starts; the resolved config is written to ``<run.output_dir>/config.yaml``.
+Defaults (no ``--config``) are the tiny CPU job. The config is validated, and every file it
+names (data rows, start model, tokenizer, resume checkpoint) loaded and checked, before
+anything heavy starts and before the run dir is created; a bad one exits with code 2 and a
+one-line message. The validated config is written, as it runs, to
+``<run.output_dir>/config.yaml`` and what the run derived from it to
+``resolved_inputs.json`` (see ``prime_megatron/run_layout.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def load_and_validate(argv: list[str] | None):
+    """The validated (frozen) config of a command line."""
     from prime_megatron.config.loader import load_config
     from prime_megatron.trainer.config import TrainConfig
 
@@ -50,20 +55,24 @@ def _quiet_known_warnings() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from prime_megatron.config.errors import ConfigError
-
     _quiet_known_warnings()
+    from prime_megatron.config.errors import ConfigError
+    from prime_megatron.run_layout import RunLayout
+    from prime_megatron.trainer.inputs import INPUT_ERRORS, prepare_inputs
+
     try:
         cfg = load_and_validate(argv)
-    except ConfigError as e:
-        print(f"prime-train: config error: {e}", file=sys.stderr)
+        inputs = prepare_inputs(cfg, RunLayout(cfg.run.output_dir))
+    except INPUT_ERRORS as e:
+        kind = "config error" if isinstance(e, ConfigError) else "error"
+        print(f"prime-train: {kind}: {e}", file=sys.stderr)
         return 2
     from prime_megatron.distributed.init import init_distributed
     from prime_megatron.trainer.export import export_policy, plot_run
     from prime_megatron.trainer.loop import Trainer
 
     init_distributed()
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, inputs)
     try:
         result = trainer.train()
         if result["finished"]:

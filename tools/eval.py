@@ -34,7 +34,9 @@ def parse(argv):
 def load_engine(model_dir: Path, rollout_cfg, scratch: Path):
     """(engine, tokenizer dir). A Megatron checkpoint is loaded (TP=1, a replica per rank)
     and synced into vLLM in memory; an HF dir is loaded by vLLM directly."""
-    from prime_megatron.checkpoint.convert import load_megatron_model
+    from dataclasses import replace
+
+    from prime_megatron.checkpoint.convert import HF_SIDE_DIR, load_megatron_model
     from prime_megatron.checkpoint.megatron_io import META_FILE
     from prime_megatron.rollout.engine import RolloutEngine
 
@@ -46,9 +48,8 @@ def load_engine(model_dir: Path, rollout_cfg, scratch: Path):
 
     groups = initialize_parallel(1, 1)
     model, meta = load_megatron_model(model_dir, groups)
-    hf_dir = rollout_model_dir(scratch, model_dir, meta)
-    rollout_cfg.load_format = "dummy"
-    engine = RolloutEngine(hf_dir, rollout_cfg)
+    hf_dir = rollout_model_dir(scratch, model_dir / HF_SIDE_DIR, meta.hf_config)
+    engine = RolloutEngine(hf_dir, replace(rollout_cfg, load_format="dummy"))
     sync_weights(model, groups, meta.arch, engine, rollout_cfg.bucket_mb * 2**20)
     return engine, hf_dir
 

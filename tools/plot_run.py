@@ -15,10 +15,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keys", nargs="+", help="metric names (default: the main training curves)")
     args = p.parse_args(argv)
 
+    from prime_megatron.run_layout import RunLayout
     from prime_megatron.trainer.plotting import DEFAULT_KEYS, plot_metrics
 
-    if not (args.run_dir / "metrics.jsonl").is_file():
-        print(f"plot_run: error: {args.run_dir}/metrics.jsonl not found", file=sys.stderr)
+    metrics = RunLayout(args.run_dir).metrics
+    if not metrics.is_file():
+        print(f"plot_run: error: {metrics} not found", file=sys.stderr)
         return 2
     try:
         out = plot_metrics(args.run_dir, args.out, tuple(args.keys or DEFAULT_KEYS))

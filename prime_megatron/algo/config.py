@@ -17,7 +17,7 @@ PRM_UPDATES = ("after", "before")
 PRM_REFERENCES = ("sft", "policy")
 
 
-@dataclass
+@dataclass(frozen=True)
 class AlgoConfig:
     """Knobs of the PRIME math; ``validate()`` raises ``ConfigError`` naming the bad field."""
 

@@ -18,7 +18,12 @@ from pathlib import Path
 import torch
 
 from prime_megatron.checkpoint import hf_io
-from prime_megatron.checkpoint.mapping import check_shapes, hf_to_megatron, megatron_to_hf
+from prime_megatron.checkpoint.mapping import (
+    MappingError,
+    check_shapes,
+    hf_to_megatron,
+    megatron_to_hf,
+)
 from prime_megatron.checkpoint.megatron_io import (
     ModelCheckpointMeta,
     atomic_checkpoint_dir,
@@ -57,7 +62,7 @@ def convert_hf_to_megatron(
 ) -> ModelCheckpointMeta:
     hf_dir = Path(hf_dir)
     config = hf_io.read_hf_config(hf_dir)
-    arch = _arch_of(config, hf_dir / "config.json")
+    arch = arch_of(config, hf_dir / "config.json")
     arch.check_layout(tp, pp)
     hf_state = hf_io.read_hf_state_dict(hf_dir)
     dtype = dtype or next(iter(hf_state.values())).dtype
@@ -80,8 +85,50 @@ def convert_hf_to_megatron(
     return meta
 
 
-def _arch_of(config: dict, source: Path) -> ModelArch:
-    """``ModelArch.from_hf_config`` with its errors naming the file they are about."""
+class InMemoryHFCheckpoint:
+    """An HF model dir as a training start, without a converted copy on disk.
+
+    The weights are read and mapped to full Megatron tensors once (the converter's rules,
+    so the result is bit-identical to converting first); ``load`` then builds this rank's
+    chunk for a TP/PP layout and fills it with its shards. Every rank holds the full mapped
+    model in host memory while the models are built: for large models on many ranks per
+    node, converting once with ``tools/convert_hf_to_megatron.py`` costs less memory.
+    """
+
+    def __init__(self, hf_dir: Path, tp: int, pp: int, dtype: torch.dtype) -> None:
+        self.hf_dir = Path(hf_dir)
+        config = hf_io.read_hf_config(self.hf_dir)
+        arch = arch_of(config, self.hf_dir / "config.json")
+        arch.check_layout(tp, pp)
+        padded = padded_vocab_size(arch.vocab_size, tp)
+        self.meta = ModelCheckpointMeta(
+            hf_config=config,
+            padded_vocab_size=padded,
+            params_dtype=str(dtype).removeprefix("torch."),
+            saved_tp=tp,
+            saved_pp=pp,
+        )
+        hf_state = hf_io.read_hf_state_dict(self.hf_dir)
+        self.full = hf_to_megatron(hf_state, arch, padded, layer_spec_kind())
+
+    def load(self, groups):
+        """This rank's model chunk for ``groups``, with its own copy of the weights."""
+        from prime_megatron.resharding.scatter import load_full_tensors
+
+        meta = self.meta
+        model = build_gpt_model(
+            meta.arch, groups, params_dtype=meta.dtype, padded_vocab=meta.padded_vocab_size,
+            init_weights=False,
+        )  # fmt: skip
+        try:
+            load_full_tensors(model, self.full, groups)
+        except MappingError as e:
+            raise MappingError(f"{self.hf_dir}: {e}") from e
+        return model
+
+
+def arch_of(config: dict, source: Path) -> ModelArch:
+    """``ModelArch.from_hf_config`` with its errors naming the file or dir they are about."""
     try:
         return ModelArch.from_hf_config(config)
     except (InvalidModelConfigError, UnsupportedModelError) as e:

@@ -72,9 +72,8 @@ def _parse_yaml(text: str, where: str) -> Any:
 
 
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "", base: T | None = None) -> T:
-    """``cls`` from ``data``; fields ``data`` does not name keep ``base``'s values (or the
-    class defaults). A nested section starts from its parent's default for it, so a
-    section customised by a ``default_factory`` keeps that customisation under overrides."""
+    """``cls`` from ``data``; fields ``data`` leaves out keep ``base``'s values (default:
+    the field defaults)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -84,28 +83,28 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "", base: T | No
             f"unknown field(s) {[prefix + u for u in unknown]}; allowed: {sorted(fields)}"
         )
     hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, value in data.items():
-        tp, where = hints[name], prefix + name
-        if dataclasses.is_dataclass(tp) and isinstance(value, dict | None):
-            section = _section_default(base, fields[name])
-            kwargs[name] = from_dict(tp, value or {}, where + ".", section)
-        else:
-            kwargs[name] = _coerce(tp, value, where)
+    kwargs = {
+        name: _coerce(hints[name], value, prefix + name, _default(fields[name], base))
+        for name, value in data.items()
+    }
     return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
 
 
-def _section_default(parent: Any, f: dataclasses.Field) -> Any:
-    if parent is not None:
-        return getattr(parent, f.name)
+def _default(f: dataclasses.Field, base: Any) -> Any:
+    """What a field holds before ``data`` sets it. A section's default can differ from its
+    class defaults (``algo: AlgoConfig(process_reward_norm="none")``): setting one of its
+    fields must keep the others at that default, not reset them to the class's."""
+    if base is not None:
+        return getattr(base, f.name)
     if f.default_factory is not dataclasses.MISSING:
         return f.default_factory()
     return None if f.default is dataclasses.MISSING else f.default
 
 
-def _coerce(tp: Any, value: Any, name: str) -> Any:
+def _coerce(tp: Any, value: Any, name: str, default: Any = None) -> Any:
     if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value or {}, name + ".")
+        base = default if isinstance(default, tp) else None
+        return from_dict(tp, value or {}, name + ".", base)
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(tp)

@@ -11,7 +11,7 @@ from .rows import RowDefaults
 PROMPT_FORMATS = ("chat", "plain")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     train_files: list[str] = field(default_factory=list)
     val_files: list[str] = field(default_factory=list)

@@ -2,12 +2,17 @@
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .files import BadJson, read_rows
 from .rows import PLAIN_DEFAULTS, FieldError, PromptRow, RowDefaults, RowError, normalize_row
 
 log = logging.getLogger(__name__)
+
+
+class EmptyDatasetError(ValueError):
+    """Every row of a dataset was bad (and skipped), or its files hold no rows at all."""
 
 
 class PromptDataset(Sequence):
@@ -26,19 +31,35 @@ class PromptDataset(Sequence):
     ) -> "PromptDataset":
         """Load and check all rows; the first bad row raises ``RowError`` (file, row,
         field) unless ``skip_bad_rows``, which drops and counts them instead."""
+        raw = ((path, number, row) for path in paths for number, row in read_rows(path))
+        return cls._checked_rows(raw, list(paths), skip_bad_rows, defaults)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Any], name: str) -> "PromptDataset":
+        """Rows made in memory (the synthetic task), checked like a file called ``name``."""
+        raw = ((name, number, row) for number, row in enumerate(rows, start=1))
+        return cls._checked_rows(raw, [name], skip_bad_rows=False, defaults=PLAIN_DEFAULTS)
+
+    @classmethod
+    def _checked_rows(
+        cls,
+        raw: Iterable[tuple[str, int, Any]],
+        names: list[str],
+        skip_bad_rows: bool,
+        defaults: RowDefaults,
+    ) -> "PromptDataset":
         rows, skipped = [], Counter()
-        for path in paths:
-            for number, raw in read_rows(path):
-                try:
-                    rows.append(_checked(raw, path, number, defaults))
-                except RowError as e:
-                    if not skip_bad_rows:
-                        raise
-                    skipped[e.field] += 1
+        for path, number, row in raw:
+            try:
+                rows.append(_checked(row, path, number, defaults))
+            except RowError as e:
+                if not skip_bad_rows:
+                    raise
+                skipped[e.field] += 1
         if skipped:
             log.warning("skipped %d bad rows by field: %s", sum(skipped.values()), dict(skipped))
         if not rows:
-            raise ValueError(f"no usable rows in {list(paths)}")
+            raise EmptyDatasetError(f"no usable rows in {names}")
         return cls(rows, skipped)
 
     def __len__(self) -> int:

@@ -39,7 +39,7 @@ ERROR_KINDS = ("carry",)
 _STEP = re.compile(r"(-?\d+)([+-])(\d+)=(-?\d+)")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ArithmeticConfig:
     """The task (the trainer's ``synthetic.*`` section): problem mix, split sizes, and the
     error family planted in the SFT solutions."""

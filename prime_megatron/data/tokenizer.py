@@ -2,7 +2,11 @@
 
 Built locally (no hub), one token per character, so encode/decode round-trips task text
 exactly. Saved with ``save_pretrained`` it loads with ``AutoTokenizer.from_pretrained(dir)``
-and in vLLM like any fast tokenizer.
+and in vLLM like any fast tokenizer, also next to the model's Qwen2 ``config.json``: there
+transformers (5.x) replaces the saved pipeline with Qwen2's byte-level BPE and keeps only
+the vocabulary, so the vocabulary spells characters in byte-level form (newline ``Ċ``,
+space ``Ġ``) and both pipelines give the same ids; with plain characters the Qwen2 one
+silently dropped every newline.
 """
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
@@ -26,6 +30,14 @@ CHAR_CHAT_TEMPLATE = (
 )
 
 
+_BYTE_LEVEL = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+
+
+def _byte_level(char: str) -> str:
+    """``char`` as byte-level BPE vocabularies spell it (printable ASCII stays itself)."""
+    return "".join(piece for piece, _ in _BYTE_LEVEL.pre_tokenize_str(char))
+
+
 def build_char_tokenizer(alphabet: str = TASK_ALPHABET) -> PreTrainedTokenizerFast:
     """One token per character of ``alphabet`` plus pad/bos/eos/unk (ids 0-3).
 
@@ -33,11 +45,13 @@ def build_char_tokenizer(alphabet: str = TASK_ALPHABET) -> PreTrainedTokenizerFa
     nothing: the chat template places BOS/EOS, so raw text round-trips exactly.
     """
     chars = list(dict.fromkeys(alphabet))  # de-duplicate, keep order -> stable ids
-    vocab = {tok: i for i, tok in enumerate([*SPECIAL_TOKENS, *chars])}
+    vocab = {tok: i for i, tok in enumerate([*SPECIAL_TOKENS, *map(_byte_level, chars)])}
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     # [\s\S] rather than "." so the newline is a character like any other.
-    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
-    core.decoder = decoders.Fuse()
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated"), _BYTE_LEVEL]
+    )
+    core.decoder = decoders.ByteLevel()
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core,
         pad_token=PAD,

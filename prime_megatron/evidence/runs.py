@@ -24,9 +24,7 @@ import yaml
 
 from prime_megatron.evidence.metrics import RunRecord, split_rows
 from prime_megatron.evidence.samples import DecodedSample, decode_sample, piece_table, raws_by_step
-from prime_megatron.trainer.metrics import read_metrics
-
-DONE_MARKER = "benchmark_done.json"  # the trainer arguments of a run that finished
+from prime_megatron.run_layout import RunLayout, read_metrics
 
 
 @dataclass
@@ -125,7 +123,8 @@ def trainer_args(spec: RunSpec, run_dir: Path, use_prm: bool, seed: int) -> list
 
 
 def finished_with(run_dir: Path, args: list[str]) -> bool:
-    marker = run_dir / DONE_MARKER
+    """Whether ``run_dir`` finished with these trainer arguments (its benchmark marker)."""
+    marker = RunLayout(run_dir).benchmark_done
     return marker.is_file() and json.loads(marker.read_text()) == args
 
 
@@ -137,7 +136,8 @@ def launch(run_dir: Path, args: list[str]) -> None:
         return
     _clear(run_dir)
     run_dir.mkdir(parents=True)
-    log_path = run_dir / "train.log"
+    layout = RunLayout(run_dir)
+    log_path = layout.train_log
     print(f"training {run_dir} (log {log_path})", file=sys.stderr, flush=True)
     start = time.perf_counter()
     with open(log_path, "w") as log:
@@ -146,7 +146,7 @@ def launch(run_dir: Path, args: list[str]) -> None:
     if code != 0:
         tail = "\n".join(log_path.read_text().splitlines()[-30:])
         raise RuntimeError(f"trainer exited with {code} for {run_dir}:\n{tail}")
-    (run_dir / DONE_MARKER).write_text(json.dumps(args))
+    layout.benchmark_done.write_text(json.dumps(args))
     print(f"  done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
 
 
@@ -154,8 +154,7 @@ def _clear(run_dir: Path) -> None:
     """Remove a previous run dir; refuse anything that does not look like one."""
     if not run_dir.exists():
         return
-    looks_like_run = any((run_dir / f).exists() for f in ("config.yaml", "train.log", DONE_MARKER))
-    if not looks_like_run and any(run_dir.iterdir()):
+    if not RunLayout(run_dir).looks_like_run() and any(run_dir.iterdir()):
         raise RuntimeError(f"{run_dir} exists and is not a run dir; not overwriting it")
     shutil.rmtree(run_dir)
 
@@ -172,19 +171,19 @@ def load_samples(run_dir: Path) -> list[DecodedSample]:
     table = _char_table()
     return [
         decode_sample(json.loads(line), table)
-        for path in sorted((Path(run_dir) / "samples").glob("step_*.jsonl"))
+        for path in RunLayout(run_dir).sample_dumps()
         for line in path.read_text().splitlines()
         if line.strip()
     ]
 
 
 def read_config(run_dir: Path) -> dict:
-    """The run's resolved config (``config.yaml``)."""
-    return yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+    """The run's config (``config.yaml``: the validated config, exactly as it ran)."""
+    return yaml.safe_load(RunLayout(run_dir).config.read_text())
 
 
 def load_run(run_dir: Path, name: str | None = None) -> RunRecord:
-    """A finished run's metrics, events, resolved config and right-answer-wrong-step counts."""
+    """A finished run's metrics, events, config and right-answer-wrong-step counts."""
     run_dir = Path(run_dir)
     steps, events = split_rows(read_metrics(run_dir))
     return RunRecord(

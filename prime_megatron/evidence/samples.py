@@ -28,11 +28,10 @@ class DecodedSample:
 
 
 def piece_table(tokenizer) -> list[str]:
-    """Token id -> its text, special tokens (BOS, EOS, pad) -> ""."""
+    """Token id -> its text, special tokens (BOS, EOS, pad) -> "". Decoded rather than the
+    vocabulary's spelling, which may be byte-level (``Ċ`` for a newline)."""
     special = set(tokenizer.all_special_ids)
-    return [
-        "" if i in special else tokenizer.convert_ids_to_tokens(i) for i in range(len(tokenizer))
-    ]
+    return ["" if i in special else tokenizer.decode([i]) for i in range(len(tokenizer))]
 
 
 def decode_sample(row: dict, table: Sequence[str]) -> DecodedSample:

@@ -132,7 +132,7 @@ def build_plan(
     # Tied models keep a copy of the embedding as the last stage's output_layer.weight;
     # it is not in the rules, so it is skipped here.
     mine = {
-        name: (tuple(p.shape), p.dtype, *_partition(p))
+        name: (tuple(p.shape), p.dtype, *tp_partition(p))
         for name, p in local_parameters(model).items()
         if name in wanted
     }
@@ -152,7 +152,7 @@ def _tp_ranks_match(groups: ParallelGroups, rollout_tp: int | None) -> bool:
     return bool(ok)
 
 
-def _partition(param: torch.Tensor) -> tuple[int, int]:
+def tp_partition(param: torch.Tensor) -> tuple[int, int]:
     """(TP split dim or -1, stride), from the attributes Megatron puts on sharded weights."""
     if getattr(param, "tensor_model_parallel", False):
         return param.partition_dim, getattr(param, "partition_stride", 1)

@@ -11,7 +11,7 @@ VERIFIERS = ("math", "code")
 START_METHODS = ("spawn", "forkserver", "fork")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RewardConfig:
     num_workers: int = 2  # math: processes; code: concurrent sandboxes
     parallel: bool = True  # False: score in this process, one sample at a time

@@ -11,7 +11,7 @@ LOGPROBS_MODES = ("processed_logprobs", "raw_logprobs")
 LOAD_FORMATS = ("auto", "dummy")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RolloutConfig:
     """How vLLM generates rollouts next to the trainer (one engine per torchrun rank).
 

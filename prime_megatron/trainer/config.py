@@ -1,5 +1,8 @@
 """The training job's config: one dataclass per component, checked before anything heavy.
 
+Every section is frozen: once validated, the config is what runs and what ``config.yaml``
+records. What a run derives from it lives in ``trainer/inputs.py``'s ``ResolvedInputs``.
+
 Batch sizes say what they count: ``prompts_per_step`` prompts are trained on per RL step
 (after filtering), each with ``samples_per_prompt`` samples; ``mini_batches_per_step``
 optimizer steps split those samples; ``micro_batch_size`` samples go through one
@@ -22,7 +25,7 @@ MODEL_SOURCES = ("synthetic", "megatron", "hf")
 RESUME = ("auto", "never")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
     output_dir: str = "runs/default"
     seed: int = 1
@@ -57,10 +60,11 @@ class RunConfig:
         check(self.step_credit_every >= 0, "run.step_credit_every", self.step_credit_every, ">= 0")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     # synthetic: a tiny Qwen2-like model built here (and SFT-trained on the synthetic task);
-    # megatron: a checkpoint from tools/convert_hf_to_megatron.py; hf: an HF model dir.
+    # megatron: a checkpoint from tools/convert_hf_to_megatron.py; hf: an HF model dir
+    # (safetensors), mapped to Megatron in memory when the run starts.
     source: str = "synthetic"
     path: str = ""
     dtype: str = "float32"
@@ -83,7 +87,7 @@ class ModelConfig:
         check(self.dtype in allowed, "model.dtype", self.dtype, f"one of {allowed}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ParallelConfig:
     tensor_parallel: int = 1
     pipeline_parallel: int = 1
@@ -101,7 +105,7 @@ class ParallelConfig:
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class BatchConfig:
     prompts_per_step: int = 16
     samples_per_prompt: int = 4
@@ -133,7 +137,7 @@ class BatchConfig:
         check(self.micro_batch_size >= 1, "batch.micro_batch_size", self.micro_batch_size, ">= 1")
 
 
-@dataclass
+@dataclass(frozen=True)
 class OptimConfig:
     lr: float = 2e-5
     weight_decay: float = 0.0
@@ -149,9 +153,10 @@ class OptimConfig:
         check(0 <= self.beta2 < 1, f"{name}.beta2", self.beta2, "in [0, 1)")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SFTConfig:
-    enabled: bool = True  # only for model.source=synthetic
+    # model.source=synthetic only, where it must stay on: that model starts from its SFT.
+    enabled: bool = True
     # The loss drops late (grokking-like): 800 steps left greedy pass@1 at 0.50 and sampled
     # at 0.33, from which RL only lost accuracy; 1600 steps give 0.79 / 0.73 (~6 min).
     steps: int = 1600
@@ -167,7 +172,7 @@ class SFTConfig:
         check(self.lr > 0, "sft.lr", self.lr, "> 0")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -182,7 +187,9 @@ class TrainConfig:
     use_prm: bool = True
     policy_optim: OptimConfig = field(default_factory=OptimConfig)
     prm_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-5, grad_clip=10.0))
-    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    # vLLM starts from the config alone and gets the policy's weights by sync (load_format).
+    rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(load_format="dummy"))
+    # Files to train on; none with model.source=synthetic, which generates its task's.
     data: DataConfig = field(default_factory=DataConfig)
     # The arithmetic task generated for the default job (ignored with data.train_files).
     synthetic: ArithmeticConfig = field(default_factory=ArithmeticConfig)
@@ -199,14 +206,41 @@ class TrainConfig:
         self.policy_optim.validate("policy_optim")
         self.prm_optim.validate("prm_optim")
         self.rollout.validate()
-        if self.data.train_files:
-            self.data.validate()
         self.rewards.validate()
-        self.synthetic.validate()
-        if self.model.source == "synthetic" and self.sft.enabled:
+        if self.model.source == "synthetic":
+            self.synthetic.validate()
             self.sft.validate()
+            self._check_synthetic()
+        else:
+            self.data.validate()
+            self._check_given_model()
         self._check_cross_fields(world_size)
         return self
+
+    def _check_synthetic(self) -> None:
+        """The synthetic model comes with its own task, tokenizer and SFT start."""
+        # Its character tokenizer covers only the arithmetic alphabet: other text would be
+        # mostly <unk>; refusing beats silently training on the task instead of the files.
+        for name in ("train_files", "val_files"):
+            value = getattr(self.data, name)
+            check(not value, f"data.{name}", value,
+                  "must be empty with model.source=synthetic, which trains on its generated "
+                  "task (synthetic.*); to train on your files start from a model of yours "
+                  "(model.source=megatron or hf, model.path=...)")  # fmt: skip
+        check(self.data.prompt_format == "chat", "data.prompt_format", self.data.prompt_format,
+              "chat with model.source=synthetic (its SFT and RL prompts use the character "
+              "tokenizer's chat template)")  # fmt: skip
+        check(self.sft.enabled, "sft.enabled", self.sft.enabled,
+              "true with model.source=synthetic (the model starts from its SFT checkpoint); "
+              "to start RL from another checkpoint use model.source=megatron or hf")  # fmt: skip
+
+    def _check_given_model(self) -> None:
+        check(
+            self.run.step_credit_every == 0,
+            "run.step_credit_every",
+            self.run.step_credit_every,
+            "0 unless model.source=synthetic (step labels come from the synthetic task)",
+        )
 
     def _check_cross_fields(self, world_size: int) -> None:
         tp = self.parallel.tensor_parallel
@@ -233,11 +267,6 @@ class TrainConfig:
             rtp,
             f"must divide the world size ({world_size})",
         )
-        if self.model.source != "synthetic":
-            check(bool(self.data.train_files), "data.train_files", [], "needed for this model")
-            check(
-                self.run.step_credit_every == 0,
-                "run.step_credit_every",
-                self.run.step_credit_every,
-                "0 unless model.source=synthetic (step labels come from the synthetic task)",
-            )
+        check(self.rollout.load_format == "dummy", "rollout.load_format",
+              self.rollout.load_format, "dummy: the trainer starts vLLM from the config alone "
+              "and syncs the policy's weights into it before the first rollout")  # fmt: skip

@@ -11,7 +11,8 @@ from prime_megatron.trainer.plotting import plot_metrics
 
 
 def export_policy(trainer) -> None:
-    """Collective: gather the sharded policy into ``<run>/policy_hf`` (rank 0 writes)."""
+    """Collective: gather the sharded policy into ``<run>/policy_hf`` (rank 0 writes), with
+    the tokenizer files of ``<run>/rollout_model``."""
     state = {
         name: t.clone()
         for name, t in iter_full_hf_tensors(
@@ -19,8 +20,9 @@ def export_policy(trainer) -> None:
         )
     }
     if is_rank0():
-        out = trainer.run_dir / "policy_hf"
-        side = trainer.run_dir / "rollout_model"
+        out = trainer.layout.policy_hf
+        # The tokenizer and generation files vLLM ran with travel with the weights.
+        side = trainer.layout.rollout_model
         write_hf_checkpoint(out, trainer.meta.hf_config, state, side, overwrite=True)
         print(f"exported the final policy to {out}", flush=True)
     dist.barrier()
@@ -28,4 +30,4 @@ def export_policy(trainer) -> None:
 
 def plot_run(trainer) -> None:
     if is_rank0():
-        print(f"wrote {plot_metrics(trainer.run_dir)}", flush=True)
+        print(f"wrote {plot_metrics(trainer.layout.root)}", flush=True)

@@ -15,19 +15,17 @@ import torch
 import torch.distributed as dist
 
 from prime_megatron.checkpoint.megatron_io import is_rank0
-from prime_megatron.config.loader import save_config
 from prime_megatron.data.dataset import PromptDataset
 from prime_megatron.data.sampler import PromptSampler
-from prime_megatron.data.template import PromptRenderer
-from prime_megatron.data.tokenizer import build_char_tokenizer
 from prime_megatron.distributed.init import initialize_parallel, seed_all
 from prime_megatron.evidence.metrics import tail_means
 from prime_megatron.resharding import sync_weights, verify_weight_sync
 from prime_megatron.rewards.manager import RewardManager
 from prime_megatron.rollout.engine import RolloutEngine
+from prime_megatron.run_layout import RunLayout
 from prime_megatron.trainer import checkpointing as ckpt_io
 from prime_megatron.trainer.batch import SampleBatch
-from prime_megatron.trainer.collect import GroupCollector, PromptEncoder
+from prime_megatron.trainer.collect import GroupCollector
 from prime_megatron.trainer.config import TrainConfig
 from prime_megatron.trainer.credit import (
     SFTSampleProbe,
@@ -36,28 +34,30 @@ from prime_megatron.trainer.credit import (
     sample_rows,
 )
 from prime_megatron.trainer.evaluate import evaluate, paired_change
+from prime_megatron.trainer.inputs import ResolvedInputs, write_run_record
 from prime_megatron.trainer.metrics import MetricsLogger
 from prime_megatron.trainer.offload import Offloader, compute_device
 from prime_megatron.trainer.setup import (
     build_models,
+    ensure_start_checkpoint,
     log0,
-    prepare_synthetic_data,
     rollout_model_dir,
-    sft_checkpoint,
 )
 from prime_megatron.trainer.update import PhaseTimer, UpdateSettings, learn
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig) -> None:
-        self.cfg = cfg
-        self.run_dir = Path(cfg.run.output_dir)
+    """A run of a validated config (never changed here) on inputs ``prepare_inputs`` made."""
+
+    def __init__(self, cfg: TrainConfig, inputs: ResolvedInputs) -> None:
+        self.cfg, self.inputs = cfg, inputs
+        self.layout = RunLayout(Path(cfg.run.output_dir))
         self.groups = initialize_parallel(
             cfg.parallel.tensor_parallel, cfg.parallel.pipeline_parallel
         )
         seed_all(cfg.run.seed, self.groups)
         if is_rank0():
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_run_record(self.layout, cfg, inputs)
         dist.barrier()
         self._setup_data_and_models()
         self.step = 0
@@ -71,25 +71,10 @@ class Trainer:
     # ---- setup ----------------------------------------------------------------------
 
     def _setup_data_and_models(self) -> None:
-        cfg = self.cfg
-        self.tokenizer = build_char_tokenizer() if cfg.model.source == "synthetic" else None
-        sft_rows = (
-            prepare_synthetic_data(cfg, self.run_dir) if cfg.model.source == "synthetic" else []
-        )
-        if self.tokenizer is None:
-            from transformers import AutoTokenizer
-
-            self.tokenizer = AutoTokenizer.from_pretrained(Path(cfg.model.path) / "hf")
-        cfg.data.validate()
-        if is_rank0():
-            save_config(cfg, self.run_dir / "config.yaml")
-        renderer = PromptRenderer(cfg.data.prompt_format, self.tokenizer, cfg.data.plain_template)
-        self.encode = PromptEncoder(renderer, self.tokenizer, cfg.rollout.max_prompt_len)
-        start = (
-            sft_checkpoint(cfg, self.groups, self.tokenizer, sft_rows, self.encode)
-            if cfg.model.source == "synthetic" and cfg.sft.enabled
-            else Path(cfg.model.path)
-        )
+        cfg, inputs = self.cfg, self.inputs
+        self.tokenizer, self.encode, self.heldout = inputs.tokenizer, inputs.encode, inputs.heldout
+        start = inputs.start
+        ensure_start_checkpoint(start, cfg, self.groups, self.tokenizer, self.encode)
         self.models, self.meta = build_models(cfg, self.groups, start)
         self.offloader = (
             Offloader(self.models, compute_device(), torch.device("cpu"))
@@ -97,28 +82,20 @@ class Trainer:
             else None
         )
         self.vocab = self.meta.arch.vocab_size
-        cfg.rollout.load_format = "dummy"
-        self.engine = RolloutEngine(
-            rollout_model_dir(self.run_dir, start, self.meta), cfg.rollout, cfg.run.seed
+        rollout_dir = rollout_model_dir(
+            self.layout.rollout_model, start.side_files, self.meta.hf_config, self.tokenizer
         )
+        self.engine = RolloutEngine(rollout_dir, cfg.rollout, cfg.run.seed)
         self.rewards = RewardManager(cfg.rewards) if dist.get_rank() == 0 else None
-        train = PromptDataset.load(
-            cfg.data.train_files, cfg.data.skip_bad_rows, cfg.data.row_defaults()
-        )
-        self.heldout = (
-            PromptDataset.load(cfg.data.val_files, cfg.data.skip_bad_rows, cfg.data.row_defaults())
-            if cfg.data.val_files
-            else None
-        )
         self._eval_before: dict[str, list[float]] = {}  # metric prefix -> per-prompt scores
-        sampler = PromptSampler(len(train), cfg.data.seed, cfg.data.shuffle)
+        sampler = PromptSampler(len(inputs.train), cfg.data.seed, cfg.data.shuffle)
         self.collector = GroupCollector(
-            train, sampler, self.encode, self.tokenizer, self.engine, self.rewards, cfg.algo,
-            cfg.batch.prompts_per_step, cfg.batch.samples_per_prompt,
+            inputs.train, sampler, self.encode, self.tokenizer, self.engine, self.rewards,
+            cfg.algo, cfg.batch.prompts_per_step, cfg.batch.samples_per_prompt,
         )  # fmt: skip
         self.logger = (
             MetricsLogger(
-                self.run_dir, cfg.run.steps, cfg.run.tensorboard, cfg.run.wandb_project, asdict(cfg)
+                self.layout, cfg.run.steps, cfg.run.tensorboard, cfg.run.wandb_project, asdict(cfg)
             )
             if is_rank0()
             else None
@@ -136,11 +113,7 @@ class Trainer:
         return {"world": dist.get_world_size(), "tp": g.tp_size, "pp": g.pp_size}
 
     def _resume(self) -> None:
-        resume = self.cfg.run.resume
-        if resume == "never":
-            return
-        found = ckpt_io.complete_checkpoints(self.run_dir / "checkpoints")
-        path = Path(resume) if resume != "auto" else (found[-1] if found else None)
+        path = self.inputs.resume
         if path is None:
             return
         models, optimizers = self._trainable()
@@ -165,7 +138,7 @@ class Trainer:
             "weight_version": self.engine.weight_version,
         }
         path = ckpt_io.save_checkpoint(
-            self.run_dir / "checkpoints",
+            self.layout.checkpoints,
             self.step,
             models,
             optimizers,
@@ -267,11 +240,10 @@ class Trainer:
         every = self.cfg.run.dump_samples_every
         if not every or (self.step + 1) % every or not is_rank0():
             return
-        out = self.run_dir / "samples"
-        out.mkdir(exist_ok=True)
+        self.layout.samples.mkdir(exist_ok=True)
         rows = sample_rows(groups, batch, token_q, self.step + 1)
         lines = "".join(json.dumps(r) + "\n" for r in rows)
-        (out / f"step_{self.step + 1:06d}.jsonl").write_text(lines)
+        self.layout.sample_dump(self.step + 1).write_text(lines)
 
     def _maybe_step_credit(self, groups: list, batch: SampleBatch, result) -> dict[str, float]:
         """Every ``run.step_credit_every`` steps: the PRM's first-wrong-step AUROC on this

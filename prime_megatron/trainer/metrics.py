@@ -9,7 +9,8 @@ import json
 import math
 import sys
 import time
-from pathlib import Path
+
+from prime_megatron.run_layout import RunLayout
 
 CONSOLE_KEYS = (
     ("rollout/accuracy", "acc"),
@@ -26,20 +27,21 @@ CONSOLE_KEYS = (
 
 class MetricsLogger:
     def __init__(
-        self, run_dir: Path, total_steps: int, tensorboard: bool, wandb_project: str, config: dict
-    ):
+        self, layout: RunLayout, total_steps: int, tensorboard: bool, wandb_project: str,
+        config: dict,
+    ) -> None:  # fmt: skip
         self.total_steps = total_steps
-        self.jsonl = open(Path(run_dir) / "metrics.jsonl", "a")  # noqa: SIM115 (lives for the run)
+        self.jsonl = open(layout.metrics, "a")  # noqa: SIM115 (lives for the run)
         self.tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+            self.tb = SummaryWriter(str(layout.tensorboard))
         self.wandb = None
         if wandb_project:
             import wandb  # optional dependency; config validation names it
 
-            self.wandb = wandb.init(project=wandb_project, dir=str(run_dir), config=config)
+            self.wandb = wandb.init(project=wandb_project, dir=str(layout.root), config=config)
         self.start = time.perf_counter()
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
@@ -85,8 +87,3 @@ class MetricsLogger:
 
 def _clean(value):
     return value if not isinstance(value, float) or math.isfinite(value) else None
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

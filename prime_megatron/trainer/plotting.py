@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prime_megatron.trainer.metrics import read_metrics
+from prime_megatron.run_layout import RunLayout, read_metrics
 
 DEFAULT_KEYS = (
     "rollout/accuracy",
@@ -32,10 +32,11 @@ def plot_metrics(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = [r for r in read_metrics(run_dir) if "step" in r and "event" not in r]
+    layout = RunLayout(run_dir)
+    records = [r for r in read_metrics(layout) if "step" in r and "event" not in r]
     present = [k for k in keys if any(r.get(k) is not None for r in records)]
     if not present:
-        raise ValueError(f"{run_dir}/metrics.jsonl has none of the metrics {list(keys)}")
+        raise ValueError(f"{layout.metrics} has none of the metrics {list(keys)}")
     cols = 3
     rows = -(-len(present) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
@@ -48,7 +49,7 @@ def plot_metrics(
     for ax in list(axes.flat)[len(present) :]:
         ax.axis("off")
     fig.tight_layout()
-    out = Path(out) if out else Path(run_dir) / "metrics.png"
+    out = Path(out) if out else layout.metrics_plot
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return out

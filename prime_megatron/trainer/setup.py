@@ -1,28 +1,29 @@
-"""Everything a run needs before its first step: data, tokenizer, the starting checkpoint
-(SFT for the synthetic default), the three models, the rollout engine.
+"""The heavy half of a run's setup: the SFT warm-up (synthetic default), the three models,
+the rollout model dir. What they start from is decided beforehand, by ``inputs.py``.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
+from prime_megatron.checkpoint import hf_io
 from prime_megatron.checkpoint.convert import (
-    HF_SIDE_DIR,
+    InMemoryHFCheckpoint,
     load_megatron_model,
     save_megatron_checkpoint,
 )
 from prime_megatron.checkpoint.megatron_io import ModelCheckpointMeta, is_rank0
-from prime_megatron.data import synthetic
 from prime_megatron.distributed.init import ParallelGroups, seed_all
 from prime_megatron.models.arch import ModelArch
 from prime_megatron.models.builder import build_gpt_model, padded_vocab_size
-from prime_megatron.models.hf_factory import hf_config
 from prime_megatron.trainer.config import TrainConfig
+from prime_megatron.trainer.inputs import StartModel
 from prime_megatron.trainer.optim import ShardedAdamW
 from prime_megatron.trainer.sft import recipe_matches, run_sft, sft_examples, write_recipe
 from prime_megatron.trainer.update import Models
@@ -33,75 +34,28 @@ def log0(message: str) -> None:
         print(message, flush=True)
 
 
-def prepare_synthetic_data(cfg: TrainConfig, run_dir: Path) -> list[dict]:
-    """Write the task's RL train/held-out jsonl files (rank 0); return the SFT rows."""
-    s = cfg.synthetic
-    train, heldout = synthetic.make_splits(s.train_prompts, s.heldout_prompts, s, cfg.run.seed)
-    data_dir = run_dir / "data"
-    train_file, heldout_file = data_dir / "train.jsonl", data_dir / "heldout.jsonl"
-    if is_rank0():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        synthetic.write_jsonl(
-            (synthetic.rl_row(p, i, "train") for i, p in enumerate(train)), str(train_file)
-        )
-        synthetic.write_jsonl(
-            (synthetic.rl_row(p, i, "heldout") for i, p in enumerate(heldout)), str(heldout_file)
-        )
-    dist.barrier()
-    cfg.data.train_files, cfg.data.val_files = [str(train_file)], [str(heldout_file)]
-    cfg.data.prompt_format = "chat"
-    return synthetic.sft_rows(train, s, cfg.run.seed)
-
-
-def synthetic_hf_config(cfg: TrainConfig, tokenizer) -> dict:
-    m = cfg.model
-    config = hf_config(
-        "Qwen2ForCausalLM",
-        vocab_size=len(tokenizer),
-        hidden_size=m.hidden_size,
-        intermediate_size=m.ffn_hidden_size,
-        num_hidden_layers=m.num_layers,
-        num_attention_heads=m.num_heads,
-        num_key_value_heads=m.num_heads,
-        head_dim=m.hidden_size // m.num_heads,
-        max_position_embeddings=m.max_position_embeddings,
-        rope_theta=10000.0,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return config.to_dict()
-
-
-def sft_checkpoint(
-    cfg: TrainConfig, groups: ParallelGroups, tokenizer, sft_rows: list[dict], encode
-) -> Path:
-    """The synthetic model's SFT checkpoint: reused if its recipe matches, else trained."""
-    ckpt = Path(cfg.sft.checkpoint)
-    hf_cfg = synthetic_hf_config(cfg, tokenizer)
-    recipe = {
-        "model": asdict(cfg.model),
-        "sft": asdict(cfg.sft),
-        "synthetic": asdict(cfg.synthetic),
-        "seed": cfg.run.seed,
-        "vocab": len(tokenizer),
-    }
-    recipe["sft"].pop("checkpoint")
-    recipe["model"].pop("offload_idle")  # where idle weights wait does not change them
-    if recipe_matches(ckpt, recipe):
+def ensure_start_checkpoint(
+    start: StartModel, cfg: TrainConfig, groups: ParallelGroups, tokenizer, encode
+) -> None:
+    """Collective. Make ``start.path`` loadable: a planned SFT warm-up is trained now, unless
+    the checkpoint there was made by the same recipe; any other start already is."""
+    plan = start.sft
+    if plan is None:
+        return
+    ckpt = plan.checkpoint
+    if recipe_matches(ckpt, plan.recipe):
         log0(f"reusing SFT checkpoint {ckpt}")
-        return ckpt
-    log0(f"SFT: {cfg.sft.steps} steps on {len(sft_rows)} worked solutions -> {ckpt}")
-    arch = ModelArch.from_hf_config(hf_cfg)
+        return
+    log0(f"SFT: {cfg.sft.steps} steps on {len(plan.rows)} worked solutions -> {ckpt}")
+    arch = ModelArch.from_hf_config(start.hf_config)
     seed_all(cfg.run.seed, groups)
-    dtype = getattr(torch, cfg.model.dtype)
-    model = build_gpt_model(arch, groups, params_dtype=dtype)
-    examples = sft_examples(sft_rows, encode, tokenizer)
+    model = build_gpt_model(arch, groups, params_dtype=getattr(torch, cfg.model.dtype))
+    examples = sft_examples(plan.rows, encode, tokenizer)
     run_sft(model, groups, examples, cfg.sft.steps, cfg.sft.batch_size, cfg.sft.lr,
             cfg.batch.micro_batch_size * 4, tokenizer.pad_token_id, cfg.run.seed,
             cfg.sft.grad_clip, log0)  # fmt: skip
     meta = ModelCheckpointMeta(
-        hf_config=hf_cfg,
+        hf_config=start.hf_config,
         padded_vocab_size=padded_vocab_size(arch.vocab_size, groups.tp_size),
         params_dtype=cfg.model.dtype,
         saved_tp=groups.tp_size,
@@ -113,31 +67,37 @@ def sft_checkpoint(
     dist.barrier()
     save_megatron_checkpoint(model, ckpt, meta, hf_side_files=side, overwrite=True)
     if is_rank0():
-        write_recipe(ckpt, recipe)
+        write_recipe(ckpt, plan.recipe)
     dist.barrier()
-    return ckpt
 
 
 def build_models(
-    cfg: TrainConfig, groups: ParallelGroups, ckpt: Path
+    cfg: TrainConfig, groups: ParallelGroups, start: StartModel
 ) -> tuple[Models, ModelCheckpointMeta]:
-    """Policy, PRM (if used) and reference (for the PRM or a KL term) from one checkpoint."""
-    dtype = getattr(torch, cfg.model.dtype)
-    policy, meta = load_megatron_model(ckpt, groups, dtype)
-    if meta.arch.tie_word_embeddings and groups.pp_size > 1:
-        raise NotImplementedError(
-            "training a model with tied embeddings under pipeline parallelism is not "
-            "supported yet (the embedding gradient is not synchronised across stages)"
-        )
+    """Policy, PRM (if used) and reference (for the PRM or a KL term) from one start."""
+    load, meta = _model_loader(start, groups, getattr(torch, cfg.model.dtype))
+    policy = load()
     models = Models(
         policy=policy, policy_opt=_optimizer(policy, groups, cfg.policy_optim, cfg.run.steps)
     )
     if cfg.use_prm:
-        models.prm = load_megatron_model(ckpt, groups, dtype)[0]
+        models.prm = load()
         models.prm_opt = _optimizer(models.prm, groups, cfg.prm_optim, cfg.run.steps)
     if (cfg.use_prm and cfg.algo.prm_reference == "sft") or cfg.algo.kl_coef > 0:
-        models.ref = load_megatron_model(ckpt, groups, dtype)[0].requires_grad_(False)
+        models.ref = load().requires_grad_(False)
     return models, meta
+
+
+def _model_loader(
+    start: StartModel, groups: ParallelGroups, dtype: torch.dtype
+) -> tuple[Callable[[], torch.nn.Module], ModelCheckpointMeta]:
+    """(a collective that builds and fills one model of this rank, the start's metadata)."""
+    if start.format == "hf":
+        # Read and mapped once for all three models; each gets its own copy of its shards.
+        source = InMemoryHFCheckpoint(start.path, groups.tp_size, groups.pp_size, dtype)
+        return (lambda: source.load(groups)), source.meta
+    meta = ModelCheckpointMeta.read(start.path)
+    return (lambda: load_megatron_model(start.path, groups, dtype)[0]), meta
 
 
 def _optimizer(model, groups: ParallelGroups, o, steps: int) -> ShardedAdamW:
@@ -148,14 +108,21 @@ def _optimizer(model, groups: ParallelGroups, o, steps: int) -> ShardedAdamW:
     )  # fmt: skip
 
 
-def rollout_model_dir(out: Path, ckpt: Path, meta: ModelCheckpointMeta) -> Path:
+def rollout_model_dir(out: Path, side_files: Path, config: dict, tokenizer=None) -> Path:
     """Collective. An HF dir with config + tokenizer only: vLLM starts with dummy weights and
-    gets the policy's real ones by in-memory sync before the first rollout."""
+    gets the policy's real ones by in-memory sync before the first rollout.
+
+    The start's non-weight files, then ``tokenizer`` (the one the run uses) saved over them:
+    a checkpoint made by an older version may carry an outdated copy. Rebuilt from scratch,
+    so no file of an earlier start model survives in it.
+    """
     if is_rank0():
-        out.mkdir(parents=True, exist_ok=True)
-        side = ckpt / HF_SIDE_DIR
-        for f in side.iterdir() if side.is_dir() else []:
-            (out / f.name).write_bytes(f.read_bytes())
-        (out / "config.json").write_text(json.dumps(meta.hf_config, indent=2))
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        if Path(side_files).is_dir():
+            hf_io.copy_side_files(side_files, out)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(out)
+        (out / "config.json").write_text(json.dumps(config, indent=2))
     dist.barrier()
     return out

@@ -1,6 +1,8 @@
 """End-to-end: the PRIME loop under torchrun with TP=2 and PP=2, resume, crash-safety,
-outcome-only RLOO, and a two-node launch simulated on one machine."""
+outcome-only RLOO, a two-node launch simulated on one machine, and a run that starts from
+an HF dir whose exported policy tools/eval.py scores."""
 
+import json
 import math
 import subprocess
 import sys
@@ -10,8 +12,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from prime_megatron.run_layout import RunLayout
 from tests.e2e.conftest import launch, run_ok, step_records
 from tests.torchrun import free_port
+
+TOOLS = Path(__file__).resolve().parents[2] / "tools"
+TASK_TEXT = "47+38-19\n85"
 
 
 def _finite(record: dict) -> bool:
@@ -45,15 +51,49 @@ def test_prime_steps_at_layout(tmp_path, sft_ckpt, tp, pp, prm_reference):
     final = load_file(str(run / "policy_hf" / "model.safetensors"))
     assert set(start) == set(final)
     assert any(not torch.equal(start[k], final[k]) for k in start)
+    _assert_tokenizer_round_trips(run / "policy_hf")
+
+
+def _assert_tokenizer_round_trips(model_dir: Path) -> None:
+    """The export carries the run's tokenizer, and AutoTokenizer (which picks Qwen2's own
+    pipeline next to its config.json) reproduces the task text exactly."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    ids = tokenizer.encode(TASK_TEXT, add_special_tokens=False)
+    assert len(ids) == len(TASK_TEXT) and tokenizer.decode(ids) == TASK_TEXT
 
 
 def _export_sft(sft_ckpt, tmp_path):
     out = tmp_path / "sft_hf"
-    script = Path(__file__).resolve().parents[2] / "tools" / "convert_megatron_to_hf.py"
+    script = TOOLS / "convert_megatron_to_hf.py"
     proc = subprocess.run([sys.executable, str(script), "--ckpt", str(sft_ckpt), "--out", str(out)],
                           capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return out
+
+
+def test_train_from_an_hf_dir_and_eval_the_export(tmp_path, sft_ckpt):
+    """model.source=hf starts from an HF dir (mapped in memory) on the user's files; the
+    exported policy_hf, scored by tools/eval.py, gives the run's own eval_after."""
+    data = RunLayout(sft_ckpt.parent / "warmup")  # the sft_ckpt run wrote the task's files
+    run = RunLayout(tmp_path / "run")
+    run_ok(run.root, 1, "model.source=hf", f"model.path={_export_sft(sft_ckpt, tmp_path)}",
+           f"data.train_files=[{data.train_data}]", f"data.val_files=[{data.heldout_data}]",
+           "run.steps=1", "run.eval_samples=0")  # fmt: skip
+    assert json.loads(run.resolved_inputs.read_text())["start"]["format"] == "hf"
+    _assert_tokenizer_round_trips(run.policy_hf)
+    eval_after = [r for r in map(json.loads, run.metrics.read_text().splitlines())
+                  if r.get("event") == "eval_after"][0]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(TOOLS / "eval.py"), "--model", str(run.policy_hf),
+         "--data", str(data.heldout_data), "--prompts", str(int(eval_after["prompts"])),
+         "--max-prompt-len", "64", "--max-response-len", "48"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    scored = json.loads([x for x in proc.stdout.splitlines() if x.startswith('{"model"')][-1])
+    assert scored["pass@1"] == eval_after["pass@1"], (scored, eval_after)
 
 
 def test_resume_is_exact(tmp_path, sft_ckpt):

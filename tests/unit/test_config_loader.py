@@ -21,6 +21,32 @@ class Outer:
     inner: Inner = field(default_factory=Inner)
 
 
+@dataclass
+class WithSectionDefault:
+    # a section whose default differs from its class defaults
+    inner: Inner = field(default_factory=lambda: Inner(lr=0.5, name="lion"))
+
+
+def test_setting_one_field_of_a_section_keeps_the_sections_other_defaults(tmp_path):
+    cfg = load_config(WithSectionDefault, None, ["inner.maybe=3"])
+    assert (cfg.inner.lr, cfg.inner.name, cfg.inner.maybe) == (0.5, "lion", 3)
+    path = tmp_path / "c.yaml"
+    path.write_text("inner:\n  name: sgd\n")
+    assert load_config(WithSectionDefault, path).inner == Inner(lr=0.5, name="sgd")
+
+
+def test_the_trainers_section_defaults_survive_overrides_of_their_fields():
+    from prime_megatron.trainer.config import TrainConfig
+
+    overrides = ["algo.beta=0.1", "synthetic.train_prompts=600", "prm_optim.lr=1e-5",
+                 "rollout.max_response_len=48"]  # fmt: skip
+    cfg = load_config(TrainConfig, None, overrides)
+    assert cfg.algo.beta == 0.1 and cfg.algo.process_reward_norm == "none"
+    assert cfg.synthetic.train_prompts == 600 and cfg.synthetic.sft_error_rate == 0.5
+    assert cfg.prm_optim.lr == 1e-5 and cfg.prm_optim.grad_clip == 10.0
+    assert cfg.rollout.max_response_len == 48 and cfg.rollout.load_format == "dummy"
+
+
 def test_defaults_yaml_and_overrides_in_order(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("steps: 5\ninner:\n  lr: 0.1\n  name: sgd\n")
@@ -129,11 +155,3 @@ def test_overriding_one_field_keeps_a_customised_sections_other_defaults():
     cfg = load_config(Tuned, None, ["inner.maybe=3"])
     assert (cfg.inner.lr, cfg.inner.name, cfg.inner.maybe) == (0.5, "tuned", 3)
     assert load_config(Tuned, None, []).inner == Inner(lr=0.5, name="tuned")
-
-
-def test_trainer_sections_keep_the_tiny_jobs_defaults_under_overrides():
-    from prime_megatron.trainer.config import TrainConfig
-
-    cfg = load_config(TrainConfig, None, ["algo.beta=0.1", "prm_optim.lr=1e-4"])
-    assert cfg.algo.process_reward_norm == "none" and cfg.algo.beta == 0.1
-    assert cfg.prm_optim.grad_clip == 10.0 and cfg.prm_optim.lr == 1e-4

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from prime_megatron.config.errors import ConfigError
@@ -46,9 +48,7 @@ def test_data_config_validates(tmp_path):
 def test_data_config_errors_name_the_field(tmp_path, change, field):
     data = tmp_path / "train.jsonl"
     data.write_text("{}\n")
-    cfg = DataConfig(train_files=[str(data)])
-    for key, value in change.items():
-        setattr(cfg, key, value)
+    cfg = replace(DataConfig(train_files=[str(data)]), **change)
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         cfg.validate()
 

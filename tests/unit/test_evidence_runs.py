@@ -12,7 +12,6 @@ import yaml
 from prime_megatron.data.tokenizer import build_char_tokenizer
 from prime_megatron.evidence import runs
 from prime_megatron.evidence.runs import (
-    DONE_MARKER,
     launch,
     load_run,
     load_samples,
@@ -20,6 +19,7 @@ from prime_megatron.evidence.runs import (
     trainer_args,
 )
 from prime_megatron.evidence.samples import RawsCount
+from prime_megatron.run_layout import RunLayout
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 PROMPT = "47+38-19"
@@ -62,7 +62,7 @@ def write_run(run_dir: Path, steps: int, use_prm: bool, args=None, acc0: float =
             "".join(json.dumps(x) + "\n" for x in rows)
         )
     if args is not None:
-        (run_dir / DONE_MARKER).write_text(json.dumps(args))
+        RunLayout(run_dir).benchmark_done.write_text(json.dumps(args))
 
 
 def test_trainer_args_share_sft_and_vary_data_seed(tmp_path):
@@ -112,11 +112,11 @@ def test_launch_replaces_a_stale_run_and_reports_failures(tmp_path, monkeypatch)
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: _Done(0))
     launch(tmp_path / "r", ["x=2"])  # other arguments: start over
     assert not (tmp_path / "r" / "metrics.jsonl").exists()
-    assert json.loads((tmp_path / "r" / DONE_MARKER).read_text()) == ["x=2"]
+    assert json.loads(RunLayout(tmp_path / "r").benchmark_done.read_text()) == ["x=2"]
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: _Done(3))
     with pytest.raises(RuntimeError, match="exited with 3"):
         launch(tmp_path / "r", ["x=3"])
-    assert not (tmp_path / "r" / DONE_MARKER).exists()
+    assert not RunLayout(tmp_path / "r").benchmark_done.exists()
 
 
 def test_launch_refuses_to_clear_a_foreign_dir(tmp_path):

@@ -88,8 +88,7 @@ def test_heldout_larger_than_the_problem_space_fails_clearly():
 
 @pytest.mark.parametrize("field,value", [("min_ops", 0), ("max_ops", 1), ("p_two_digit", 1.5)])
 def test_config_validation_names_the_field(field, value):
-    cfg = ArithmeticConfig(min_ops=2, max_ops=4)
-    setattr(cfg, field, value)
+    cfg = ArithmeticConfig(**{"min_ops": 2, "max_ops": 4, field: value})
     with pytest.raises(ConfigError, match=f"synthetic.{field}"):
         cfg.validate()
 
@@ -238,7 +237,6 @@ def test_carry_flags_per_response_line():
 
 @pytest.mark.parametrize("field,value", [("sft_error_rate", 1.0), ("sft_error_kind", "sign")])
 def test_planted_error_config_is_validated(field, value):
-    cfg = ArithmeticConfig()
-    setattr(cfg, field, value)
+    cfg = ArithmeticConfig(**{field: value})
     with pytest.raises(ConfigError, match=f"synthetic.{field}"):
         cfg.validate()

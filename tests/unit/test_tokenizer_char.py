@@ -52,3 +52,22 @@ def test_custom_alphabet_deduplicates_and_keeps_order():
     tok = build_char_tokenizer(alphabet="ab*ab")
     assert [tok.convert_tokens_to_ids(c) for c in "ab*"] == [4, 5, 6]
     assert tok.decode(tok.encode("b*a")) == "b*a"
+
+
+def test_loads_unchanged_next_to_the_models_qwen2_config(tmp_path):
+    """transformers picks Qwen2's own (byte-level BPE) pipeline when config.json says qwen2,
+    as in every saved model dir; the ids and the text must not change."""
+    import json
+
+    from prime_megatron.models.hf_factory import hf_config
+
+    tok = build_char_tokenizer()
+    tok.save_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(hf_config(vocab_size=len(tok)).to_dict()))
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert len(loaded) == len(tok)
+    for text in [TASK_TEXT, "47+38-19\n85", " \\boxed{-13} ", "\n\n"]:
+        ids = loaded.encode(text, add_special_tokens=False)
+        assert ids == tok.encode(text) and loaded.decode(ids) == text
+    assert loaded.apply_chat_template([{"role": "user", "content": "1+2"}], tokenize=False,
+                                      add_generation_prompt=True) == "<bos>1+2\n"  # fmt: skip

@@ -34,6 +34,16 @@ def test_defaults_are_valid_and_shipped_configs_load():
         (["run.resume=/no/such/ckpt"], 1, "run.resume"),
         (["policy_optim.lr=-1"], 1, "policy_optim.lr"),
         (["data.train_files=[/no/such.jsonl]"], 1, "data.train_files"),
+        # The synthetic model trains on its own task only (its tokenizer knows 23 characters):
+        # the user's files are refused rather than silently replaced by the task.
+        (["data.train_files=[t.jsonl]"], 1, r"\['t.jsonl'\] is invalid: must be empty with model"),
+        (["data.val_files=[v.jsonl]"], 1, "data.val_files.* must be empty with model.source=syn"),
+        (["data.prompt_format=plain"], 1, "data.prompt_format='plain' is invalid: chat with"),
+        (["sft.enabled=false"], 1, "sft.enabled=False is invalid: true with model.source=syn"),
+        # vLLM always starts without weights; the policy's come by sync.
+        (["rollout.load_format=auto"], 1, "rollout.load_format='auto' is invalid: dummy"),
+        (["model.source=hf", "model.path=/no/such/dir"], 1, "model.path"),
+        (["model.source=hf", "model.path=/"], 1, r"data.train_files=\[\] is invalid"),
         # Non-finite floats: one loader rule covers every float field.
         (["algo.beta=.inf"], 1, r"algo.beta=inf is invalid: expected a finite number"),
         (["algo.beta=1e400"], 1, r"algo.beta='1e400' is invalid: expected a finite number"),

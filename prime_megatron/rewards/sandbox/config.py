@@ -9,7 +9,7 @@ from .protocol import Limits
 _MB = 1 << 20
 
 
-@dataclass
+@dataclass(frozen=True)
 class SandboxConfig:
     # Refuse to run untrusted code when network/mount/PID namespaces cannot be created.
     # Setting this False runs programs with rlimits only: NO network or filesystem isolation.

@@ -1,7 +1,8 @@
 """torchrun script: load a Megatron checkpoint at a TP/PP layout, check logits against HF
 transformers (fp32), then save the model again from this layout.
 
-args: HF_DIR CKPT_DIR TP PP OUT_CKPT_DIR
+args: HF_DIR CKPT_DIR TP PP OUT_CKPT_DIR; CKPT_DIR "from-hf" maps HF_DIR in memory instead
+(the trainer's model.source=hf).
 """
 
 import sys
@@ -15,13 +16,22 @@ def main() -> None:
     tp, pp = int(tp), int(pp)
     from transformers import AutoModelForCausalLM
 
-    from prime_megatron.checkpoint.convert import load_megatron_model, save_megatron_checkpoint
+    from prime_megatron.checkpoint.convert import (
+        InMemoryHFCheckpoint,
+        load_megatron_model,
+        save_megatron_checkpoint,
+    )
     from prime_megatron.distributed.init import initialize_parallel, seed_all
     from prime_megatron.models.forward import full_logits
 
     groups = initialize_parallel(tp, pp)
     seed_all(1234, groups)
-    model, meta = load_megatron_model(Path(ckpt), groups)
+    if ckpt == "from-hf":
+        source = InMemoryHFCheckpoint(Path(hf_dir), tp, pp, torch.float32)
+        model, meta, side_files = source.load(groups), source.meta, Path(hf_dir)
+    else:
+        model, meta = load_megatron_model(Path(ckpt), groups)
+        side_files = Path(ckpt) / "hf"
     vocab = meta.arch.vocab_size
     tokens = torch.randint(0, vocab, (4, 24), generator=torch.Generator().manual_seed(0))
     logits = full_logits(model, groups, tokens, vocab, micro_batch_size=2)
@@ -35,7 +45,6 @@ def main() -> None:
         assert diff <= 1e-4, diff
     else:
         assert logits is None
-    side_files = Path(ckpt) / "hf"
     save_megatron_checkpoint(model, Path(out), meta, hf_side_files=side_files, overwrite=True)
 
 

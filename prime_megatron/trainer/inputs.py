@@ -1,0 +1,278 @@
+"""What a run derives from its validated config, worked out before anything heavy starts.
+
+The config is frozen once validated and saved as ``config.yaml`` exactly as it runs. What
+the run derives from it (the data rows, the synthetic task's files, the tokenizer, the
+model it starts from, the checkpoint it resumes) is a ``ResolvedInputs``, never written
+back into the config; ``resolved_inputs.json`` records it for readers.
+
+``prepare_inputs`` reads and checks every file and directory the config names (each data
+row, the start model's metadata, weights index and tokenizer, a resume checkpoint) and
+writes nothing, so a bad input fails within seconds, as one line, and leaves no run dir
+behind. ``write_run_record`` then creates the run dir.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prime_megatron.checkpoint import hf_io
+from prime_megatron.checkpoint.convert import HF_SIDE_DIR, arch_of
+from prime_megatron.checkpoint.hf_io import CheckpointError
+from prime_megatron.checkpoint.mapping import MappingError
+from prime_megatron.checkpoint.megatron_io import ModelCheckpointMeta
+from prime_megatron.config.errors import ConfigError
+from prime_megatron.config.loader import save_config
+from prime_megatron.data import synthetic
+from prime_megatron.data.dataset import EmptyDatasetError, PromptDataset
+from prime_megatron.data.rows import RowError
+from prime_megatron.data.template import PromptRenderer
+from prime_megatron.data.tokenizer import build_char_tokenizer
+from prime_megatron.models.arch import InvalidModelConfigError, UnsupportedModelError
+from prime_megatron.models.hf_factory import hf_config
+from prime_megatron.run_layout import RunLayout
+from prime_megatron.trainer import checkpointing as ckpt_io
+from prime_megatron.trainer.collect import PromptEncoder
+from prime_megatron.trainer.config import TrainConfig
+
+# Files of which an HF dir needs at least one for AutoTokenizer to find a real vocabulary
+# (with none it silently builds an empty tokenizer from config.json alone).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+CHAR_TOKENIZER = "the synthetic task's character tokenizer (prime_megatron/data/tokenizer.py)"
+
+
+class InputError(ValueError):
+    """A file or directory the config names exists but cannot serve as what it is for."""
+
+
+# Everything ``prepare_inputs`` raises for bad user input: one line each, exit code 2.
+INPUT_ERRORS = (
+    ConfigError, RowError, EmptyDatasetError, CheckpointError, MappingError,
+    InvalidModelConfigError, UnsupportedModelError, InputError,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SFTPlan:
+    """The synthetic model's warm-up: trained into ``checkpoint`` unless the checkpoint
+    there was made by the same ``recipe``."""
+
+    checkpoint: Path
+    recipe: dict
+    rows: list[dict]  # prompt + worked solution per synthetic train problem
+
+
+@dataclass(frozen=True)
+class StartModel:
+    """Where the first weights of policy, PRM and reference come from."""
+
+    format: str  # "megatron": a prime_megatron checkpoint; "hf": an HF dir, mapped in memory
+    path: Path
+    hf_config: dict  # the architecture (rollout_model/ and the export write it)
+    side_files: Path  # tokenizer and generation files, copied to rollout_model/
+    sft: SFTPlan | None = None  # set: ``path`` is made by the SFT warm-up first
+
+    def record(self) -> dict:
+        return {"format": self.format, "path": str(self.path), "sft_warmup": self.sft is not None}
+
+
+@dataclass(frozen=True)
+class ResolvedInputs:
+    train: PromptDataset
+    heldout: PromptDataset | None
+    train_files: tuple[str, ...]  # where the rows come from (the run's data/ if synthetic)
+    val_files: tuple[str, ...]
+    tokenizer: Any
+    tokenizer_source: str
+    encode: PromptEncoder  # row -> prompt ids (the data config's rendering)
+    start: StartModel
+    resume: Path | None  # the checkpoint the run continues from (run.resume resolved)
+    # Files the run writes itself (the synthetic task's data), path -> rows.
+    generated: dict[Path, list[dict]] = field(default_factory=dict)
+
+    def record(self) -> dict:
+        """What ``resolved_inputs.json`` holds."""
+        skipped = self.train.skipped + (self.heldout.skipped if self.heldout else Counter())
+        return {
+            "train_files": list(self.train_files),
+            "val_files": list(self.val_files),
+            "train_rows": len(self.train),
+            "heldout_rows": len(self.heldout) if self.heldout else 0,
+            "skipped_rows": dict(skipped),
+            "tokenizer": self.tokenizer_source,
+            "vocab": len(self.tokenizer),
+            "start": self.start.record(),
+            "resume": None if self.resume is None else str(self.resume),
+        }
+
+
+def prepare_inputs(cfg: TrainConfig, layout: RunLayout) -> ResolvedInputs:
+    """Load and check everything a validated config names; writes nothing.
+
+    Raises one of ``INPUT_ERRORS`` (a one-line message naming the file) on bad input.
+    """
+    parts = _synthetic_parts(cfg, layout) if cfg.model.source == "synthetic" else _given_parts(cfg)
+    tokenizer = parts["tokenizer"]
+    _check_start(parts["start"], cfg, len(tokenizer))
+    renderer = PromptRenderer(cfg.data.prompt_format, tokenizer, cfg.data.plain_template)
+    return ResolvedInputs(
+        **parts,
+        encode=PromptEncoder(renderer, tokenizer, cfg.rollout.max_prompt_len),
+        resume=_resume_checkpoint(cfg.run.resume, layout),
+    )
+
+
+def write_run_record(layout: RunLayout, cfg: TrainConfig, inputs: ResolvedInputs) -> None:
+    """Create the run dir: the generated data files, ``config.yaml`` (the validated config,
+    as it runs) and ``resolved_inputs.json``. Rank 0 only."""
+    layout.root.mkdir(parents=True, exist_ok=True)
+    for path, rows in inputs.generated.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        synthetic.write_jsonl(rows, str(path))
+    save_config(cfg, layout.config)
+    layout.resolved_inputs.write_text(json.dumps(inputs.record(), indent=2) + "\n")
+
+
+def load_tokenizer(directory: Path):
+    """The tokenizer of an HF-style dir, refusing a dir without tokenizer files."""
+    if not any((Path(directory) / name).is_file() for name in TOKENIZER_FILES):
+        raise InputError(f"{directory}: no tokenizer files (expected one of {TOKENIZER_FILES})")
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(directory)
+    except (OSError, ValueError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"{directory}: cannot load the tokenizer: {first_line}") from e
+
+
+# ---- the synthetic task ----------------------------------------------------------------
+
+
+def _synthetic_parts(cfg: TrainConfig, layout: RunLayout) -> dict[str, Any]:
+    """The task's RL rows (written to data/ when the run starts), the character tokenizer
+    and the SFT start trained on the train problems' worked solutions."""
+    s = cfg.synthetic
+    train, heldout = synthetic.make_splits(s.train_prompts, s.heldout_prompts, s, cfg.run.seed)
+    rows = {split: [synthetic.rl_row(p, i, split) for i, p in enumerate(problems)]
+            for split, problems in (("train", train), ("heldout", heldout))}  # fmt: skip
+    train_file, heldout_file = str(layout.train_data), str(layout.heldout_data)
+    tokenizer = build_char_tokenizer()
+    return dict(
+        train=PromptDataset.from_rows(rows["train"], train_file),
+        heldout=PromptDataset.from_rows(rows["heldout"], heldout_file) if heldout else None,
+        train_files=(train_file,), val_files=(heldout_file,) if heldout else (),
+        tokenizer=tokenizer, tokenizer_source=CHAR_TOKENIZER,
+        generated={layout.train_data: rows["train"], layout.heldout_data: rows["heldout"]},
+        start=_sft_start(cfg, tokenizer, synthetic.sft_rows(train, s, cfg.run.seed)),
+    )  # fmt: skip
+
+
+def synthetic_hf_config(cfg: TrainConfig, tokenizer) -> dict:
+    m = cfg.model
+    config = hf_config(
+        "Qwen2ForCausalLM",
+        vocab_size=len(tokenizer),
+        hidden_size=m.hidden_size,
+        intermediate_size=m.ffn_hidden_size,
+        num_hidden_layers=m.num_layers,
+        num_attention_heads=m.num_heads,
+        num_key_value_heads=m.num_heads,
+        head_dim=m.hidden_size // m.num_heads,
+        max_position_embeddings=m.max_position_embeddings,
+        rope_theta=10000.0,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return config.to_dict()
+
+
+def _sft_start(cfg: TrainConfig, tokenizer, sft_rows: list[dict]) -> StartModel:
+    """The synthetic model starts from its SFT checkpoint, keyed by everything that makes it."""
+    recipe = {
+        "model": asdict(cfg.model),
+        "sft": asdict(cfg.sft),
+        "synthetic": asdict(cfg.synthetic),
+        "seed": cfg.run.seed,
+        "vocab": len(tokenizer),
+    }
+    recipe["sft"].pop("checkpoint")
+    recipe["model"].pop("offload_idle")  # where idle weights wait does not change them
+    ckpt = Path(cfg.sft.checkpoint)
+    return StartModel(
+        "megatron", ckpt, synthetic_hf_config(cfg, tokenizer), ckpt / HF_SIDE_DIR,
+        sft=SFTPlan(ckpt, recipe, sft_rows),
+    )  # fmt: skip
+
+
+# ---- a given checkpoint ----------------------------------------------------------------
+
+
+def _given_parts(cfg: TrainConfig) -> dict[str, Any]:
+    """The user's data files and model dir, each row and the model's files checked."""
+    d = cfg.data
+    train = PromptDataset.load(d.train_files, d.skip_bad_rows, d.row_defaults())
+    heldout = (
+        PromptDataset.load(d.val_files, d.skip_bad_rows, d.row_defaults()) if d.val_files else None
+    )
+    start = _checkpoint_start(cfg)
+    return dict(
+        train=train, heldout=heldout, train_files=tuple(d.train_files),
+        val_files=tuple(d.val_files), tokenizer=load_tokenizer(start.side_files),
+        tokenizer_source=str(start.side_files), start=start,
+    )  # fmt: skip
+
+
+def _checkpoint_start(cfg: TrainConfig) -> StartModel:
+    """``model.path`` as a start: its metadata and weight files checked, nothing loaded."""
+    path = Path(cfg.model.path)
+    if cfg.model.source == "hf":
+        config = hf_io.read_hf_config(path)
+        hf_io.shard_files(path)  # every listed shard exists
+        return StartModel("hf", path, config, path)
+    meta = ModelCheckpointMeta.read(path)
+    if not (path / "metadata.json").is_file():
+        raise CheckpointError(f"{path}: no Megatron dist checkpoint (metadata.json missing)")
+    tp = cfg.parallel.tensor_parallel
+    if meta.padded_vocab_size % tp:
+        raise InputError(
+            f"{path}: padded vocab size {meta.padded_vocab_size} is not divisible by "
+            f"parallel.tensor_parallel={tp}; re-convert the checkpoint with --tp {tp}"
+        )
+    return StartModel("megatron", path, meta.hf_config, path / HF_SIDE_DIR)
+
+
+def _check_start(start: StartModel, cfg: TrainConfig, vocab_in_tokenizer: int) -> None:
+    """The start model fits the layout and the tokenizer fits the model."""
+    arch = arch_of(start.hf_config, start.path)
+    tp, pp = cfg.parallel.tensor_parallel, cfg.parallel.pipeline_parallel
+    try:
+        arch.check_layout(tp, pp)
+    except ValueError as e:
+        raise InputError(f"{start.path}: {e}") from e
+    if arch.tie_word_embeddings and pp > 1:
+        raise InputError(
+            f"{start.path}: training a model with tied embeddings under pipeline parallelism "
+            "is not supported yet (the embedding gradient is not synchronised across stages)"
+        )
+    if vocab_in_tokenizer > arch.vocab_size:
+        raise InputError(
+            f"{start.side_files}: the tokenizer has {vocab_in_tokenizer} tokens, more than "
+            f"the model's vocab_size={arch.vocab_size}"
+        )
+
+
+def _resume_checkpoint(resume: str, layout: RunLayout) -> Path | None:
+    if resume == "never":
+        return None
+    if resume == "auto":
+        found = ckpt_io.complete_checkpoints(layout.checkpoints)
+        return found[-1] if found else None
+    path = Path(resume)
+    if not (path / ckpt_io.STATE_FILE).is_file():
+        raise InputError(f"run.resume={resume}: no {ckpt_io.STATE_FILE}, not a complete checkpoint")
+    return path

@@ -1,0 +1,140 @@
+"""From a validated config to a run's inputs: nothing written back into the config, every
+file the config names checked before anything heavy, and bad input as one line, exit 2,
+no run dir left behind (the CLI is driven in-process: it returns before any process group,
+model or vLLM engine exists)."""
+
+import json
+from dataclasses import FrozenInstanceError, asdict
+from pathlib import Path
+
+import pytest
+import yaml
+
+from prime_megatron.config.loader import load_config
+from prime_megatron.data.tokenizer import build_char_tokenizer
+from prime_megatron.models.hf_factory import hf_config, save_random_hf_model
+from prime_megatron.run_layout import RunLayout
+from prime_megatron.train import load_and_validate, main
+from prime_megatron.trainer.config import TrainConfig
+from prime_megatron.trainer.inputs import prepare_inputs, write_run_record
+
+SMALL_TASK = ["synthetic.train_prompts=40", "synthetic.heldout_prompts=8"]
+ROW = {"prompt": [{"role": "user", "content": "47+38-19"}], "data_source": "synthetic_arith",
+       "ability": "math", "reward_model": {"ground_truth": "66"}}  # fmt: skip
+
+
+def _write_rows(path: Path, rows: list) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def hf_dir(tmp_path_factory) -> Path:
+    """A tiny random HF model with the character tokenizer (vocab 61 >= 27 tokens)."""
+    out = tmp_path_factory.mktemp("hf") / "model"
+    return save_random_hf_model(out, hf_config(), tokenizer=build_char_tokenizer())
+
+
+def test_prepare_inputs_leaves_the_config_as_validated_and_config_yaml_is_it(tmp_path):
+    cfg = load_and_validate([f"run.output_dir={tmp_path / 'run'}", *SMALL_TASK])
+    before = asdict(cfg)
+    layout = RunLayout(cfg.run.output_dir)
+    inputs = prepare_inputs(cfg, layout)
+    assert asdict(cfg) == before  # the derived data files are not written into cfg.data
+    assert not layout.root.exists()  # preparing writes nothing
+    assert inputs.train_files == (str(layout.train_data),) and len(inputs.train) == 40
+    assert inputs.start.sft is not None and inputs.start.format == "megatron"
+
+    write_run_record(layout, cfg, inputs)
+    assert load_config(TrainConfig, layout.config) == cfg
+    assert yaml.safe_load(layout.config.read_text()) == before
+    assert yaml.safe_load(layout.config.read_text())["data"]["train_files"] == []
+    assert len(layout.train_data.read_text().splitlines()) == 40
+    record = json.loads(layout.resolved_inputs.read_text())
+    assert record["train_files"] == [str(layout.train_data)] and record["heldout_rows"] == 8
+    assert record["start"] == {"format": "megatron", "path": "runs/sft-tiny", "sft_warmup": True}
+
+
+def test_the_validated_config_cannot_be_changed():
+    cfg = load_and_validate([])
+    with pytest.raises(FrozenInstanceError):
+        cfg.rollout.load_format = "auto"
+    with pytest.raises(FrozenInstanceError):
+        cfg.data.prompt_format = "plain"
+
+
+def test_an_hf_model_dir_is_a_start_with_its_own_tokenizer(tmp_path, hf_dir):
+    train = _write_rows(tmp_path / "train.jsonl", [ROW])
+    argv = ["model.source=hf", f"model.path={hf_dir}", f"data.train_files=[{train}]"]
+    cfg = load_and_validate([f"run.output_dir={tmp_path / 'run'}", *argv])
+    inputs = prepare_inputs(cfg, RunLayout(cfg.run.output_dir))
+    start = inputs.start
+    assert (start.format, start.path, start.side_files) == ("hf", hf_dir, hf_dir)
+    assert inputs.start.sft is None and inputs.heldout is None and not inputs.generated
+    text = "47+38-19\n85"
+    ids = inputs.tokenizer.encode(text, add_special_tokens=False)
+    assert inputs.tokenizer.decode(ids) == text and len(ids) == len(text)
+    assert inputs.encode(ROW["prompt"]) == [inputs.tokenizer.bos_token_id, *ids[:9]]
+    record = inputs.record()
+    assert record["start"] == {"format": "hf", "path": str(hf_dir), "sft_warmup": False}
+    assert (record["val_files"], record["heldout_rows"], record["skipped_rows"]) == ([], 0, {})
+
+
+def _fails_in_one_line(capsys, tmp_path, *argv) -> str:
+    run = tmp_path / "run"
+    assert main([f"run.output_dir={run}", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert not run.exists()
+    return err.strip()
+
+
+@pytest.mark.parametrize("source", ["megatron", "hf"])
+@pytest.mark.parametrize("which", ["train_files", "val_files"])
+def test_a_bad_row_fails_before_anything_heavy(capsys, tmp_path, source, which):
+    bad_row = {**ROW, "prompt": [{"role": "robot", "content": "47+38-19"}]}
+    bad = _write_rows(tmp_path / "bad.jsonl", [ROW, bad_row])
+    good = _write_rows(tmp_path / "good.jsonl", [ROW])
+    files = {"train_files": good, "val_files": good, which: bad}
+    (tmp_path / "model").mkdir()  # the data is read first: the model dir is never looked at
+    err = _fails_in_one_line(
+        capsys, tmp_path, f"model.source={source}", f"model.path={tmp_path / 'model'}",
+        f"data.train_files=[{files['train_files']}]", f"data.val_files=[{files['val_files']}]",
+    )  # fmt: skip
+    assert err == (
+        f"prime-train: error: {bad}: row 2: field 'prompt[0].role': expected one of "
+        "('system', 'user', 'assistant'), got 'robot'"
+    )
+
+
+def _copy_without(src: Path, dst: Path, *names: str) -> Path:
+    dst.mkdir()
+    for f in src.iterdir():
+        if f.name not in names:
+            (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+def test_unusable_model_dirs_fail_before_anything_heavy(capsys, tmp_path, hf_dir, monkeypatch):
+    train = _write_rows(tmp_path / "train.jsonl", [ROW])
+    tokenizer_files = [f.name for f in hf_dir.iterdir() if "token" in f.name or "chat" in f.name]
+    cases = [
+        ("megatron", hf_dir, "not a prime_megatron checkpoint (no prime_megatron.json)"),
+        ("hf", _copy_without(hf_dir, tmp_path / "a", "config.json"), "no config.json"),
+        ("hf", _copy_without(hf_dir, tmp_path / "b", "model.safetensors"), "no model.safetensors"),
+        ("hf", _copy_without(hf_dir, tmp_path / "c", *tokenizer_files), "no tokenizer files"),
+    ]
+    for source, path, message in cases:
+        err = _fails_in_one_line(capsys, tmp_path, f"model.source={source}",
+                                 f"model.path={path}", f"data.train_files=[{train}]")  # fmt: skip
+        assert err.startswith(f"prime-train: error: {path}") and message in err, err
+    monkeypatch.setenv("WORLD_SIZE", "3")  # hf_config(): 4 heads, 2 query groups
+    argv = ["model.source=hf", f"model.path={hf_dir}", f"data.train_files=[{train}]"]
+    err = _fails_in_one_line(capsys, tmp_path, *argv, "parallel.tensor_parallel=3")
+    assert "tensor_parallel=3 does not divide num_attention_heads=4" in err
+
+
+def test_a_resume_dir_that_is_no_checkpoint_fails_before_anything_heavy(capsys, tmp_path):
+    (tmp_path / "ckpt").mkdir()
+    err = _fails_in_one_line(capsys, tmp_path, *SMALL_TASK, f"run.resume={tmp_path / 'ckpt'}")
+    assert "trainer_state.json, not a complete checkpoint" in err
