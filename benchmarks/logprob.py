@@ -24,14 +24,12 @@ import time
 
 import psutil
 import torch
+from logprob_common import NAIVE, fwd_bwd, make_inputs, verdict
 
 from prime_megatron.kernels import token_logprobs_and_entropy
-from prime_megatron.kernels.reference import naive_token_logprobs_and_entropy
 
 FULL_SHAPES = [(4096, 151936), (16384, 32000)]
 SMALL_SHAPES = [(256, 151936), (1024, 32000)]
-TARGET_MEMORY_RATIO = 1 / 8
-TARGET_TIME_RATIO = 1.0
 # The naive step peaks at ~4.8 fp32 [T, V] tensors (measured) plus the bf16 logits.
 NAIVE_FP32_COPIES = 5.5
 
@@ -40,7 +38,7 @@ def _ours(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, tor
     return token_logprobs_and_entropy(logits, labels, backend="torch")
 
 
-METHODS = {"naive": naive_token_logprobs_and_entropy, "ours": _ours}
+METHODS = {"naive": NAIVE, "ours": _ours}
 
 
 def _rss_kb(field: str) -> int:
@@ -55,26 +53,18 @@ def _reset_peak_rss() -> int:
     return _rss_kb("VmRSS")
 
 
-def _step(method: str, logits: torch.Tensor, labels: torch.Tensor, grads: tuple) -> None:
-    logp, ent = METHODS[method](logits, labels)
-    torch.autograd.backward([logp, ent], list(grads))
-
-
 def worker(method: str, tokens: int, vocab: int, repeats: int) -> dict:
     """Measure one method at one shape in this (fresh) process."""
-    gen = torch.Generator().manual_seed(0)
-    logits = (torch.randn(tokens, vocab, generator=gen) * 2).to(torch.bfloat16)
-    logits.requires_grad_(True)
-    labels = torch.randint(0, vocab, (tokens,), generator=gen)
-    grads = (torch.randn(tokens, generator=gen), torch.randn(tokens, generator=gen))
+    logits, labels, grads = make_inputs(tokens, vocab)
+    fn = METHODS[method]
     warm = slice(0, max(1, tokens // 64))
-    _step(method, logits[warm].detach().requires_grad_(), labels[warm], (g[warm] for g in grads))
+    fwd_bwd(fn, logits[warm].detach().requires_grad_(), labels[warm], (g[warm] for g in grads))
     peak_kb, times = 0, []
     for _ in range(repeats):
         logits.grad = None
         base_kb = _reset_peak_rss()
         start = time.perf_counter()
-        _step(method, logits, labels, grads)
+        fwd_bwd(fn, logits, labels, grads)
         times.append(time.perf_counter() - start)
         peak_kb = max(peak_kb, _rss_kb("VmHWM") - base_kb)
     return {"time_s": round(min(times), 3), "peak_extra_mb": round(peak_kb / 1024, 1)}
@@ -114,14 +104,10 @@ def main() -> None:
     for tokens, vocab in SMALL_SHAPES if args.small else FULL_SHAPES:
         _require_free_memory(tokens, vocab)
         runs = {m: _spawn(m, tokens, vocab, args.repeats) for m in METHODS}
-        mem_ratio = runs["ours"]["peak_extra_mb"] / runs["naive"]["peak_extra_mb"]
-        time_ratio = runs["ours"]["time_s"] / runs["naive"]["time_s"]
         results[f"T{tokens}_V{vocab}"] = {
             **{f"{m}_{k}": v for m, run in runs.items() for k, v in run.items()},
             "logits_grad_mb": round(tokens * vocab * 2 / 2**20, 1),  # bf16 [T, V], in both
-            "memory_ratio": round(mem_ratio, 4),
-            "time_ratio": round(time_ratio, 4),
-            "meets_targets": mem_ratio <= TARGET_MEMORY_RATIO and time_ratio <= TARGET_TIME_RATIO,
+            **verdict(runs["naive"], runs["ours"]),
         }
     print(json.dumps(results))
 

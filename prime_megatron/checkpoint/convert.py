@@ -67,13 +67,10 @@ def convert_hf_to_megatron(
     hf_state = hf_io.read_hf_state_dict(hf_dir)
     dtype = dtype or next(iter(hf_state.values())).dtype
     padded = padded_vocab_size(arch.vocab_size, tp)
-    meg_state = hf_to_megatron(hf_state, arch, padded, layer_spec_kind())
     model = build_gpt_model(
         arch, _single_process_groups(), params_dtype=dtype, padded_vocab=padded, init_weights=False
     )
-    check_shapes(meg_state, {k: v.shape for k, v in model_state(model).items()}, str(hf_dir))
-    # assign: the mapped tensors become the parameters (no second copy of the model).
-    model.load_state_dict({k: v.to(dtype) for k, v in meg_state.items()}, strict=False, assign=True)
+    load_full_hf_state(model, hf_state, arch, padded, dtype, str(hf_dir))
     meta = ModelCheckpointMeta(
         hf_config=config,
         padded_vocab_size=padded,
@@ -125,6 +122,25 @@ class InMemoryHFCheckpoint:
         except MappingError as e:
             raise MappingError(f"{self.hf_dir}: {e}") from e
         return model
+
+
+def load_full_hf_state(
+    model,
+    hf_state: dict[str, torch.Tensor],
+    arch: ModelArch,
+    padded_vocab: int,
+    dtype: torch.dtype,
+    source: str,
+) -> None:
+    """Load a whole HF state dict into a TP=1, PP=1 ``model`` as ``dtype``, on the device each
+    tensor already lives on; ``MappingError`` naming ``source`` on a missing, unexpected or
+    mis-shaped tensor."""
+    meg_state = hf_to_megatron(hf_state, arch, padded_vocab, layer_spec_kind())
+    current = model_state(model)
+    check_shapes(meg_state, {k: v.shape for k, v in current.items()}, source)
+    # assign: the mapped tensors become the parameters (no second copy of the model).
+    state = {k: v.to(current[k].device, dtype) for k, v in meg_state.items()}
+    model.load_state_dict(state, strict=False, assign=True)
 
 
 def arch_of(config: dict, source: Path) -> ModelArch:

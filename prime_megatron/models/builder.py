@@ -1,8 +1,9 @@
 """Build Megatron ``GPTModel`` chunks for a ``ModelArch`` and a TP/PP(/VPP) layout.
 
 Layer spec: Transformer-Engine when CUDA and TE are importable, Megatron's local spec
-otherwise (CPU). The two name their norm weights differently; ``layer_spec_kind`` tells the
-weight mappings which names to expect.
+otherwise (CPU, or a GPU without TE, then without the fusions whose kernels TE provides).
+The two name their norm weights differently; ``layer_spec_kind`` tells the weight mappings
+which names to expect.
 
 Vocab padding: the embedding and output layer hold ``padded_vocab_size`` rows so that TP
 divides them; the extra rows are zero-initialised, never seen by users (logits are cut back
@@ -51,6 +52,11 @@ def transformer_config(
     from megatron.core.transformer import TransformerConfig
 
     on_gpu = torch.cuda.is_available()
+    # Fused softmax, fused RoPE and the persistent norm are TE/apex kernels: a GPU host without
+    # TE builds the local spec unfused, or TransformerConfig rejects apply_rope_fusion and the
+    # torch norm asserts on persist_layer_norm. Bias-activation/dropout fusions are Megatron's
+    # own torch.compile'd functions and work on any GPU.
+    te = te_available()
     return TransformerConfig(
         num_layers=arch.num_layers,
         hidden_size=arch.hidden_size,
@@ -74,14 +80,13 @@ def transformer_config(
         bf16=params_dtype == torch.bfloat16,
         fp16=params_dtype == torch.float16,
         pipeline_dtype=params_dtype,
-        # The fused CUDA paths do not exist on CPU; on GPU Megatron's defaults apply.
         use_cpu_initialization=not on_gpu,
         bias_activation_fusion=on_gpu,
-        masked_softmax_fusion=on_gpu,
+        masked_softmax_fusion=te,
         bias_dropout_fusion=on_gpu,
-        apply_rope_fusion=on_gpu,
+        apply_rope_fusion=te,
         gradient_accumulation_fusion=False,
-        persist_layer_norm=on_gpu,
+        persist_layer_norm=te,
     )
 
 
@@ -142,8 +147,12 @@ def build_gpt_model(
     )
     if not init_weights:
         restore_tp_attributes(model, config)
-    if not torch.cuda.is_available():
-        model = model.to(params_dtype)
+    if layer_spec_kind() == "local":
+        # The local spec's torch norms are made on the default device in fp32 (Megatron-LM
+        # moves and casts the model after building it); every other weight is already here.
+        on_gpu = torch.cuda.is_available()
+        device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else "cpu"
+        model = model.to(device, params_dtype)
     return model
 
 

@@ -67,7 +67,7 @@ def run_forward(
         mb = next(data_iterator)
         key_mask = mb.get("key_mask")
         if key_mask is None:
-            positions = torch.arange(shape[1]).expand(shape[0], -1)
+            positions = torch.arange(shape[1], device=mb["tokens"].device).expand(shape[0], -1)
             mask = None
         else:
             positions, mask = position_ids_for(key_mask), causal_padding_mask(key_mask)
