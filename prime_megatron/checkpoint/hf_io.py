@@ -31,6 +31,14 @@ def read_hf_config(hf_dir: Path) -> dict:
     path = Path(hf_dir) / "config.json"
     if not path.is_file():
         raise CheckpointError(f"{hf_dir}: no config.json (is this a Hugging Face model dir?)")
+    return read_config_file(path)
+
+
+def read_config_file(path: Path) -> dict:
+    """A config.json (any file name) as a dict; unreadable or non-object JSON is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
     try:
         config = json.loads(path.read_text())
     except json.JSONDecodeError as e:

@@ -24,6 +24,16 @@ _LLAMA3_ROPE_FIXED = {
 }
 
 
+VOCAB_PAD_MULTIPLE = 128
+
+
+def padded_vocab_size(vocab_size: int, tp: int, multiple: int = VOCAB_PAD_MULTIPLE) -> int:
+    """Smallest size >= ``vocab_size`` divisible by ``multiple * tp`` (Megatron's convention:
+    the embedding and output layer hold that many rows so that TP divides them)."""
+    step = multiple * tp
+    return -(-vocab_size // step) * step
+
+
 class UnsupportedModelError(ValueError):
     """The HF model uses an architecture or feature the Megatron builder cannot reproduce."""
 

@@ -5,9 +5,9 @@ otherwise (CPU, or a GPU without TE, then without the fusions whose kernels TE p
 The two name their norm weights differently; ``layer_spec_kind`` tells the weight mappings
 which names to expect.
 
-Vocab padding: the embedding and output layer hold ``padded_vocab_size`` rows so that TP
-divides them; the extra rows are zero-initialised, never seen by users (logits are cut back
-to ``vocab_size`` by callers and the mappings drop/add the rows).
+Vocab padding: the embedding and output layer hold ``padded_vocab_size`` (models/arch.py)
+rows so that TP divides them; the extra rows are zero-initialised, never seen by users
+(logits are cut back to ``vocab_size`` by callers and the mappings drop/add the rows).
 """
 
 from __future__ import annotations
@@ -16,15 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from prime_megatron.distributed.init import ParallelGroups
-from prime_megatron.models.arch import ModelArch
-
-VOCAB_PAD_MULTIPLE = 128
-
-
-def padded_vocab_size(vocab_size: int, tp: int, multiple: int = VOCAB_PAD_MULTIPLE) -> int:
-    """Smallest size >= ``vocab_size`` divisible by ``multiple * tp`` (Megatron's convention)."""
-    step = multiple * tp
-    return -(-vocab_size // step) * step
+from prime_megatron.models.arch import ModelArch, padded_vocab_size
 
 
 def te_available() -> bool:

@@ -196,6 +196,11 @@ class TrainConfig:
     rewards: RewardConfig = field(default_factory=RewardConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
 
+    @property
+    def loads_reference(self) -> bool:
+        """A frozen reference model is loaded: for the PRM's rewards or for a KL term."""
+        return (self.use_prm and self.algo.prm_reference == "sft") or self.algo.kl_coef > 0
+
     def validate(self, world_size: int) -> TrainConfig:
         """Check every section and the fields that constrain each other."""
         self.run.validate()

@@ -17,18 +17,8 @@ from __future__ import annotations
 import torch
 
 from prime_megatron.trainer.optim import ShardedAdamW
+from prime_megatron.trainer.phases import MODEL_NAMES, PHASE_MODELS
 from prime_megatron.trainer.update import Models
-
-# Phase -> the models it computes with. Unknown phases keep every model resident.
-PHASE_MODELS: dict[str, tuple[str, ...]] = {
-    "rollout": (),
-    "logprobs": ("policy", "ref", "prm"),
-    "prm_update": ("prm",),
-    "policy_update": ("policy",),
-    "weight_sync": ("policy",),
-    "verify_sync": ("policy",),
-}
-MODEL_NAMES = ("policy", "prm", "ref")
 
 
 class Offloader:

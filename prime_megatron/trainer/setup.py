@@ -83,7 +83,7 @@ def build_models(
     if cfg.use_prm:
         models.prm = load()
         models.prm_opt = _optimizer(models.prm, groups, cfg.prm_optim, cfg.run.steps)
-    if (cfg.use_prm and cfg.algo.prm_reference == "sft") or cfg.algo.kl_coef > 0:
+    if cfg.loads_reference:
         models.ref = load().requires_grad_(False)
     return models, meta
 
