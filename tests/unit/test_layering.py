@@ -1,0 +1,39 @@
+"""The package layering stays true: lower layers never import the trainer (or models)."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import prime_megatron
+
+ROOT = Path(prime_megatron.__file__).parent
+NEVER_TRAINER = ("algo", "kernels", "rewards", "data", "rollout", "checkpoint", "evidence")
+NEVER_MODELS = ("algo", "kernels")
+
+
+def imported_modules(package: str) -> set[str]:
+    names = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("package", NEVER_TRAINER)
+def test_lower_layers_do_not_import_the_trainer(package):
+    bad = sorted(m for m in imported_modules(package) if m.startswith("prime_megatron.trainer"))
+    assert not bad, f"prime_megatron/{package} imports {bad}"
+
+
+@pytest.mark.parametrize("package", NEVER_MODELS)
+def test_math_and_kernels_do_not_import_models(package):
+    bad = sorted(m for m in imported_modules(package) if m.startswith("prime_megatron.models"))
+    assert not bad, f"prime_megatron/{package} imports {bad}"
+
+
+def test_the_walker_sees_imports():
+    assert "prime_megatron.trainer.update" in imported_modules("trainer")
