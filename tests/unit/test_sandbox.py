@@ -528,11 +528,14 @@ def host_shared_files():
 
 
 def test_host_shared_dirs_are_empty_inside(host_shared_files):
-    # Only the way down to the program's own scratch dir may show (it can live in /tmp).
+    # Only the way down to what the sandbox binds back may show: the program's scratch dir,
+    # the interpreter and the package dirs (a checkout or venv may itself live in /tmp).
     program = """
-    import json, os
+    import json, os, sys
+    kept = [os.getcwd(), sys.prefix, sys.base_prefix, *sys.path]
     def foreign(d):
-        return [e for e in os.listdir(d) if not os.getcwd().startswith(os.path.join(d, e) + "/")]
+        return [e for e in os.listdir(d)
+                if not any((p + "/").startswith(os.path.join(d, e) + "/") for p in kept if p)]
     dirs = ["/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm"]
     print(json.dumps({d: foreign(d) for d in dirs if os.path.isdir(d)}))
     """
