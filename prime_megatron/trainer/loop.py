@@ -19,6 +19,7 @@ from prime_megatron.data.dataset import PromptDataset
 from prime_megatron.data.sampler import PromptSampler
 from prime_megatron.distributed.init import initialize_parallel, seed_all
 from prime_megatron.evidence.metrics import tail_means
+from prime_megatron.evidence.prm_learning import PREFIXES as PRM_PREFIXES
 from prime_megatron.resharding import sync_weights, verify_weight_sync
 from prime_megatron.rewards.manager import RewardManager
 from prime_megatron.rollout.engine import RolloutEngine
@@ -289,7 +290,7 @@ class Trainer:
             self.rewards.close()
 
 
-LEARNING_PREFIXES = ("prm/", "credit/", "credit_sft_samples/", "rollout/accuracy")
+LEARNING_PREFIXES = (*PRM_PREFIXES, "rollout/accuracy")  # what the summary averages
 PROBE_PROMPTS = 64  # prompts of the SFT-sample probe (x samples_per_prompt samples)
 
 
