@@ -16,6 +16,7 @@ trainer. ``<run.output_dir>/``::
     metrics.png            curves of metrics.jsonl (run.plot)
     tensorboard/           TensorBoard events (run.tensorboard)
     wandb/                 wandb's own files (run.wandb_project)
+    logs/rank_N.log        rank N's full log: upstream (vLLM, Megatron) records and warnings
     train.log              the trainer's console output, when a launcher keeps it
     benchmark_done.json    the evidence benchmarks' finished-run marker
 """
@@ -72,6 +73,9 @@ class RunLayout:
     def sample_dumps(self) -> list[Path]:
         """Every sample dump of the run, in step order."""
         return sorted(self.samples.glob("step_*.jsonl"))
+
+    def log_file(self, rank: int) -> Path:
+        return self.root / "logs" / f"rank_{rank}.log"
 
     @property
     def policy_hf(self) -> Path:

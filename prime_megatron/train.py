@@ -24,8 +24,11 @@ os.environ.setdefault(
     "OMP_NUM_THREADS",
     str(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))),
 )
-# The console is for the run's own progress lines; vLLM's per-call INFO logs drown them.
-os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+# The console is for the run's own lines (prime_megatron/console.py): vLLM logs through the
+# root logger, which sends upstream records to the rank's log file, and torch's C++ warnings
+# (e.g. vLLM's NUMA-binding notice) stay below the console's level.
+os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
+os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -72,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from prime_megatron.trainer.loop import Trainer
 
     init_distributed()
+    _route_logs(RunLayout(cfg.run.output_dir))
     trainer = Trainer(cfg, inputs)
     try:
         result = trainer.train()
@@ -86,12 +90,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _route_logs(layout) -> None:
+    import torch.distributed as dist
+
+    from prime_megatron.console import route_logs, say
+
+    route_logs(layout.log_file(dist.get_rank()))
+    if dist.get_rank() == 0:
+        say(f"upstream logs and warnings: {layout.log_file(0)}")
+
+
 def _print_summary(result: dict) -> None:
     from prime_megatron.checkpoint.megatron_io import is_rank0
+    from prime_megatron.console import say
 
     if not is_rank0():
         return
-    _print_prm_summary(result.get("prm") or {})
+    _print_prm_summary(result.get("prm") or {}, say)
     before, after = result["before"], result["after"]
     if not (before and after):
         return
@@ -107,7 +122,7 @@ def _print_summary(result: dict) -> None:
         if key + "_change" in after:
             change, ci95 = after[key + "_change"], after[key + "_change_ci95"]
             line += f"; paired change {change:+.3f} (+-{ci95:.3f})"
-        print(line, flush=True)
+        say(line)
 
 
 PRM_SUMMARY = (
@@ -120,12 +135,12 @@ PRM_SUMMARY = (
 )
 
 
-def _print_prm_summary(tail: dict) -> None:
+def _print_prm_summary(tail: dict, say) -> None:
     """The implicit PRM's learning over the last third of training (0.5 = chance)."""
     parts = [f"{label} {tail[key]:.3f}" for key, label in PRM_SUMMARY if key in tail]
     if parts:
         steps = f"steps {tail['first_step']}-{tail['last_step']}"
-        print(f"implicit PRM, mean over {steps}: " + ", ".join(parts), flush=True)
+        say(f"implicit PRM, mean over {steps}: " + ", ".join(parts))
 
 
 if __name__ == "__main__":

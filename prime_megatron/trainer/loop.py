@@ -190,6 +190,8 @@ class Trainer:
                                   b.prm_mini_batches_per_step)  # fmt: skip
         before = self.evaluate("eval_before") if self.step == 0 else None
         self.probe = self._draw_probe(self.collector.dataset)
+        if self.logger is not None:
+            self.logger.begin(self.step)
         stop_at = (
             cfg.run.steps
             if not cfg.run.stop_after_steps

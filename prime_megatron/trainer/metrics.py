@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-import time
 
+from prime_megatron.console import Progress, say
 from prime_megatron.run_layout import RunLayout
 
 CONSOLE_KEYS = (
@@ -22,6 +21,11 @@ CONSOLE_KEYS = (
     ("train/kl_to_ref", "kl"),
     ("mismatch/rollout_vs_trainer_abs_mean", "mism"),
     ("time/step", "s/step"),
+)
+# What an event's console line shows (all of it is in metrics.jsonl).
+EVENT_KEYS = (
+    ("pass@1", "greedy pass@1"),
+    ("sampled_pass@1", "sampled pass@1"),
 )
 
 
@@ -42,7 +46,7 @@ class MetricsLogger:
             import wandb  # optional dependency; config validation names it
 
             self.wandb = wandb.init(project=wandb_project, dir=str(layout.root), config=config)
-        self.start = time.perf_counter()
+        self.progress: Progress | None = None
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         record = {"step": step, **{k: _clean(v) for k, v in metrics.items()}}
@@ -55,29 +59,26 @@ class MetricsLogger:
             self.tb.flush()
         if self.wandb is not None:
             self.wandb.log(metrics, step=step)
-        print(self._console_line(step, metrics), flush=True)
+        self.progress.update(step, self._console_postfix(metrics))
 
-    def _console_line(self, step: int, metrics: dict[str, float]) -> str:
-        done = step / max(self.total_steps, 1)
-        bar = "#" * int(20 * done) + "." * (20 - int(20 * done))
-        elapsed = time.perf_counter() - self.start
-        eta = elapsed / max(done, 1e-9) - elapsed
-        parts = [f"{short} {metrics[key]:.3f}" for key, short in CONSOLE_KEYS if key in metrics]
-        return (
-            f"[{bar}] step {step}/{self.total_steps} | " + " | ".join(parts) + f" | eta {eta:.0f}s"
-        )
+    def begin(self, step: int) -> None:
+        """The RL progress bar, from ``step`` (> 0 after a resume)."""
+        self.progress = Progress(self.total_steps, "RL", initial=step)
+
+    def _console_postfix(self, metrics: dict[str, float]) -> str:
+        return " | ".join(f"{short} {metrics[key]:.3f}" for key, short in CONSOLE_KEYS
+                          if key in metrics)  # fmt: skip
 
     def event(self, name: str, values: dict) -> None:
         """A non-step record (e.g. evaluation before/after RL) in the same jsonl."""
         self.jsonl.write(json.dumps({"event": name, **values}) + "\n")
         self.jsonl.flush()
-        print(
-            f"{name}: " + ", ".join(f"{k}={v}" for k, v in values.items()),
-            file=sys.stdout,
-            flush=True,
-        )
+        shown = [f"{label} {values[key]:.3f}" for key, label in EVENT_KEYS if key in values]
+        say(f"{name} ({values.get('prompts', 0):.0f} prompts): " + ", ".join(shown))
 
     def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
         self.jsonl.close()
         if self.tb is not None:
             self.tb.close()

@@ -19,6 +19,7 @@ from prime_megatron.checkpoint.convert import (
     save_megatron_checkpoint,
 )
 from prime_megatron.checkpoint.megatron_io import ModelCheckpointMeta, is_rank0
+from prime_megatron.console import say
 from prime_megatron.distributed.init import ParallelGroups, seed_all
 from prime_megatron.models.arch import ModelArch
 from prime_megatron.models.builder import build_gpt_model, padded_vocab_size
@@ -31,7 +32,7 @@ from prime_megatron.trainer.update import Models
 
 def log0(message: str) -> None:
     if is_rank0():
-        print(message, flush=True)
+        say(message)
 
 
 def ensure_start_checkpoint(
@@ -53,7 +54,7 @@ def ensure_start_checkpoint(
     examples = sft_examples(plan.rows, encode, tokenizer)
     run_sft(model, groups, examples, cfg.sft.steps, cfg.sft.batch_size, cfg.sft.lr,
             cfg.batch.micro_batch_size * 4, tokenizer.pad_token_id, cfg.run.seed,
-            cfg.sft.grad_clip, log0)  # fmt: skip
+            cfg.sft.grad_clip, show_progress=is_rank0())  # fmt: skip
     meta = ModelCheckpointMeta(
         hf_config=start.hf_config,
         padded_vocab_size=padded_vocab_size(arch.vocab_size, groups.tp_size),

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections.abc import Callable
 from pathlib import Path
 
+from prime_megatron.console import Progress
 from prime_megatron.distributed.init import ParallelGroups
 from prime_megatron.trainer.batch import Group, SampleBatch
 from prime_megatron.trainer.optim import ShardedAdamW
@@ -56,16 +56,17 @@ def run_sft(
     pad_id: int,
     seed: int,
     grad_clip: float = 0.0,
-    log: Callable[[str], None] = print,
+    show_progress: bool = True,
 ) -> list[float]:
-    """Train ``model`` in place; returns the loss per step (identical on every rank)."""
+    """Train ``model`` in place; returns the loss per step (identical on every rank).
+    ``show_progress``: a progress bar on this rank's console (rank 0 only, in a job)."""
     opt = ShardedAdamW(
         list(model.parameters()), groups, lr=lr, grad_clip=grad_clip,
         warmup_steps=max(1, steps // 20), total_steps=steps, min_lr_ratio=0.05,
     )  # fmt: skip
     rng = random.Random(f"sft/{seed}")
     losses: list[float] = []
-    start = time.perf_counter()
+    progress = Progress(steps, "SFT", line_every=50) if show_progress else None
     for step in range(steps):
         batch = _batch(rng.sample(examples, batch_size), pad_id)
         denom = float(batch.mask.sum())
@@ -75,9 +76,10 @@ def run_sft(
         )  # fmt: skip
         opt.step()
         losses.append(result.metrics["nll"])
-        if step % 50 == 0 or step == steps - 1:
-            rate = (step + 1) / (time.perf_counter() - start)
-            log(f"sft step {step + 1}/{steps}  nll {losses[-1]:.4f}  ({rate:.1f} steps/s)")
+        if progress is not None:
+            progress.update(step + 1, f"nll {losses[-1]:.4f}")
+    if progress is not None:
+        progress.close()
     return losses
 
 

@@ -46,6 +46,10 @@ def test_prime_steps_at_layout(tmp_path, sft_ckpt, tp, pp, prm_reference):
         assert r["sync/weight_version"] == r["step"] + 1  # initial sync + one per step
     assert "implicit PRM, mean over steps" in out
     assert "held-out accuracy" in out
+    # The console holds the run's own lines; upstream warnings are in each rank's log file.
+    assert "WARNING" not in out and "Warning" not in out, out[-4000:]
+    assert "RL: 100%" in out
+    assert "vllm" in (run / "logs" / "rank_1.log").read_text()
     # The policy moved away from the SFT start, and the export loads as HF.
     start = load_file(str(_export_sft(sft_ckpt, tmp_path) / "model.safetensors"))
     final = load_file(str(run / "policy_hf" / "model.safetensors"))
