@@ -18,12 +18,12 @@ from .protocol import (
     EXIT_ISOLATION_UNAVAILABLE,
     MODE_NONE,
     MODE_USERNS,
-    RunSpec,
+    ProgramSpec,
 )
 
 
 def main() -> None:
-    spec = RunSpec.load(sys.argv[1])
+    spec = ProgramSpec.load(sys.argv[1])
     results = os.fdopen(1, "w")
     mode = _isolate_or_exit(spec)
     # Root runs the program as a uid no other process has (pids are unique), so process
@@ -38,7 +38,7 @@ def main() -> None:
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 
 
-def _isolate_or_exit(spec: RunSpec) -> str:
+def _isolate_or_exit(spec: ProgramSpec) -> str:
     try:
         return isolate.enter_namespaces()
     except OSError as e:
@@ -48,7 +48,7 @@ def _isolate_or_exit(spec: RunSpec) -> str:
         return MODE_NONE
 
 
-def _harness_process(spec: RunSpec, mode: str, uid: int | None, results) -> None:
+def _harness_process(spec: ProgramSpec, mode: str, uid: int | None, results) -> None:
     """PID 1 of the sandbox (when namespaced): finish isolating, drop privileges, run tests."""
     try:
         filtered = _enter_sandbox(spec, mode, uid)
@@ -67,7 +67,7 @@ def _harness_process(spec: RunSpec, mode: str, uid: int | None, results) -> None
         os._exit(code)
 
 
-def _enter_sandbox(spec: RunSpec, mode: str, uid: int | None) -> bool:
+def _enter_sandbox(spec: ProgramSpec, mode: str, uid: int | None) -> bool:
     """Returns whether the seccomp filter is on (it is wherever the architecture has one)."""
     if mode != MODE_NONE:
         reachable = [*spec.expose, spec.inputs_dir]

@@ -18,20 +18,20 @@ import sys
 import traceback
 
 from . import audit, isolate
-from .protocol import RunSpec, test_file
+from .protocol import ProgramSpec, test_file
 
 _FLAG_FD, _RESULT_FD = 3, 4
 _STDERR_TAIL = 2000
 
 
-def run_tests(spec: RunSpec, results: io.TextIOBase, own_pid_namespace: bool) -> None:
+def run_tests(spec: ProgramSpec, results: io.TextIOBase, own_pid_namespace: bool) -> None:
     for index in range(spec.n_tests):
         report = _run_one(spec, index, own_pid_namespace)
         results.write(json.dumps(report) + "\n")
         results.flush()
 
 
-def _run_one(spec: RunSpec, index: int, own_pid_namespace: bool) -> dict:
+def _run_one(spec: ProgramSpec, index: int, own_pid_namespace: bool) -> dict:
     flag_read, flag_write = os.pipe()
     os.set_blocking(flag_write, False)
     pid = os.fork()
@@ -132,7 +132,7 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _child(spec: RunSpec, index: int, flag_fd: int) -> None:
+def _child(spec: ProgramSpec, index: int, flag_fd: int) -> None:
     """Forked test process: limits, fds, audit hook, then the untrusted program.
 
     Whatever happens it ends in ``os._exit``: it must never return into the harness loop.
@@ -152,7 +152,7 @@ def _child(spec: RunSpec, index: int, flag_fd: int) -> None:
         os._exit(exit_code)
 
 
-def _setup_fds(spec: RunSpec, index: int, flag_fd: int) -> None:
+def _setup_fds(spec: ProgramSpec, index: int, flag_fd: int) -> None:
     calls = spec.fn_name is not None
     stdin = os.devnull if calls else test_file(spec.inputs_dir, "in", index)
     out = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
@@ -175,11 +175,11 @@ def _setup_fds(spec: RunSpec, index: int, flag_fd: int) -> None:
     sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
 
 
-def _out(spec: RunSpec, index: int) -> str:
+def _out(spec: ProgramSpec, index: int) -> str:
     return test_file(spec.scratch, "out", index)
 
 
-def _execute(spec: RunSpec, index: int) -> int:
+def _execute(spec: ProgramSpec, index: int) -> int:
     """Run the program; returns the process exit code. Compiled here, in the limited
     child: a syntax error is that test's crash, and a compiler-crashing program cannot
     take the harness down."""

@@ -30,7 +30,7 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class RunSpec:
+class ProgramSpec:
     """Everything the bootstrap and harness need, written as JSON outside the scratch dir."""
 
     code: str
@@ -51,7 +51,7 @@ class RunSpec:
             json.dump(asdict(self), f)
 
     @classmethod
-    def load(cls, path: str) -> "RunSpec":
+    def load(cls, path: str) -> "ProgramSpec":
         with open(path) as f:
             raw = json.load(f)
         return cls(**{**raw, "limits": Limits(**raw["limits"])})

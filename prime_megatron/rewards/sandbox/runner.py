@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import prime_megatron
 
 from .config import SandboxConfig
-from .protocol import EXIT_ISOLATION_UNAVAILABLE, RunSpec, test_file
+from .protocol import EXIT_ISOLATION_UNAVAILABLE, ProgramSpec, test_file
 
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(prime_megatron.__file__)))
 # -S: no site (the sandbox needs only the stdlib and this package, put first on sys.path).
@@ -71,7 +71,7 @@ def run_program(code: str, inputs: list, fn_name: str | None, cfg: SandboxConfig
         shutil.rmtree(top, ignore_errors=True)
 
 
-def _write_inputs(top: str, code: str, inputs: list, fn_name, cfg: SandboxConfig) -> RunSpec:
+def _write_inputs(top: str, code: str, inputs: list, fn_name, cfg: SandboxConfig) -> ProgramSpec:
     scratch, inputs_dir, private = (os.path.join(top, d) for d in ("scratch", "inputs", "private"))
     os.mkdir(scratch, 0o700)
     os.mkdir(private, 0o700)
@@ -80,7 +80,7 @@ def _write_inputs(top: str, code: str, inputs: list, fn_name, cfg: SandboxConfig
         for index, text in enumerate(inputs):
             with open(test_file(inputs_dir, "in", index), "w") as f:
                 f.write(text)
-    return RunSpec(
+    return ProgramSpec(
         code=code,
         scratch=scratch,
         inputs_dir=inputs_dir,
