@@ -101,8 +101,8 @@ def _route_logs(layout) -> None:
 
 
 def _print_summary(result: dict) -> None:
-    from prime_megatron.checkpoint.megatron_io import is_rank0
     from prime_megatron.console import say
+    from prime_megatron.distributed.rank import is_rank0
 
     if not is_rank0():
         return

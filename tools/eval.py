@@ -50,7 +50,7 @@ def load_engine(model_dir: Path, rollout_cfg, scratch: Path):
     model, meta = load_megatron_model(model_dir, groups)
     hf_dir = rollout_model_dir(scratch, model_dir / HF_SIDE_DIR, meta.hf_config)
     engine = RolloutEngine(hf_dir, replace(rollout_cfg, load_format="dummy"))
-    sync_weights(model, groups, meta.arch, engine, rollout_cfg.bucket_mb * 2**20)
+    sync_weights(model, groups, meta.arch, engine, rollout_cfg.bucket_bytes)
     return engine, hf_dir
 
 
@@ -59,10 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch.distributed as dist
     from transformers import AutoTokenizer
 
-    from prime_megatron.checkpoint.megatron_io import is_rank0
     from prime_megatron.data.dataset import PromptDataset
     from prime_megatron.data.template import PromptRenderer
     from prime_megatron.distributed.init import init_distributed
+    from prime_megatron.distributed.rank import is_rank0
     from prime_megatron.rewards.config import RewardConfig
     from prime_megatron.rewards.manager import RewardManager
     from prime_megatron.rollout.config import RolloutConfig

@@ -27,10 +27,10 @@ from prime_megatron.checkpoint.mapping import (
 from prime_megatron.checkpoint.megatron_io import (
     ModelCheckpointMeta,
     atomic_checkpoint_dir,
-    is_rank0,
     load_model_shards,
     save_model_shards,
 )
+from prime_megatron.distributed.rank import is_rank0
 from prime_megatron.models.arch import InvalidModelConfigError, ModelArch, UnsupportedModelError
 from prime_megatron.models.builder import build_gpt_model, layer_spec_kind, padded_vocab_size
 

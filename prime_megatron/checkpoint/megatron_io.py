@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 
 from prime_megatron.checkpoint.hf_io import CheckpointError
+from prime_megatron.distributed.rank import is_rank0
 from prime_megatron.models.arch import ModelArch
 
 META_FILE = "prime_megatron.json"
@@ -62,10 +63,6 @@ class ModelCheckpointMeta:
                 f"{path}: format_version {meta.format_version}, this code reads {FORMAT_VERSION}"
             )
         return meta
-
-
-def is_rank0() -> bool:
-    return not dist.is_initialized() or dist.get_rank() == 0
 
 
 def _barrier() -> None:

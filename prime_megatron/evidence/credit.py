@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 
 from prime_megatron.data import synthetic
 from prime_megatron.evidence.samples import DecodedSample
-from prime_megatron.evidence.stats import auroc, percentile, split_even
+from prime_megatron.evidence.stats import auroc, even_chunks, percentile
 
 Labeled = tuple[list[float], list[int]]  # (scores, labels) for AUROC
 
@@ -204,7 +204,7 @@ def credit_report(samples: Sequence[DecodedSample], bins: int, repeats: int, see
     credits = [c for c in map(step_credit, samples) if c is not None]
     untrained = [c for c in credits if c.step == 1]
     trained = [c for c in credits if c.step > 1]
-    stretches = split_even(sorted({c.step for c in trained}), bins)
+    stretches = even_chunks(sorted({c.step for c in trained}), bins)
     over_training = [
         summary([c for c in trained if c.step in steps], repeats, seed)
         for steps in map(set, stretches)

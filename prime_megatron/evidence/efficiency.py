@@ -20,12 +20,12 @@ from prime_megatron.evidence.samples import pool_counts
 from prime_megatron.evidence.stats import (
     cumulative,
     diff_ci95,
+    even_chunks,
     moving_average,
     proportion_ci95,
     ratio,
     samples_to_reach,
     seed_spread,
-    split_even,
 )
 
 ACCURACY = "rollout/accuracy"
@@ -153,7 +153,7 @@ def raws_over_training(runs: Sequence[RunRecord], bins: int) -> list[dict]:
     """Right-answer-wrong-step counts pooled over the runs, in ``bins`` stretches of steps."""
     steps = sorted({s for r in runs for s in r.raws})
     out = []
-    for stretch in split_even(steps, bins):
+    for stretch in even_chunks(steps, bins):
         total = pool_counts(r.raws[s] for r in runs for s in stretch if s in r.raws)
         rates = total.rates()
         rate = rates["raws_rate"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from prime_megatron.evidence.metrics import RunRecord, tail_means
-from prime_megatron.evidence.stats import at_least, mean_ci95, split_even
+from prime_megatron.evidence.stats import at_least, even_chunks, mean_ci95
 
 PREFIXES = ("prm/", "credit/", "credit_sft_samples/")
 
@@ -32,7 +32,7 @@ def over_training(runs: Sequence[RunRecord], keys: Sequence[str], bins: int) -> 
     """Seed-mean of each metric in ``bins`` stretches of steps (steps that logged it)."""
     steps = sorted({r["step"] for run in runs for r in run.steps})
     out = []
-    for stretch in map(set, split_even(steps, bins)):
+    for stretch in map(set, even_chunks(steps, bins)):
         row: dict = {"steps": [min(stretch), max(stretch)]}
         for key in keys:
             means = (_stretch_mean(run, key, stretch) for run in runs)

@@ -7,6 +7,8 @@ import math
 import statistics
 from collections.abc import Sequence
 
+from prime_megatron.distributed.split import split_even
+
 Z95 = 1.96  # two-sided 95 % normal quantile
 
 
@@ -115,16 +117,9 @@ def at_least(value: float | None, limit: float) -> bool | None:
     return None if value is None else value >= limit
 
 
-def split_even(items: Sequence, parts: int) -> list[list]:
+def even_chunks(items: Sequence, parts: int) -> list[list]:
     """``parts`` contiguous chunks of ``items`` (sizes differ by at most one; no empties)."""
-    parts = max(1, min(parts, len(items)))
-    base, extra = divmod(len(items), parts)
-    chunks, start = [], 0
-    for i in range(parts):
-        end = start + base + (i < extra)
-        chunks.append(list(items[start:end]))
-        start = end
-    return [c for c in chunks if c]
+    return [list(items[s]) for s in split_even(len(items), max(parts, 1)) if s.stop > s.start]
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:

@@ -11,7 +11,7 @@ from prime_megatron.trainer.config import TrainConfig
 GIB = 2**30
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 PLATFORMS = ("gpu", "cpu")
-# trainer/batch.py pads every batch to a multiple of this many tokens.
+# passes/batch.py pads every batch to a multiple of this many tokens.
 BATCH_PAD_MULTIPLE = 8
 
 

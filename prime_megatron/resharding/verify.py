@@ -13,43 +13,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.distributed as dist
 
 from prime_megatron.distributed.init import ParallelGroups
-from prime_megatron.kernels import token_logprobs
+from prime_megatron.distributed.rank import compute_device
 from prime_megatron.models.forward import gather_vocab, run_forward
-
-IGNORE = -100
-
-
-def _device() -> torch.device:
-    """Where Megatron's inputs live: the current GPU, or the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
+from prime_megatron.passes.batch import SampleBatch
+from prime_megatron.passes.run import broadcast_from_last_stage, run_pass
 
 
-def _to_device(mb: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.to(_device()) for k, v in mb.items()}
-
-
-def broadcast_from_last_stage(t: torch.Tensor, groups: ParallelGroups) -> torch.Tensor:
-    """Make the last pipeline stage's ``t`` (same shape/dtype everywhere) every stage's."""
-    if groups.pp_size > 1:
-        src = dist.get_global_rank(groups.pp, groups.pp_size - 1)
-        dist.broadcast(t, src=src, group=groups.pp)
-    return t
-
-
-def _pad(rows: Sequence[Sequence[int]], width: int, left: bool) -> tuple[torch.Tensor, ...]:
-    """[b, width] token ids (pad 0) and key mask (True on real tokens)."""
+def _left_pad(rows: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+    """[b, width] token ids (pad 0) and key mask (True on real tokens), on the device."""
+    width = max(map(len, rows))
     tokens = torch.zeros(len(rows), width, dtype=torch.long)
-    mask = torch.zeros(len(rows), width, dtype=torch.bool)
+    key_mask = torch.zeros(len(rows), width, dtype=torch.bool)
     for i, row in enumerate(rows):
-        cols = slice(width - len(row), width) if left else slice(0, len(row))
-        tokens[i, cols] = torch.tensor(list(row), dtype=torch.long)
-        mask[i, cols] = True
-    return tokens, mask
+        tokens[i, width - len(row) :] = torch.tensor(list(row), dtype=torch.long)
+        key_mask[i, width - len(row) :] = True
+    return {"tokens": tokens.to(compute_device()), "key_mask": key_mask.to(compute_device())}
 
 
 def greedy_decode_megatron(
@@ -70,11 +50,9 @@ def greedy_decode_megatron(
         return None, gather_vocab(out[:, -1].float(), groups, vocab_size).argmax(-1)
 
     for _ in range(max_new_tokens):
-        tokens, key_mask = _pad(seqs, max(map(len, seqs)), left=True)
         with torch.no_grad():
-            mb = _to_device({"tokens": tokens, "key_mask": key_mask})
-            outs = run_forward(model, groups, [mb], next_token)
-        nxt = outs[0] if outs else torch.empty(len(seqs), dtype=torch.long, device=_device())
+            outs = run_forward(model, groups, [_left_pad(seqs)], next_token)
+        nxt = outs[0] if outs else torch.empty(len(seqs), dtype=torch.long, device=compute_device())
         for seq, tok in zip(seqs, broadcast_from_last_stage(nxt, groups).tolist(), strict=True):
             seq.append(tok)
     return [seq[len(p) :] for seq, p in zip(seqs, prompt_ids, strict=True)]
@@ -92,34 +70,11 @@ def megatron_response_logprobs(
     """Collective: log softmax(logits / T) of each response token, [N, T] fp32 on every rank.
 
     Row i holds response i's log-probs left-aligned, zeros past its end (the layout of
-    ``RolloutBatch.padded_responses``).
+    ``RolloutBatch.padded_responses``). The trainer's pass over the real vocabulary.
     """
-    seqs = [list(p) + list(r) for p, r in zip(prompt_ids, response_ids, strict=True)]
-    width = max(map(len, seqs))
-    resp_width = max((len(r) for r in response_ids), default=0)
-    micro = []
-    for lo in range(0, len(seqs), micro_batch_size):
-        rows = range(lo, min(lo + micro_batch_size, len(seqs)))
-        tokens, key_mask = _pad([seqs[i] for i in rows], width, left=False)
-        labels = torch.full_like(tokens, IGNORE)
-        for j, i in enumerate(rows):  # position t predicts token t + 1 of the response
-            start, end = len(prompt_ids[i]) - 1, len(seqs[i]) - 1
-            labels[j, start:end] = tokens[j, start + 1 : end + 1]
-        micro.append({"tokens": tokens, "key_mask": key_mask, "labels": labels})
-
-    def response_logprobs(out: torch.Tensor, mb: dict) -> tuple[None, torch.Tensor]:
-        logits = gather_vocab(out.float(), groups, vocab_size)
-        logp = token_logprobs(logits, mb["labels"], temperature, ignore_index=IGNORE)
-        return None, _left_align(logp, mb["labels"] != IGNORE, resp_width)
-
-    # Pipeline micro-batches must share one shape: pad the last one with empty rows.
-    n_real = len(seqs)
-    micro = [_to_device(mb) for mb in _pad_micro_batches(micro, micro_batch_size)]
-    with torch.no_grad():
-        outs = run_forward(model, groups, micro, response_logprobs)
-    empty = torch.empty(n_real, resp_width, device=_device())
-    result = torch.cat(outs)[:n_real] if outs else empty
-    return broadcast_from_last_stage(result.contiguous(), groups).cpu()
+    batch = SampleBatch.from_pairs(zip(prompt_ids, response_ids, strict=True), pad_id=0)
+    logp = run_pass(model, groups, batch, micro_batch_size, temperature, vocab_size=vocab_size).logp
+    return _left_align(logp, batch.mask.bool(), max((len(r) for r in response_ids), default=0))
 
 
 def _left_align(values: torch.Tensor, valid: torch.Tensor, width: int) -> torch.Tensor:
@@ -129,20 +84,6 @@ def _left_align(values: torch.Tensor, valid: torch.Tensor, width: int) -> torch.
         row = values[i][valid[i]]
         out[i, : row.numel()] = row
     return out
-
-
-def _pad_micro_batches(micro: list[dict], size: int) -> list[dict]:
-    last = micro[-1]
-    missing = size - last["tokens"].shape[0]
-    if missing <= 0:
-        return micro
-    filler = {
-        "tokens": torch.zeros(missing, last["tokens"].shape[1], dtype=torch.long),
-        "key_mask": torch.ones(missing, last["tokens"].shape[1], dtype=torch.bool),
-        "labels": torch.full((missing, last["tokens"].shape[1]), IGNORE, dtype=torch.long),
-    }
-    micro[-1] = {k: torch.cat([last[k], filler[k]]) for k in last}
-    return micro
 
 
 def logprob_mismatch(

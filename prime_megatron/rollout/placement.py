@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from prime_megatron.distributed.split import split_even
+
 
 @dataclass(frozen=True)
 class RolloutPlacement:
@@ -33,11 +35,4 @@ class RolloutPlacement:
 
     def prompt_range(self, n_prompts: int) -> range:
         """This replica's contiguous share of ``n_prompts`` (sizes differ by at most one)."""
-        return shard_range(n_prompts, self.replicas, self.replica)
-
-
-def shard_range(n: int, parts: int, index: int) -> range:
-    """The ``index``-th of ``parts`` contiguous, balanced slices of ``range(n)``."""
-    base, extra = divmod(n, parts)
-    start = index * base + min(index, extra)
-    return range(start, start + base + (index < extra))
+        return range(n_prompts)[split_even(n_prompts, self.replicas)[self.replica]]

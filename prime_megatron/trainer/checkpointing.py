@@ -27,10 +27,10 @@ import torch.distributed as dist
 
 from prime_megatron.checkpoint.megatron_io import (
     atomic_checkpoint_dir,
-    is_rank0,
     load_model_shards,
     save_model_shards,
 )
+from prime_megatron.distributed.rank import is_rank0
 
 STATE_FILE = "trainer_state.json"
 _STEP_DIR = re.compile(r"^step_(\d{6})$")

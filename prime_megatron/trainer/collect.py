@@ -17,8 +17,8 @@ from prime_megatron.algo import CarryOverBuffer, filter_groups
 from prime_megatron.algo.config import AlgoConfig
 from prime_megatron.data.dataset import PromptDataset
 from prime_megatron.data.sampler import PromptSampler
+from prime_megatron.passes.batch import Group
 from prime_megatron.rewards.manager import RewardInput, RewardManager
-from prime_megatron.trainer.batch import Group
 
 MAX_ROUNDS = 3  # rollout rounds per step when the filter leaves too few groups
 

@@ -20,8 +20,8 @@ from torch import Tensor
 from prime_megatron.distributed.init import ParallelGroups
 from prime_megatron.evidence.credit import online_credit, step_credit
 from prime_megatron.evidence.samples import decode_sample, piece_table
-from prime_megatron.trainer.batch import Group, SampleBatch
-from prime_megatron.trainer.passes import run_pass
+from prime_megatron.passes.batch import Group, SampleBatch
+from prime_megatron.passes.run import run_pass
 from prime_megatron.trainer.update import Models
 
 REPEATS = 20  # random-direction draws per measurement

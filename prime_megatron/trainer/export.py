@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.distributed as dist
 
 from prime_megatron.checkpoint.convert import write_hf_checkpoint
-from prime_megatron.checkpoint.megatron_io import is_rank0
+from prime_megatron.distributed.rank import is_rank0
 from prime_megatron.resharding import iter_full_hf_tensors
 from prime_megatron.trainer.plotting import plot_metrics
 

@@ -14,18 +14,18 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from prime_megatron.checkpoint.megatron_io import is_rank0
 from prime_megatron.data.dataset import PromptDataset
 from prime_megatron.data.sampler import PromptSampler
 from prime_megatron.distributed.init import initialize_parallel, seed_all
+from prime_megatron.distributed.rank import compute_device, is_rank0, log0
 from prime_megatron.evidence.metrics import tail_means
 from prime_megatron.evidence.prm_learning import PREFIXES as PRM_PREFIXES
+from prime_megatron.passes.batch import SampleBatch
 from prime_megatron.resharding import sync_weights, verify_weight_sync
 from prime_megatron.rewards.manager import RewardManager
 from prime_megatron.rollout.engine import RolloutEngine
 from prime_megatron.run_layout import RunLayout
 from prime_megatron.trainer import checkpointing as ckpt_io
-from prime_megatron.trainer.batch import SampleBatch
 from prime_megatron.trainer.collect import GroupCollector
 from prime_megatron.trainer.config import TrainConfig
 from prime_megatron.trainer.credit import (
@@ -37,11 +37,10 @@ from prime_megatron.trainer.credit import (
 from prime_megatron.trainer.evaluate import evaluate, paired_change
 from prime_megatron.trainer.inputs import ResolvedInputs, write_run_record
 from prime_megatron.trainer.metrics import MetricsLogger
-from prime_megatron.trainer.offload import Offloader, compute_device
+from prime_megatron.trainer.offload import Offloader
 from prime_megatron.trainer.setup import (
     build_models,
     ensure_start_checkpoint,
-    log0,
     rollout_model_dir,
 )
 from prime_megatron.trainer.update import PhaseTimer, UpdateSettings, learn
@@ -149,7 +148,7 @@ class Trainer:
         log0(f"saved {path}")
 
     def _sync(self) -> dict:
-        bucket = self.cfg.rollout.bucket_mb * 2**20
+        bucket = self.cfg.rollout.bucket_bytes
         return sync_weights(self.models.policy, self.groups, self.meta.arch, self.engine, bucket)
 
     # ---- run ------------------------------------------------------------------------

@@ -69,10 +69,3 @@ def _move_optimizer_state(opt: ShardedAdamW, device: torch.device) -> None:
             # AdamW keeps its scalar step counter on the host unless it is capturable.
             if torch.is_tensor(value) and value.dim() > 0:
                 state[key] = value.to(device, non_blocking=True)
-
-
-def compute_device() -> torch.device:
-    """Where this rank's models compute: its current GPU, else the host."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")

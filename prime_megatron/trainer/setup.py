@@ -18,9 +18,9 @@ from prime_megatron.checkpoint.convert import (
     load_megatron_model,
     save_megatron_checkpoint,
 )
-from prime_megatron.checkpoint.megatron_io import ModelCheckpointMeta, is_rank0
-from prime_megatron.console import say
+from prime_megatron.checkpoint.megatron_io import ModelCheckpointMeta
 from prime_megatron.distributed.init import ParallelGroups, seed_all
+from prime_megatron.distributed.rank import is_rank0, log0
 from prime_megatron.models.arch import ModelArch
 from prime_megatron.models.builder import build_gpt_model, padded_vocab_size
 from prime_megatron.trainer.config import TrainConfig
@@ -28,11 +28,6 @@ from prime_megatron.trainer.inputs import StartModel
 from prime_megatron.trainer.optim import ShardedAdamW
 from prime_megatron.trainer.sft import recipe_matches, run_sft, sft_examples, write_recipe
 from prime_megatron.trainer.update import Models
-
-
-def log0(message: str) -> None:
-    if is_rank0():
-        say(message)
 
 
 def ensure_start_checkpoint(

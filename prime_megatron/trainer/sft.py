@@ -16,9 +16,9 @@ from pathlib import Path
 
 from prime_megatron.console import Progress
 from prime_megatron.distributed.init import ParallelGroups
-from prime_megatron.trainer.batch import Group, SampleBatch
+from prime_megatron.passes.batch import SampleBatch
+from prime_megatron.passes.run import run_pass
 from prime_megatron.trainer.optim import ShardedAdamW
-from prime_megatron.trainer.passes import run_pass
 
 RECIPE_FILE = "sft_recipe.json"
 
@@ -33,11 +33,6 @@ def sft_examples(
         response = tokenizer.encode(row["response"], add_special_tokens=False)
         out.append((prompt, response + [tokenizer.eos_token_id]))
     return out
-
-
-def _batch(examples, pad_id: int) -> SampleBatch:
-    groups = [Group(p, [r], [[0.0] * len(r)], [False], [0.0], 0, 0) for p, r in examples]
-    return SampleBatch.from_groups(groups, pad_id)
 
 
 def _nll_loss(logp, _entropy, mb: SampleBatch, denom: float):
@@ -68,7 +63,7 @@ def run_sft(
     losses: list[float] = []
     progress = Progress(steps, "SFT", line_every=50) if show_progress else None
     for step in range(steps):
-        batch = _batch(rng.sample(examples, batch_size), pad_id)
+        batch = SampleBatch.from_pairs(rng.sample(examples, batch_size), pad_id)
         denom = float(batch.mask.sum())
         result = run_pass(
             model, groups, batch, micro_batch_size,

@@ -29,11 +29,12 @@ from prime_megatron.algo import (
 )
 from prime_megatron.algo.config import AlgoConfig
 from prime_megatron.distributed.init import ParallelGroups
+from prime_megatron.distributed.split import split_even
 from prime_megatron.evidence.prm_metrics import prm_batch_metrics
+from prime_megatron.passes.batch import SampleBatch
+from prime_megatron.passes.run import run_pass
 from prime_megatron.resharding.verify import logprob_mismatch
-from prime_megatron.trainer.batch import SampleBatch, split_even
 from prime_megatron.trainer.optim import ShardedAdamW
-from prime_megatron.trainer.passes import run_pass
 
 
 @dataclass

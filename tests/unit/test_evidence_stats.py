@@ -11,6 +11,7 @@ from prime_megatron.evidence.stats import (
     average_ranks,
     cumulative,
     diff_ci95,
+    even_chunks,
     mean_ci95,
     moving_average,
     percentile,
@@ -19,7 +20,6 @@ from prime_megatron.evidence.stats import (
     round_floats,
     samples_to_reach,
     seed_spread,
-    split_even,
 )
 
 
@@ -96,10 +96,11 @@ def test_ratio_and_target_checks():
     assert at_least(0.8, 0.8) is True and at_least(0.7, 0.8) is False and at_least(None, 1) is None
 
 
-def test_split_even():
-    assert split_even([1, 2, 3, 4, 5], 2) == [[1, 2, 3], [4, 5]]
-    assert split_even([1, 2], 5) == [[1], [2]]
-    assert split_even([], 3) == []
+def test_even_chunks():
+    assert even_chunks([1, 2, 3, 4, 5], 2) == [[1, 2, 3], [4, 5]]
+    assert even_chunks([1, 2], 5) == [[1], [2]]
+    assert even_chunks([], 3) == []
+    assert even_chunks([1, 2, 3], 0) == [[1, 2, 3]]
 
 
 def test_percentile_nearest_rank():

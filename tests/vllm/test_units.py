@@ -9,12 +9,12 @@ from prime_megatron.resharding.gather import assemble_shards, full_shaped
 from prime_megatron.resharding.plan import PlanEntry, make_buckets
 from prime_megatron.resharding.verify import logprob_mismatch
 from prime_megatron.rollout import RolloutBatch, RolloutConfig
-from prime_megatron.rollout.placement import RolloutPlacement, shard_range
+from prime_megatron.rollout.placement import RolloutPlacement
 
 
 @pytest.mark.parametrize("n, parts", [(5, 2), (5, 4), (2, 4), (8, 4), (0, 3)])
-def test_shard_range_covers_prompts_in_order(n, parts):
-    shards = [shard_range(n, parts, i) for i in range(parts)]
+def test_prompt_ranges_cover_prompts_in_order(n, parts):
+    shards = [RolloutPlacement(parts, replica, 1).prompt_range(n) for replica in range(parts)]
     assert [i for s in shards for i in s] == list(range(n))
     assert max(map(len, shards)) - min(map(len, shards)) <= 1
 

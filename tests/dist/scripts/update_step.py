@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 def fixed_batch(vocab: int, k: int = 4, n_prompts: int = 6):
-    from prime_megatron.trainer.batch import Group, SampleBatch
+    from prime_megatron.passes.batch import Group, SampleBatch
 
     rng = random.Random(0)
     groups = []
@@ -34,7 +34,7 @@ def main() -> None:
     from prime_megatron.checkpoint.convert import load_megatron_model
     from prime_megatron.distributed.init import initialize_parallel, seed_all
     from prime_megatron.trainer.optim import ShardedAdamW
-    from prime_megatron.trainer.passes import run_pass
+    from prime_megatron.passes.run import run_pass
     from prime_megatron.trainer.update import Models, PhaseTimer, UpdateSettings, learn
 
     ckpt, prm_update, prm_loss = sys.argv[1], sys.argv[4], sys.argv[5]

@@ -4,7 +4,7 @@ Data parallelism: each DP rank takes a contiguous slice of the samples. Per-toke
 (log-probs, entropy) are broadcast from the last pipeline stage and all-gathered over DP,
 so every rank ends with full-batch tensors (the advantage math needs whole groups and
 batch statistics). Training passes also leave gradients in the model for
-``ShardedAdamW.step``.
+``ShardedAdamW.step``. The samples compute on the rank's device; the results are on the host.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ import torch.distributed as dist
 from torch import Tensor
 
 from prime_megatron.distributed.init import ParallelGroups
+from prime_megatron.distributed.rank import compute_device
+from prime_megatron.distributed.split import split_even
 from prime_megatron.kernels import token_logprobs, token_logprobs_and_entropy
-from prime_megatron.models.forward import run_forward
-from prime_megatron.trainer.batch import IGNORE, SampleBatch, split_even
+from prime_megatron.models.forward import gather_vocab, run_forward
+from prime_megatron.passes.batch import IGNORE, SampleBatch
 
 # loss_fn(logp [b, S-1], entropy [b, S-1] or None, micro_batch) -> (loss, additive metrics)
 LossFn = Callable[[Tensor, Tensor | None, SampleBatch], tuple[Tensor, dict[str, float]]]
@@ -40,14 +42,18 @@ def run_pass(
     temperature: float = 1.0,
     with_entropy: bool = False,
     loss_fn: LossFn | None = None,
+    vocab_size: int | None = None,
 ) -> PassResult:
     """Forward (``loss_fn`` None) or forward+backward of ``batch`` on this model.
 
     ``loss_fn`` must return a loss already normalised for the whole (global) batch; its
     gradients accumulate in the model. The returned log-probs are those of the forward,
-    i.e. of the weights before any update.
+    i.e. of the weights before any update. With ``vocab_size`` the log-probs are over the
+    real vocabulary only (each TP rank gathers the full logits and drops the padding rows);
+    without, over the vocab-parallel shards as they are, padding rows included.
     """
-    mine = batch.select(split_even(batch.size, groups.dp_size)[groups.dp_rank])
+    device = compute_device()
+    mine = batch.select(split_even(batch.size, groups.dp_size)[groups.dp_rank]).to(device)
     # Pipeline p2p buffers have one fixed shape: pad the last micro-batch with empty rows.
     padded = _pad_rows(mine, -(-mine.size // micro_batch_size) * micro_batch_size)
     micro = [
@@ -59,7 +65,7 @@ def run_pass(
     ]
 
     def step(out: Tensor, m: dict) -> tuple[Tensor | None, tuple]:
-        logp, ent = _token_stats(out, m["mb"], groups, temperature, with_entropy)
+        logp, ent = _token_stats(out, m["mb"], groups, temperature, with_entropy, vocab_size)
         n = m["real"]
         loss, metrics = None, {}
         if loss_fn is not None:
@@ -73,13 +79,13 @@ def run_pass(
         with torch.set_grad_enabled(loss_fn is not None):
             outs = run_forward(model, groups, micro, step, forward_only=loss_fn is None)
     width = batch.tokens.shape[1] - 1
-    local = torch.zeros(2, mine.size, width)
+    local = torch.zeros(2, mine.size, width, device=device)
     if outs:
         local[0] = torch.cat([lp for lp, _, _ in outs])
         if with_entropy:
             local[1] = torch.cat([e for _, e, _ in outs])
-    full = _gather_dp(_from_last_stage(local, groups), batch.size, groups)
-    metrics = _sum_metrics([m for _, _, m in outs], groups)
+    full = _gather_dp(broadcast_from_last_stage(local, groups), batch.size, groups).cpu()
+    metrics = _sum_metrics([m for _, _, m in outs], groups, device)
     return PassResult(full[0], full[1] if with_entropy else None, metrics)
 
 
@@ -103,17 +109,25 @@ def _pad_rows(batch: SampleBatch, n: int) -> SampleBatch:
 
 
 def _token_stats(
-    logits: Tensor, mb: SampleBatch, groups: ParallelGroups, temperature: float, entropy: bool
+    logits: Tensor,
+    mb: SampleBatch,
+    groups: ParallelGroups,
+    temperature: float,
+    entropy: bool,
+    vocab_size: int | None,
 ) -> tuple[Tensor, Tensor | None]:
     """[b, s, V/tp] vocab-parallel logits -> per-label log-probs (and entropy) [b, s-1]."""
     logits = logits[:, :-1]
     tp_group = groups.tp if groups.tp_size > 1 else None
+    if vocab_size is not None:
+        logits, tp_group = gather_vocab(logits, groups, vocab_size), None
     if entropy:
         return token_logprobs_and_entropy(logits, mb.labels, temperature, IGNORE, tp_group)
     return token_logprobs(logits, mb.labels, temperature, IGNORE, tp_group), None
 
 
-def _from_last_stage(t: Tensor, groups: ParallelGroups) -> Tensor:
+def broadcast_from_last_stage(t: Tensor, groups: ParallelGroups) -> Tensor:
+    """Make the last pipeline stage's ``t`` (same shape/dtype everywhere) every stage's."""
     if groups.pp_size > 1:
         src = dist.get_global_rank(groups.pp, groups.pp_size - 1)
         dist.broadcast(t, src=src, group=groups.pp)
@@ -126,14 +140,16 @@ def _gather_dp(local: Tensor, n: int, groups: ParallelGroups) -> Tensor:
         return local
     slices = split_even(n, groups.dp_size)
     longest = max(s.stop - s.start for s in slices)
-    padded = torch.zeros(local.shape[0], longest, local.shape[2])
+    padded = local.new_zeros(local.shape[0], longest, local.shape[2])
     padded[:, : local.shape[1]] = local
     parts = [torch.empty_like(padded) for _ in slices]
     dist.all_gather(parts, padded, group=groups.dp)
     return torch.cat([p[:, : s.stop - s.start] for p, s in zip(parts, slices, strict=True)], dim=1)
 
 
-def _sum_metrics(results: list[dict[str, float]], groups: ParallelGroups) -> dict[str, float]:
+def _sum_metrics(
+    results: list[dict[str, float]], groups: ParallelGroups, device: torch.device
+) -> dict[str, float]:
     """Sum each metric over micro-batches, then over DP; identical on every rank."""
     keys = sorted({k for r in results for k in r})
     shared: list = [None] * dist.get_world_size()
@@ -142,9 +158,11 @@ def _sum_metrics(results: list[dict[str, float]], groups: ParallelGroups) -> dic
     if not keys:
         return {}
     totals = torch.tensor(
-        [sum(float(r.get(k, 0.0)) for r in results) for k in keys], dtype=torch.float64
+        [sum(float(r.get(k, 0.0)) for r in results) for k in keys],
+        dtype=torch.float64,
+        device=device,
     )
-    totals = _from_last_stage(totals, groups)
+    totals = broadcast_from_last_stage(totals, groups)
     if groups.dp_size > 1:
         dist.all_reduce(totals, group=groups.dp)
     return dict(zip(keys, totals.tolist(), strict=True))

@@ -9,6 +9,7 @@ real tokens. Prompt and padding labels are ``IGNORE`` so kernels skip them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -51,8 +52,14 @@ class SampleBatch:
         return self.tokens.shape[0]
 
     def select(self, index: Tensor | slice) -> SampleBatch:
-        picked = {f.name: getattr(self, f.name)[index] for f in fields(self) if f.name != "extras"}
-        return SampleBatch(**picked, extras={k: v[index] for k, v in self.extras.items()})
+        return self._map(lambda t: t[index])
+
+    def to(self, device: torch.device) -> SampleBatch:
+        return self._map(lambda t: t.to(device))
+
+    def _map(self, fn: Callable[[Tensor], Tensor]) -> SampleBatch:
+        mapped = {f.name: fn(getattr(self, f.name)) for f in fields(self) if f.name != "extras"}
+        return SampleBatch(**mapped, extras={k: fn(v) for k, v in self.extras.items()})
 
     def with_extras(self, **tensors: Tensor) -> SampleBatch:
         return replace(self, extras={**self.extras, **tensors})
@@ -87,11 +94,13 @@ class SampleBatch:
             truncated=torch.tensor([t for g in groups for t in g.truncated], dtype=torch.bool),
         )
 
-
-def split_even(n: int, parts: int) -> list[slice]:
-    """``parts`` contiguous slices covering range(n), sizes differing by at most one."""
-    base, extra = divmod(n, parts)
-    bounds = [0]
-    for i in range(parts):
-        bounds.append(bounds[-1] + base + (i < extra))
-    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    @classmethod
+    def from_pairs(
+        cls, pairs: Iterable[tuple[Sequence[int], Sequence[int]]], pad_id: int
+    ) -> SampleBatch:
+        """One sample per (prompt, response), each its own group, without rollout data
+        (SFT examples, the weight-sync check's responses)."""
+        groups = [
+            Group(list(p), [list(r)], [[0.0] * len(r)], [False], [0.0], 0, 0) for p, r in pairs
+        ]
+        return cls.from_groups(groups, pad_id)

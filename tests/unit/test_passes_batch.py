@@ -1,6 +1,6 @@
 import torch
 
-from prime_megatron.trainer.batch import IGNORE, Group, SampleBatch, split_even
+from prime_megatron.passes.batch import IGNORE, Group, SampleBatch
 
 
 def test_layout_of_prompt_response_and_padding():
@@ -25,6 +25,8 @@ def test_select_slices_extras_too():
     assert picked.extras["adv"].tolist() == [3.0, 1.0] and picked.tokens[:, 1].tolist() == [9, 7]
 
 
-def test_split_even():
-    assert [(s.start, s.stop) for s in split_even(7, 3)] == [(0, 3), (3, 5), (5, 7)]
-    assert [(s.start, s.stop) for s in split_even(1, 2)] == [(0, 1), (1, 1)]
+def test_from_pairs_is_one_group_per_pair():
+    b = SampleBatch.from_pairs([([5, 6], [7, 8]), ([5], [9])], pad_id=0)
+    assert b.group.tolist() == [0, 1] and b.mask.sum(1).tolist() == [2.0, 1.0]
+    assert b.labels[0, 1:3].tolist() == [7, 8] and b.labels[1, 0].item() == 9
+    assert b.rollout_logp.abs().sum() == 0 and not b.truncated.any()
