@@ -41,7 +41,8 @@ def auroc(scores: Sequence[float], labels: Sequence[int]) -> float | None:
 
 def proportion_ci95(p: float, n: int) -> float | None:
     """Half-width of the normal-approximation 95 % interval of a proportion ``p`` over
-    ``n`` independent trials (what the trainer's eval reports as ``pass@1_ci95``)."""
+    ``n`` independent trials (the trainer's greedy ``pass@1_ci95`` over n prompts is this
+    with n - 1 in the denominator: ``mean_ci95`` of the 0/1 scores)."""
     if n <= 0:
         return None
     return Z95 * math.sqrt(max(p * (1 - p), 0.0) / n)

@@ -3,15 +3,16 @@
 pass@1 is greedy by default (temperature 0); with ``samples > 1`` it is the mean accuracy
 of the sampled answers, and maj@k scores the most frequent extracted answer of each prompt.
 The 95% interval is the normal approximation over prompts (per-prompt accuracies are the
-units, so the k samples of one prompt are not counted as independent).
+units, so the k samples of one prompt are not counted as independent), ``evidence.stats``'
+``mean_ci95``.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 
+from prime_megatron.evidence.stats import mean_ci95
 from prime_megatron.rewards.extract import extract_answer
 from prime_megatron.trainer.collect import PromptEncoder, score_on_rank0
 
@@ -55,11 +56,9 @@ def prompt_means(scores: list[float], samples: int) -> list[float]:
 
 def prompt_mean_ci95(values: list[float]) -> tuple[float, float]:
     """Mean of ``values`` (one per prompt) and the half-width of its normal 95% interval
-    (population variance: for 0/1 greedy scores it is the binomial interval)."""
-    n = max(len(values), 1)
-    mean = sum(values) / n
-    variance = sum((x - mean) ** 2 for x in values) / n
-    return mean, 1.96 * math.sqrt(variance / n)
+    (sample variance; 0 for fewer than two prompts)."""
+    ci95 = mean_ci95(values)
+    return sum(values) / max(len(values), 1), 0.0 if ci95 is None else ci95
 
 
 def paired_change(before: list[float], after: list[float]) -> tuple[float, float]:

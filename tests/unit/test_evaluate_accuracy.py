@@ -5,17 +5,18 @@ import pytest
 from prime_megatron.trainer.evaluate import paired_change, prompt_mean_ci95, prompt_means
 
 
-def test_greedy_interval_is_the_binomial_one():
+def test_greedy_interval_is_the_binomial_one_with_sample_variance():
     acc, ci = prompt_mean_ci95(prompt_means([1.0, 0.0, 1.0, 0.0], samples=1))
     assert acc == 0.5
-    assert ci == pytest.approx(1.96 * math.sqrt(0.25 / 4))
+    assert ci == pytest.approx(1.96 * math.sqrt(0.25 / (4 - 1)))
+    assert prompt_mean_ci95([1.0]) == (1.0, 0.0)  # one prompt: no spread to estimate
 
 
 def test_samples_of_one_prompt_are_one_unit():
     # Two prompts, always right / always wrong: 8 scores but only 2 independent units.
     per_prompt = prompt_means([1.0] * 4 + [0.0] * 4, samples=4)
     assert per_prompt == [1.0, 0.0]
-    assert prompt_mean_ci95(per_prompt) == pytest.approx((0.5, 1.96 * math.sqrt(0.25 / 2)))
+    assert prompt_mean_ci95(per_prompt) == pytest.approx((0.5, 1.96 * math.sqrt(0.25 / 1)))
     # Every prompt half right: no spread between prompts, so no interval.
     assert prompt_mean_ci95(prompt_means([1.0, 0.0] * 4, samples=2)) == (0.5, 0.0)
 
@@ -25,7 +26,7 @@ def test_paired_change_ignores_prompts_that_did_not_move():
     after = [1.0] * 50 + [0.0] * 40 + [1.0] * 10  # 10 prompts fixed, none broken
     change, ci = paired_change(before, after)
     assert change == pytest.approx(0.1)
-    assert ci == pytest.approx(1.96 * math.sqrt(0.1 * 0.9 / 100))
+    assert ci == pytest.approx(1.96 * math.sqrt(0.1 * 0.9 / 99))
     # The unpaired intervals of 0.5 and 0.6 would each be ~ +-0.1: pairing is much tighter.
     assert ci < prompt_mean_ci95(after)[1] / 1.5
     with pytest.raises(ValueError):
