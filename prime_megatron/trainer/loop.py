@@ -226,7 +226,7 @@ class Trainer:
             result = learn(self.models, self.groups, batch, settings, timer)
             metrics.update(result.metrics)
             self._maybe_dump_samples(groups, batch, result.token_q)
-            metrics.update(self._maybe_step_credit(groups, batch, result))
+            metrics.update(self._maybe_step_credit(groups, batch, result, timer))
             with timer("weight_sync"):
                 metrics.update({f"sync/{k}": float(v) for k, v in self._sync().items()})
             metrics["time/tokens_per_s"] = float(batch.mask.sum()) / (time.perf_counter() - start)
@@ -246,21 +246,24 @@ class Trainer:
         lines = "".join(json.dumps(r) + "\n" for r in rows)
         self.layout.sample_dump(self.step + 1).write_text(lines)
 
-    def _maybe_step_credit(self, groups: list, batch: SampleBatch, result) -> dict[str, float]:
+    def _maybe_step_credit(
+        self, groups: list, batch: SampleBatch, result, timer: PhaseTimer
+    ) -> dict[str, float]:
         """Every ``run.step_credit_every`` steps: the PRM's first-wrong-step AUROC on this
         batch and on the SFT-sample probe, with their baselines (trainer/credit.py)."""
         every = self.cfg.run.step_credit_every
         if not every or result.token_q is None or (self.step + 1) % every:
             return {}
-        logps = {"policy": result.policy_logp, "sft": result.sft_logp}
-        out = batch_credit(groups, batch, result.token_q, logps, self.tokenizer, self.step + 1)
-        if self.probe is not None:
-            c = self.cfg
-            out.update(self.probe.measure(
-                self.models, self.groups, c.algo.prm_reference, c.batch.micro_batch_size,
-                c.rollout.temperature, self.tokenizer, self.step + 1,
-            ))  # fmt: skip
-        return out
+        with timer("step_credit"):
+            logps = {"policy": result.policy_logp, "sft": result.sft_logp}
+            out = batch_credit(groups, batch, result.token_q, logps, self.tokenizer, self.step + 1)
+            if self.probe is not None:
+                c = self.cfg
+                out.update(self.probe.measure(
+                    self.models, self.groups, c.algo.prm_reference, c.batch.micro_batch_size,
+                    c.rollout.temperature, self.tokenizer, self.step + 1,
+                ))  # fmt: skip
+            return out
 
     def _draw_probe(self, train: PromptDataset) -> SFTSampleProbe | None:
         """Before the first RL step (the engine holds the SFT weights): the probe set."""

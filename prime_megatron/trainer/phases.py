@@ -12,5 +12,7 @@ PHASE_MODELS: dict[str, tuple[str, ...]] = {
     "policy_update": ("policy",),
     "weight_sync": ("policy",),
     "verify_sync": ("policy",),
+    # The PRM and its reference re-score the probe set; the batch's part is host work.
+    "step_credit": ("policy", "prm", "ref"),
 }
 MODEL_NAMES = ("policy", "prm", "ref")

@@ -33,7 +33,7 @@ from prime_megatron.evidence.prm_metrics import prm_batch_metrics
 from prime_megatron.resharding.verify import logprob_mismatch
 from prime_megatron.trainer.batch import SampleBatch, split_even
 from prime_megatron.trainer.optim import ShardedAdamW
-from prime_megatron.trainer.passes import run_pass
+from prime_megatron.trainer.passes import PassResult, run_pass
 
 
 @dataclass
@@ -93,13 +93,15 @@ def learn(
     a, mbs, temp = s.algo, s.micro_batch_size, s.temperature
     metrics: dict[str, float] = {}
     with timer("logprobs"):
-        old = run_pass(models.policy, groups, batch, mbs, temp, with_entropy=True)
+        old = None
+        if separate_policy_forward(s):
+            old = run_pass(models.policy, groups, batch, mbs, temp, with_entropy=True)
         sft_logp = None
         if models.ref is not None:
             sft_logp = run_pass(models.ref, groups, batch, mbs, temp).logp
     # The PRM's reference: the frozen SFT model, or the policy that sampled the batch (paper
     # Appendix B.1), which cancels the policy's own drift from the PRM's rewards.
-    prm_ref_logp = old.logp if a.prm_reference == "policy" else sft_logp
+    prm_ref_logp = old.logp if a.prm_reference == "policy" and old is not None else sft_logp
     process_rewards = token_q = None
     if s.use_prm:
         prm_logp = _prm_phase(models, groups, batch, prm_ref_logp, s, timer, metrics)
@@ -115,10 +117,22 @@ def learn(
         batch.outcome, process_rewards, batch.mask, batch.group, a.gamma,
         a.process_baseline, a.whiten, a.outcome_coef, a.process_coef,
     )  # fmt: skip
-    _batch_metrics(batch, old.logp, old.entropy, sft_logp, advantages, metrics)
     with timer("policy_update"):
-        metrics.update(_policy_update(models, groups, batch, old.logp, advantages, sft_logp, s))
-    return LearnResult(metrics, token_q, old.logp, sft_logp)
+        update_metrics, sampled = _policy_update(models, groups, batch, old, advantages,
+                                                 sft_logp, s)  # fmt: skip
+    metrics.update(update_metrics)
+    _batch_metrics(batch, sampled.logp, sampled.entropy, sft_logp, advantages, metrics)
+    return LearnResult(metrics, token_q, sampled.logp, sft_logp)
+
+
+def separate_policy_forward(s: UpdateSettings) -> bool:
+    """Whether the sampling policy's log-probs need a forward of their own before the update.
+
+    With one mini-batch the update's forward sees the weights that sampled the batch, so its
+    detached log-probs are the "old" ones (ratio 1, same gradient). Several mini-batches
+    step the optimizer between forwards, and a PRM with the policy as its reference reads
+    them before the update runs."""
+    return s.mini_batches > 1 or (s.use_prm and s.algo.prm_reference == "policy")
 
 
 def _prm_phase(models, groups, batch, ref_logp, s: UpdateSettings, timer, metrics) -> Tensor:
@@ -197,9 +211,22 @@ def group_mini_batches(batch: SampleBatch, parts: int) -> list[tuple[Tensor, Sam
     return out
 
 
-def _policy_update(models, groups, batch, old_logp, advantages, ref_logp, s: UpdateSettings):
+def _policy_update(
+    models: Models,
+    groups,
+    batch,
+    old: PassResult | None,
+    advantages,
+    ref_logp,
+    s: UpdateSettings,
+) -> tuple[dict[str, float], PassResult]:
+    """PPO over ``s.mini_batches`` mini-batches, one optimizer step each. Returns the
+    metrics and the sampling policy's log-probs and entropy: ``old``, or without it (one
+    mini-batch) those of the update's own forward, which also computes the entropy."""
     a = s.algo
-    extras = {"old_logp": old_logp, "advantages": advantages}
+    extras = {"advantages": advantages}
+    if old is not None:
+        extras["old_logp"] = old.logp
     if ref_logp is not None and a.kl_coef > 0:
         extras["ref_logp"] = ref_logp
     batch = batch.with_extras(**extras)
@@ -209,20 +236,23 @@ def _policy_update(models, groups, batch, old_logp, advantages, ref_logp, s: Upd
         denom = float(mini.mask.sum()) if a.loss_agg == "token-mean" else float(mini.size)
         result = run_pass(
             models.policy, groups, mini, s.micro_batch_size, s.temperature,
-            with_entropy=a.entropy_coef > 0, loss_fn=_ppo_loss_fn(a, denom),
+            with_entropy=old is None or a.entropy_coef > 0, loss_fn=_ppo_loss_fn(a, denom),
         )  # fmt: skip
         stats = models.policy_opt.step()
         for k, v in {**result.metrics, "grad_norm": stats["grad_norm"], "lr": stats["lr"]}.items():
             totals[k] = totals.get(k, 0.0) + v / len(minis)
-    return {f"policy/{k}": v for k, v in totals.items()}
+    return {f"policy/{k}": v for k, v in totals.items()}, old if old is not None else result
 
 
 def _ppo_loss_fn(a: AlgoConfig, denom: float):
     def loss_fn(logp, ent, mb: SampleBatch):
         x = mb.extras
+        # Without "old_logp" this forward is the first on the sampling weights (see
+        # separate_policy_forward): its own detached log-probs are the old ones.
+        old_logp = x["old_logp"] if "old_logp" in x else logp.detach()
         loss, m = ppo_policy_loss(
-            logp, x["old_logp"], x["advantages"], mb.mask, a.clip_eps, a.loss_agg,
-            entropy=ent, entropy_coef=a.entropy_coef,
+            logp, old_logp, x["advantages"], mb.mask, a.clip_eps, a.loss_agg,
+            entropy=ent if a.entropy_coef > 0 else None, entropy_coef=a.entropy_coef,
             ref_logp=x.get("ref_logp"), kl_coef=a.kl_coef, denominator=denom,
         )  # fmt: skip
         # pg_loss etc. are already shares of the global mean (same denominator): they add up.
