@@ -21,8 +21,8 @@ from prime_megatron.distributed.init import ParallelGroups
 from prime_megatron.evidence.credit import online_credit, step_credit
 from prime_megatron.evidence.samples import decode_sample, piece_table
 from prime_megatron.trainer.batch import Group, SampleBatch
+from prime_megatron.trainer.models import Models
 from prime_megatron.trainer.passes import run_pass
-from prime_megatron.trainer.update import Models
 
 REPEATS = 20  # random-direction draws per measurement
 PROBE_SEED = 7_777_777  # rollout seed of the probe set (apart from every training seed)

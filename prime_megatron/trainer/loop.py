@@ -38,13 +38,14 @@ from prime_megatron.trainer.evaluate import evaluate, paired_change
 from prime_megatron.trainer.inputs import ResolvedInputs, write_run_record
 from prime_megatron.trainer.metrics import MetricsLogger
 from prime_megatron.trainer.offload import Offloader, compute_device
+from prime_megatron.trainer.phases import Phase, PhaseTimer
 from prime_megatron.trainer.setup import (
     build_models,
     ensure_start_checkpoint,
     log0,
     rollout_model_dir,
 )
-from prime_megatron.trainer.update import PhaseTimer, UpdateSettings, learn
+from prime_megatron.trainer.update import UpdateSettings, learn
 
 
 class Trainer:
@@ -217,7 +218,7 @@ class Trainer:
     def _one_step(self, settings: UpdateSettings) -> dict[str, float]:
         timer = PhaseTimer(self.offloader.enter if self.offloader is not None else None)
         start = time.perf_counter()
-        with timer("rollout"):
+        with timer(Phase.ROLLOUT):
             groups, metrics = self.collector.collect(
                 self.step, seed=self.cfg.run.seed * 100_003 + self.step
             )
@@ -227,11 +228,11 @@ class Trainer:
             metrics.update(result.metrics)
             self._maybe_dump_samples(groups, batch, result.token_q)
             metrics.update(self._maybe_step_credit(groups, batch, result, timer))
-            with timer("weight_sync"):
+            with timer(Phase.WEIGHT_SYNC):
                 metrics.update({f"sync/{k}": float(v) for k, v in self._sync().items()})
             metrics["time/tokens_per_s"] = float(batch.mask.sum()) / (time.perf_counter() - start)
-        self._maybe_verify_sync([g.prompt_ids for g in groups], metrics, timer)
-        metrics.update({f"time/{k}": v for k, v in timer.seconds.items()})
+        metrics.update(self._maybe_verify_sync([g.prompt_ids for g in groups], timer))
+        metrics.update(timer.metrics())
         metrics["time/step"] = time.perf_counter() - start
         return metrics
 
@@ -254,7 +255,7 @@ class Trainer:
         every = self.cfg.run.step_credit_every
         if not every or result.token_q is None or (self.step + 1) % every:
             return {}
-        with timer("step_credit"):
+        with timer(Phase.STEP_CREDIT):
             logps = {"policy": result.policy_logp, "sft": result.sft_logp}
             out = batch_credit(groups, batch, result.token_q, logps, self.tokenizer, self.step + 1)
             if self.probe is not None:
@@ -274,17 +275,19 @@ class Trainer:
         k = c.batch.samples_per_prompt
         return SFTSampleProbe.draw(self.engine, prompts, k, self.tokenizer.pad_token_id)
 
-    def _maybe_verify_sync(self, prompts: list[list[int]], metrics: dict, timer) -> None:
+    def _maybe_verify_sync(self, prompts: list[list[int]], timer: PhaseTimer) -> dict[str, float]:
         """Every ``run.verify_sync_every`` steps: vLLM greedy == Megatron greedy after the sync."""
         every = self.cfg.run.verify_sync_every
         if not every or not prompts or (self.step + 1) % every:
-            return
-        with timer("verify_sync"):
+            return {}
+        with timer(Phase.VERIFY_SYNC):
             report = verify_weight_sync(self.models.policy, self.groups, self.engine, prompts[:4],
                                         self.vocab, max_new_tokens=16, seed=self.step)  # fmt: skip
-        metrics["verify/greedy_match"] = float(report["greedy_match"])
-        metrics["verify/greedy_logp_abs_max"] = report["greedy_logp"]["abs_max"]
-        metrics["verify/sampled_logp_abs_max"] = report["sampled_logp"]["abs_max"]
+        return {
+            "verify/greedy_match": float(report["greedy_match"]),
+            "verify/greedy_logp_abs_max": report["greedy_logp"]["abs_max"],
+            "verify/sampled_logp_abs_max": report["sampled_logp"]["abs_max"],
+        }
 
     def close(self) -> None:
         if self.logger is not None:

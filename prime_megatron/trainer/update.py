@@ -8,9 +8,6 @@ micro-batches and data-parallel ranks.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -32,19 +29,9 @@ from prime_megatron.distributed.init import ParallelGroups
 from prime_megatron.evidence.prm_metrics import prm_batch_metrics
 from prime_megatron.resharding.verify import logprob_mismatch
 from prime_megatron.trainer.batch import SampleBatch, split_even
-from prime_megatron.trainer.optim import ShardedAdamW
+from prime_megatron.trainer.models import Models
 from prime_megatron.trainer.passes import PassResult, run_pass
-
-
-@dataclass
-class Models:
-    """This rank's chunks of the three models; ``prm``/``ref`` are None when unused."""
-
-    policy: torch.nn.Module
-    policy_opt: ShardedAdamW
-    prm: torch.nn.Module | None = None
-    prm_opt: ShardedAdamW | None = None
-    ref: torch.nn.Module | None = None
+from prime_megatron.trainer.phases import Phase, PhaseTimer
 
 
 @dataclass
@@ -55,25 +42,6 @@ class UpdateSettings:
     micro_batch_size: int
     temperature: float
     prm_mini_batches: int = 1  # PRM optimizer steps per epoch over the step's batch
-
-
-class PhaseTimer:
-    """Accumulates wall-clock seconds per named phase (``with timer("rollout"): ...``);
-    ``on_enter(name)`` runs first on entering a phase (the offloader's hook), timed with it."""
-
-    def __init__(self, on_enter: Callable[[str], None] | None = None) -> None:
-        self.seconds: dict[str, float] = {}
-        self.on_enter = on_enter
-
-    @contextmanager
-    def __call__(self, name: str):
-        start = time.perf_counter()
-        if self.on_enter is not None:
-            self.on_enter(name)
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
 @dataclass
@@ -92,7 +60,7 @@ def learn(
     """One PRIME update on ``batch``."""
     a, mbs, temp = s.algo, s.micro_batch_size, s.temperature
     metrics: dict[str, float] = {}
-    with timer("logprobs"):
+    with timer(Phase.LOGPROBS):
         old = None
         if separate_policy_forward(s):
             old = run_pass(models.policy, groups, batch, mbs, temp, with_entropy=True)
@@ -104,7 +72,8 @@ def learn(
     prm_ref_logp = old.logp if a.prm_reference == "policy" and old is not None else sft_logp
     process_rewards = token_q = None
     if s.use_prm:
-        prm_logp = _prm_phase(models, groups, batch, prm_ref_logp, s, timer, metrics)
+        prm_logp, prm_metrics = _prm_phase(models, groups, batch, prm_ref_logp, s, timer)
+        metrics.update(prm_metrics)
         token_q = (prm_logp - prm_ref_logp) * batch.mask
         process_rewards = implicit_process_rewards(
             prm_logp, prm_ref_logp, batch.mask, a.beta, a.reward_granularity,
@@ -117,11 +86,11 @@ def learn(
         batch.outcome, process_rewards, batch.mask, batch.group, a.gamma,
         a.process_baseline, a.whiten, a.outcome_coef, a.process_coef,
     )  # fmt: skip
-    with timer("policy_update"):
+    with timer(Phase.POLICY_UPDATE):
         update_metrics, sampled = _policy_update(models, groups, batch, old, advantages,
                                                  sft_logp, s)  # fmt: skip
     metrics.update(update_metrics)
-    _batch_metrics(batch, sampled.logp, sampled.entropy, sft_logp, advantages, metrics)
+    metrics.update(_batch_metrics(batch, sampled.logp, sampled.entropy, sft_logp, advantages))
     return LearnResult(metrics, token_q, sampled.logp, sft_logp)
 
 
@@ -135,28 +104,31 @@ def separate_policy_forward(s: UpdateSettings) -> bool:
     return s.mini_batches > 1 or (s.use_prm and s.algo.prm_reference == "policy")
 
 
-def _prm_phase(models, groups, batch, ref_logp, s: UpdateSettings, timer, metrics) -> Tensor:
-    """PRM log-probs used for the rewards, and the PRM update, in the configured order.
+def _prm_phase(
+    models: Models, groups, batch, ref_logp, s: UpdateSettings, timer: PhaseTimer
+) -> tuple[Tensor, dict[str, float]]:
+    """PRM log-probs used for the rewards, and the PRM update, in the configured order;
+    with the update's and the ranking metrics.
 
     The ``prm/*`` ranking metrics score every sample with a PRM that has not trained on it
     yet: the PRM before this step's update ("after"), or, with "before", the first epoch's
     forward of the sample's mini-batch (earlier mini-batches' updates only)."""
+    after = s.algo.prm_update == "after"
     single_forward = s.prm_mini_batches == 1 and s.algo.prm_epochs == 1
-    if s.algo.prm_update == "after" and not single_forward:
-        with timer("logprobs"):
+    if after and not single_forward:
+        with timer(Phase.LOGPROBS):
             logp = run_pass(models.prm, groups, batch, s.micro_batch_size, s.temperature).logp
-    with timer("prm_update"):
-        fresh_logp, update_metrics = _prm_update(models, groups, batch, ref_logp, s)
-    metrics.update(update_metrics)
-    if s.algo.prm_update == "after" and single_forward:
+    with timer(Phase.PRM_UPDATE):
+        fresh_logp, metrics = _prm_update(models, groups, batch, ref_logp, s)
+    if after and single_forward:
         logp = fresh_logp  # its own forward saw the weights before the update
-    unseen = logp if s.algo.prm_update == "after" else fresh_logp
-    q = sequence_q(unseen, ref_logp, batch.mask)
-    metrics.update(prm_batch_metrics(q, batch.outcome, batch.group))
-    if s.algo.prm_update == "after":
-        return logp
-    with timer("logprobs"):
-        return run_pass(models.prm, groups, batch, s.micro_batch_size, s.temperature).logp
+    unseen = logp if after else fresh_logp
+    metrics.update(prm_batch_metrics(sequence_q(unseen, ref_logp, batch.mask), batch.outcome,
+                                     batch.group))  # fmt: skip
+    if not after:
+        with timer(Phase.LOGPROBS):
+            logp = run_pass(models.prm, groups, batch, s.micro_batch_size, s.temperature).logp
+    return logp, metrics
 
 
 def _prm_update(models, groups, batch, ref_logp, s: UpdateSettings) -> tuple[Tensor, dict]:
@@ -269,20 +241,23 @@ def _ppo_loss_fn(a: AlgoConfig, denom: float):
     return loss_fn
 
 
-def _batch_metrics(batch, logp, entropy, ref_logp, advantages, metrics: dict) -> None:
+def _batch_metrics(batch, logp, entropy, ref_logp, advantages) -> dict[str, float]:
     mask = batch.mask
     valid = mask.bool()
     tokens = float(mask.sum())
-    metrics["train/outcome_mean"] = float(batch.outcome.mean())
-    metrics["train/samples"] = float(batch.size)
-    metrics["train/response_len"] = tokens / batch.size
-    metrics["train/entropy"] = float((entropy * mask).sum() / tokens)
-    metrics["adv/mean"] = float(advantages[valid].mean())
-    metrics["adv/std"] = float(advantages[valid].std())
-    metrics["adv/max"] = float(advantages[valid].max())
-    metrics["adv/min"] = float(advantages[valid].min())
+    metrics = {
+        "train/outcome_mean": float(batch.outcome.mean()),
+        "train/samples": float(batch.size),
+        "train/response_len": tokens / batch.size,
+        "train/entropy": float((entropy * mask).sum() / tokens),
+        "adv/mean": float(advantages[valid].mean()),
+        "adv/std": float(advantages[valid].std()),
+        "adv/max": float(advantages[valid].max()),
+        "adv/min": float(advantages[valid].min()),
+    }
     mismatch = logprob_mismatch(batch.rollout_logp, logp, mask)
     for key in ("abs_mean", "abs_p99", "abs_max", "signed_mean"):
         metrics[f"mismatch/rollout_vs_trainer_{key}"] = mismatch[key]
     if ref_logp is not None:
         metrics["train/kl_to_ref"] = float(aggregate_loss(kl_k3(logp, ref_logp), mask))
+    return metrics

@@ -37,7 +37,9 @@ def main() -> None:
     from prime_megatron.trainer import update
     from prime_megatron.trainer.optim import ShardedAdamW
     from prime_megatron.trainer.passes import run_pass
-    from prime_megatron.trainer.update import Models, PhaseTimer, UpdateSettings, learn
+    from prime_megatron.trainer.models import Models
+    from prime_megatron.trainer.phases import PhaseTimer
+    from prime_megatron.trainer.update import UpdateSettings, learn
 
     ckpt, prm_update, prm_loss = sys.argv[1], sys.argv[4], sys.argv[5]
     tp, pp, prm_mini_batches, prm_epochs, mini_batches, separate = map(
