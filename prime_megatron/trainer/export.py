@@ -16,7 +16,7 @@ def export_policy(trainer) -> None:
     state = {
         name: t.clone()
         for name, t in iter_full_hf_tensors(
-            trainer.models.policy, trainer.groups, trainer.meta.arch
+            trainer.models.policy, trainer.parallel, trainer.meta.arch
         )
     }
     if is_rank0():

@@ -25,7 +25,7 @@ from prime_megatron.rewards.manager import RewardManager
 from prime_megatron.rollout.engine import RolloutEngine
 from prime_megatron.run_layout import RunLayout
 from prime_megatron.trainer import checkpointing as ckpt_io
-from prime_megatron.trainer.batch import SampleBatch
+from prime_megatron.trainer.batch import Group, SampleBatch
 from prime_megatron.trainer.collect import GroupCollector
 from prime_megatron.trainer.config import TrainConfig
 from prime_megatron.trainer.credit import (
@@ -54,10 +54,10 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, inputs: ResolvedInputs) -> None:
         self.cfg, self.inputs = cfg, inputs
         self.layout = RunLayout(Path(cfg.run.output_dir))
-        self.groups = initialize_parallel(
+        self.parallel = initialize_parallel(
             cfg.parallel.tensor_parallel, cfg.parallel.pipeline_parallel
         )
-        seed_all(cfg.run.seed, self.groups)
+        seed_all(cfg.run.seed, self.parallel)
         if is_rank0():
             write_run_record(self.layout, cfg, inputs)
         dist.barrier()
@@ -76,8 +76,8 @@ class Trainer:
         cfg, inputs = self.cfg, self.inputs
         self.tokenizer, self.encode, self.heldout = inputs.tokenizer, inputs.encode, inputs.heldout
         start = inputs.start
-        ensure_start_checkpoint(start, cfg, self.groups, self.tokenizer, self.encode)
-        self.models, self.meta = build_models(cfg, self.groups, start)
+        ensure_start_checkpoint(start, cfg, self.parallel, self.tokenizer, self.encode)
+        self.models, self.meta = build_models(cfg, self.parallel, start)
         self.offloader = (
             Offloader(self.models, compute_device(), torch.device("cpu"))
             if cfg.model.offload_idle
@@ -111,8 +111,8 @@ class Trainer:
         return models, optimizers
 
     def _layout(self) -> dict:
-        g = self.groups
-        return {"world": dist.get_world_size(), "tp": g.tp_size, "pp": g.pp_size}
+        parallel = self.parallel
+        return {"world": dist.get_world_size(), "tp": parallel.tp_size, "pp": parallel.pp_size}
 
     def _resume(self) -> None:
         path = self.inputs.resume
@@ -151,7 +151,7 @@ class Trainer:
 
     def _sync(self) -> dict:
         bucket = self.cfg.rollout.bucket_mb * 2**20
-        return sync_weights(self.models.policy, self.groups, self.meta.arch, self.engine, bucket)
+        return sync_weights(self.models.policy, self.parallel, self.meta.arch, self.engine, bucket)
 
     # ---- run ------------------------------------------------------------------------
 
@@ -185,10 +185,9 @@ class Trainer:
 
     def train(self) -> dict:
         cfg = self.cfg
-        b = cfg.batch
-        settings = UpdateSettings(cfg.algo, cfg.use_prm, b.mini_batches_per_step,
-                                  b.micro_batch_size, cfg.rollout.temperature,
-                                  b.prm_mini_batches_per_step)  # fmt: skip
+        settings = UpdateSettings(cfg.algo, cfg.use_prm, cfg.batch.mini_batches_per_step,
+                                  cfg.batch.micro_batch_size, cfg.rollout.temperature,
+                                  cfg.batch.prm_mini_batches_per_step)  # fmt: skip
         before = self.evaluate("eval_before") if self.step == 0 else None
         self.probe = self._draw_probe(self.collector.dataset)
         stop_at = (
@@ -219,36 +218,37 @@ class Trainer:
         timer = PhaseTimer(self.offloader.enter if self.offloader is not None else None)
         start = time.perf_counter()
         with timer(Phase.ROLLOUT):
-            groups, metrics = self.collector.collect(
+            prompt_groups, metrics = self.collector.collect(
                 self.step, seed=self.cfg.run.seed * 100_003 + self.step
             )
-        if groups:
-            batch = SampleBatch.from_groups(groups, self.tokenizer.pad_token_id)
-            result = learn(self.models, self.groups, batch, settings, timer)
+        if prompt_groups:
+            batch = SampleBatch.from_groups(prompt_groups, self.tokenizer.pad_token_id)
+            result = learn(self.models, self.parallel, batch, settings, timer)
             metrics.update(result.metrics)
-            self._maybe_dump_samples(groups, batch, result.token_q)
-            metrics.update(self._maybe_step_credit(groups, batch, result, timer))
+            self._maybe_dump_samples(prompt_groups, batch, result.token_q)
+            metrics.update(self._maybe_step_credit(prompt_groups, batch, result, timer))
             with timer(Phase.WEIGHT_SYNC):
                 metrics.update({f"sync/{k}": float(v) for k, v in self._sync().items()})
             metrics["time/tokens_per_s"] = float(batch.mask.sum()) / (time.perf_counter() - start)
-        metrics.update(self._maybe_verify_sync([g.prompt_ids for g in groups], timer))
+        prompts = [group.prompt_ids for group in prompt_groups]
+        metrics.update(self._maybe_verify_sync(prompts, timer))
         metrics.update(timer.metrics())
         metrics["time/step"] = time.perf_counter() - start
         return metrics
 
-    def _maybe_dump_samples(self, groups: list, batch: SampleBatch, token_q) -> None:
+    def _maybe_dump_samples(self, prompt_groups: list[Group], batch: SampleBatch, token_q) -> None:
         """Every ``run.dump_samples_every`` steps (rank 0): the step's samples with their
         per-token implicit rewards, for offline analysis (benchmarks/step_credit.py)."""
         every = self.cfg.run.dump_samples_every
         if not every or (self.step + 1) % every or not is_rank0():
             return
         self.layout.samples.mkdir(exist_ok=True)
-        rows = sample_rows(groups, batch, token_q, self.step + 1)
+        rows = sample_rows(prompt_groups, batch, token_q, self.step + 1)
         lines = "".join(json.dumps(r) + "\n" for r in rows)
         self.layout.sample_dump(self.step + 1).write_text(lines)
 
     def _maybe_step_credit(
-        self, groups: list, batch: SampleBatch, result, timer: PhaseTimer
+        self, prompt_groups: list[Group], batch: SampleBatch, result, timer: PhaseTimer
     ) -> dict[str, float]:
         """Every ``run.step_credit_every`` steps: the PRM's first-wrong-step AUROC on this
         batch and on the SFT-sample probe, with their baselines (trainer/credit.py)."""
@@ -257,22 +257,25 @@ class Trainer:
             return {}
         with timer(Phase.STEP_CREDIT):
             logps = {"policy": result.policy_logp, "sft": result.sft_logp}
-            out = batch_credit(groups, batch, result.token_q, logps, self.tokenizer, self.step + 1)
+            out = batch_credit(
+                prompt_groups, batch, result.token_q, logps, self.tokenizer, self.step + 1
+            )
             if self.probe is not None:
-                c = self.cfg
+                cfg = self.cfg
                 out.update(self.probe.measure(
-                    self.models, self.groups, c.algo.prm_reference, c.batch.micro_batch_size,
-                    c.rollout.temperature, self.tokenizer, self.step + 1,
+                    self.models, self.parallel, cfg.algo.prm_reference,
+                    cfg.batch.micro_batch_size, cfg.rollout.temperature, self.tokenizer,
+                    self.step + 1,
                 ))  # fmt: skip
             return out
 
     def _draw_probe(self, train: PromptDataset) -> SFTSampleProbe | None:
         """Before the first RL step (the engine holds the SFT weights): the probe set."""
-        c = self.cfg
-        if not (c.run.step_credit_every and c.use_prm and self.step == 0):
+        cfg = self.cfg
+        if not (cfg.run.step_credit_every and cfg.use_prm and self.step == 0):
             return None
-        prompts = probe_prompts(train, self.encode, PROBE_PROMPTS, c.run.seed)
-        k = c.batch.samples_per_prompt
+        prompts = probe_prompts(train, self.encode, PROBE_PROMPTS, cfg.run.seed)
+        k = cfg.batch.samples_per_prompt
         return SFTSampleProbe.draw(self.engine, prompts, k, self.tokenizer.pad_token_id)
 
     def _maybe_verify_sync(self, prompts: list[list[int]], timer: PhaseTimer) -> dict[str, float]:
@@ -281,7 +284,7 @@ class Trainer:
         if not every or not prompts or (self.step + 1) % every:
             return {}
         with timer(Phase.VERIFY_SYNC):
-            report = verify_weight_sync(self.models.policy, self.groups, self.engine, prompts[:4],
+            report = verify_weight_sync(self.models.policy, self.parallel, self.engine, prompts[:4],
                                         self.vocab, max_new_tokens=16, seed=self.step)  # fmt: skip
         return {
             "verify/greedy_match": float(report["greedy_match"]),

@@ -47,16 +47,16 @@ def main() -> None:
     )
     if separate:  # the reference for the skipped forward: the trainer before the skip
         update.separate_policy_forward = lambda _settings: True
-    groups = initialize_parallel(tp, pp)
-    seed_all(0, groups)
+    parallel = initialize_parallel(tp, pp)
+    seed_all(0, parallel)
 
     def load():
-        return load_megatron_model(Path(ckpt), groups)[0]
+        return load_megatron_model(Path(ckpt), parallel)[0]
 
     policy, prm, ref = load(), load(), load().requires_grad_(False)
 
     def adam(model, clip):
-        return ShardedAdamW(list(model.parameters()), groups, lr=1e-3, grad_clip=clip)
+        return ShardedAdamW(list(model.parameters()), parallel, lr=1e-3, grad_clip=clip)
 
     models = Models(policy, adam(policy, 1.0), prm, adam(prm, 10.0), ref)
     batch = fixed_batch(vocab=61)
@@ -64,9 +64,9 @@ def main() -> None:
                       entropy_coef=0.001, prm_epochs=prm_epochs)  # fmt: skip
     settings = UpdateSettings(algo, use_prm=True, mini_batches=mini_batches, micro_batch_size=5,
                               temperature=1.0, prm_mini_batches=prm_mini_batches)  # fmt: skip
-    metrics = learn(models, groups, batch, settings, PhaseTimer()).metrics
-    after = run_pass(models.policy, groups, batch, 7).logp
-    prm_after = run_pass(models.prm, groups, batch, 7).logp
+    metrics = learn(models, parallel, batch, settings, PhaseTimer()).metrics
+    after = run_pass(models.policy, parallel, batch, 7).logp
+    prm_after = run_pass(models.prm, parallel, batch, 7).logp
     for v in metrics.values():
         assert v == v and abs(v) != float("inf"), metrics
     if dist.get_rank() == 0:
