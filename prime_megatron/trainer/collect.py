@@ -9,6 +9,7 @@ verifier sandbox per rank would multiply the cost and could disagree on timeouts
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -54,6 +55,9 @@ def score_on_rank0(
 
 
 class GroupCollector:
+    """Fills each step with filtered prompt groups; checkpoints its own position (the
+    prompt sampler) and the carry-over buffer."""
+
     def __init__(
         self,
         dataset: PromptDataset,
@@ -70,6 +74,14 @@ class GroupCollector:
         self.tokenizer, self.engine, self.rewards = tokenizer, engine, rewards
         self.algo, self.n_prompts, self.k = algo, prompts_per_step, samples_per_prompt
         self.buffer = CarryOverBuffer(algo.carryover_max_age)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain python state (JSON-able) to continue collecting exactly where it stopped."""
+        return {"sampler": self.sampler.state_dict(), "buffer": self.buffer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+        self.buffer.load_state_dict(state["buffer"])
 
     def collect(self, step: int, seed: int) -> tuple[list[Group], dict[str, float]]:
         """The step's training groups (fewer only if MAX_ROUNDS rounds could not fill it)."""

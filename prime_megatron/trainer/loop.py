@@ -10,14 +10,15 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from prime_megatron.checkpoint.megatron_io import is_rank0
+from prime_megatron.checkpoint.megatron_io import ModelCheckpointMeta, is_rank0
 from prime_megatron.data.dataset import PromptDataset
 from prime_megatron.data.sampler import PromptSampler
-from prime_megatron.distributed.init import initialize_parallel, seed_all
+from prime_megatron.distributed.init import ParallelGroups, initialize_parallel, seed_all
 from prime_megatron.evidence.metrics import tail_means
 from prime_megatron.evidence.prm_learning import PREFIXES as PRM_PREFIXES
 from prime_megatron.resharding import sync_weights, verify_weight_sync
@@ -26,7 +27,7 @@ from prime_megatron.rollout.engine import RolloutEngine
 from prime_megatron.run_layout import RunLayout
 from prime_megatron.trainer import checkpointing as ckpt_io
 from prime_megatron.trainer.batch import Group, SampleBatch
-from prime_megatron.trainer.collect import GroupCollector
+from prime_megatron.trainer.collect import GroupCollector, PromptEncoder
 from prime_megatron.trainer.config import TrainConfig
 from prime_megatron.trainer.credit import (
     SFTSampleProbe,
@@ -37,6 +38,7 @@ from prime_megatron.trainer.credit import (
 from prime_megatron.trainer.evaluate import evaluate, paired_change
 from prime_megatron.trainer.inputs import ResolvedInputs, write_run_record
 from prime_megatron.trainer.metrics import MetricsLogger
+from prime_megatron.trainer.models import Models
 from prime_megatron.trainer.offload import Offloader, compute_device
 from prime_megatron.trainer.phases import Phase, PhaseTimer
 from prime_megatron.trainer.setup import (
@@ -51,6 +53,28 @@ from prime_megatron.trainer.update import UpdateSettings, learn
 class Trainer:
     """A run of a validated config (never changed here) on inputs ``prepare_inputs`` made."""
 
+    cfg: TrainConfig
+    inputs: ResolvedInputs
+    layout: RunLayout
+    parallel: ParallelGroups
+    tokenizer: Any
+    encode: PromptEncoder
+    heldout: PromptDataset | None
+    models: Models
+    meta: ModelCheckpointMeta
+    offloader: Offloader | None  # model.offload_idle
+    vocab: int
+    engine: RolloutEngine
+    rewards: RewardManager | None  # rank 0 only
+    collector: GroupCollector
+    logger: MetricsLogger | None  # rank 0 only
+    step: int  # RL steps done
+    probe: SFTSampleProbe | None  # drawn in train() (step credit only)
+    # This process's steps' PRM/credit metrics, for the summary (not checkpointed: after a
+    # resume the summary covers the resumed part).
+    _history: list[dict]
+    _eval_before: dict[str, list[float]]  # metric prefix -> per-prompt scores
+
     def __init__(self, cfg: TrainConfig, inputs: ResolvedInputs) -> None:
         self.cfg, self.inputs = cfg, inputs
         self.layout = RunLayout(Path(cfg.run.output_dir))
@@ -63,10 +87,8 @@ class Trainer:
         dist.barrier()
         self._setup_data_and_models()
         self.step = 0
-        # This process's steps' PRM/credit metrics, for the summary (not checkpointed: after a
-        # resume the summary covers the resumed part).
-        self._history: list[dict] = []
-        self.probe: SFTSampleProbe | None = None  # drawn in train() (step credit only)
+        self._history = []
+        self.probe = None
         self._resume()
         self._sync()
 
@@ -89,7 +111,7 @@ class Trainer:
         )
         self.engine = RolloutEngine(rollout_dir, cfg.rollout, cfg.run.seed)
         self.rewards = RewardManager(cfg.rewards) if dist.get_rank() == 0 else None
-        self._eval_before: dict[str, list[float]] = {}  # metric prefix -> per-prompt scores
+        self._eval_before = {}
         sampler = PromptSampler(len(inputs.train), cfg.data.seed, cfg.data.shuffle)
         self.collector = GroupCollector(
             inputs.train, sampler, self.encode, self.tokenizer, self.engine, self.rewards,
@@ -120,11 +142,14 @@ class Trainer:
             return
         models, optimizers = self._trainable()
         state, exact = ckpt_io.load_checkpoint(path, models, optimizers, self._layout())
+        if "collector" not in state:  # saved before the collector checkpointed itself
+            raise ValueError(
+                f"{path}/{ckpt_io.STATE_FILE} has no 'collector' entry (an older format with "
+                "'sampler'/'buffer'): resume it with the prime_megatron that wrote it"
+            )
         self.step = state["step"]
-        # The first sync after resuming re-publishes the saved weights: same version number.
-        self.engine.weight_version = state["weight_version"] - 1
-        self.collector.sampler.load_state_dict(state["sampler"])
-        self.collector.buffer.load_state_dict(state["buffer"])
+        self.engine.restore_weight_version(state["weight_version"])
+        self.collector.load_state_dict(state["collector"])
         log0(f"resumed from {path} at step {self.step}" + ("" if exact else
              " (different layout: optimizer moments and RNG restarted)"))  # fmt: skip
 
@@ -134,8 +159,7 @@ class Trainer:
         models, optimizers = self._trainable()
         state = {
             "step": self.step,
-            "sampler": self.collector.sampler.state_dict(),
-            "buffer": self.collector.buffer.state_dict(),
+            "collector": self.collector.state_dict(),
             "layout": self._layout(),
             "weight_version": self.engine.weight_version,
         }
