@@ -81,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         result = trainer.train()
         if result["finished"]:
             if cfg.run.export_hf:
-                export_policy(trainer)
+                export_policy(trainer.models.policy, trainer.parallel, trainer.meta, trainer.layout)
             if cfg.run.plot:
-                plot_run(trainer)
+                plot_run(trainer.layout)
             _print_summary(result)
     finally:
         trainer.close()

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from prime_megatron.evidence.samples import RawsCount
 
-# Timed phases of a step (trainer PhaseTimer names); "other" is the rest of time/step.
-PHASES = ("rollout", "logprobs", "prm_update", "policy_update", "weight_sync")
+# Timed phases of a step (values of trainer.phases.Phase); "other" is the rest of time/step.
+PHASES = ("rollout", "logprobs", "prm_update", "policy_update", "weight_sync", "step_credit")
 
 
 @dataclass

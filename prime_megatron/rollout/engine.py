@@ -194,6 +194,11 @@ class RolloutEngine:
             kwargs={"weights_iterator": named_tensors, "is_checkpoint_format": True},
         )
 
+    def restore_weight_version(self, saved: int) -> None:
+        """Resume at a checkpoint whose weights were published as version ``saved``: the
+        first sync after resuming re-publishes them, so it gets the same number again."""
+        self.weight_version = saved - 1
+
     def finish_weight_update(self) -> int:
         """After the last ``load_weights`` of a sync: drop stale KV, bump the version."""
         self.llm.collective_rpc(_refresh_tied_layers)

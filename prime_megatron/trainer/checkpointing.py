@@ -4,7 +4,8 @@ Layout of ``<run>/checkpoints/step_000020/``:
   policy/, prm/        model shards (torch_dist; any TP/PP layout can load them)
   rank_00000.pt ...    per rank: optimizer states, RNG states (python, numpy, torch, the
                        tensor-parallel tracker)
-  trainer_state.json   step, data sampler position, carry-over buffer, layout
+  trainer_state.json   step, the collector (sampler position, carry-over buffer), layout,
+                       weight version
 A save is written under ``step_N.partial`` and renamed when every rank has finished, so a
 crash mid-save leaves the previous checkpoint loadable; only the ``keep_last`` newest
 complete checkpoints are kept. Optimizer states are per rank: resuming at another layout

@@ -9,6 +9,7 @@ verifier sandbox per rank would multiply the cost and could disagree on timeouts
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -54,6 +55,9 @@ def score_on_rank0(
 
 
 class GroupCollector:
+    """Fills each step with filtered prompt groups; checkpoints its own position (the
+    prompt sampler) and the carry-over buffer."""
+
     def __init__(
         self,
         dataset: PromptDataset,
@@ -71,6 +75,14 @@ class GroupCollector:
         self.algo, self.n_prompts, self.k = algo, prompts_per_step, samples_per_prompt
         self.buffer = CarryOverBuffer(algo.carryover_max_age)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Plain python state (JSON-able) to continue collecting exactly where it stopped."""
+        return {"sampler": self.sampler.state_dict(), "buffer": self.buffer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+        self.buffer.load_state_dict(state["buffer"])
+
     def collect(self, step: int, seed: int) -> tuple[list[Group], dict[str, float]]:
         """The step's training groups (fewer only if MAX_ROUNDS rounds could not fill it)."""
         totals: dict[str, float] = {}
@@ -87,24 +99,24 @@ class GroupCollector:
             taken = self.buffer.take(len(self.buffer), step) or []
         return [Group(**g) for g in taken], self._metrics(totals, len(taken))
 
-    def _metrics(self, t: dict[str, float], n_groups: int) -> dict[str, float]:
+    def _metrics(self, totals: dict[str, float], n_groups: int) -> dict[str, float]:
         out = {
             "filter/buffer_size": float(len(self.buffer)),
             "filter/groups_trained": float(n_groups),
         }
-        if not t:  # the buffer alone filled this step: no rollout, no rollout statistics
+        if not totals:  # the buffer alone filled this step: no rollout, no rollout statistics
             return out
-        samples = t["samples"]
+        samples = totals["samples"]
         out.update({
-            "rollout/accuracy": t["outcome_sum"] / samples,
-            "rollout/prompts": t["groups"],
-            "rollout/response_len": t["response_tokens"] / samples,
-            "rollout/truncated_frac": t["truncated"] / samples,
-            "filter/keep_rate": t["kept"] / t["groups"],
-            "filter/too_easy": t.get("too_easy", 0.0),
-            "filter/too_hard": t.get("too_hard", 0.0),
+            "rollout/accuracy": totals["outcome_sum"] / samples,
+            "rollout/prompts": totals["groups"],
+            "rollout/response_len": totals["response_tokens"] / samples,
+            "rollout/truncated_frac": totals["truncated"] / samples,
+            "filter/keep_rate": totals["kept"] / totals["groups"],
+            "filter/too_easy": totals.get("too_easy", 0.0),
+            "filter/too_hard": totals.get("too_hard", 0.0),
         })  # fmt: skip
-        out.update({f"verifier/{k}": v for k, v in t.items() if k.startswith("fail_")})
+        out.update({f"verifier/{k}": v for k, v in totals.items() if k.startswith("fail_")})
         return out
 
     def _rollout_round(self, n: int, step: int, seed: int) -> tuple[list[Group], dict[str, float]]:
@@ -125,11 +137,11 @@ class GroupCollector:
             outcome, torch.tensor(out.group_index), torch.tensor(out.truncated),
             self.algo.accuracy_range, self.algo.drop_truncated,
         )  # fmt: skip
-        groups = []
+        prompt_groups = []
         for p in range(len(prompts)):
             sl = slice(p * self.k, (p + 1) * self.k)
             if bool(keep[sl].all()):
-                groups.append(Group(
+                prompt_groups.append(Group(
                     prompt_ids=prompts[p], response_ids=out.response_ids[sl],
                     rollout_logprobs=out.response_logprobs[sl], truncated=out.truncated[sl],
                     outcome=scores[sl], row_index=indices[p], weight_version=out.weight_version,
@@ -140,4 +152,4 @@ class GroupCollector:
         counts["outcome_sum"] = float(outcome.sum())
         counts["truncated"] = float(sum(out.truncated))
         counts["response_tokens"] = float(sum(len(r) for r in out.response_ids))
-        return groups, counts
+        return prompt_groups, counts

@@ -22,15 +22,17 @@ from prime_megatron.evidence.credit import online_credit, step_credit
 from prime_megatron.evidence.samples import decode_sample, piece_table
 from prime_megatron.passes.batch import Group, SampleBatch
 from prime_megatron.passes.run import run_pass
-from prime_megatron.trainer.update import Models
+from prime_megatron.trainer.models import Models
 
 REPEATS = 20  # random-direction draws per measurement
 PROBE_SEED = 7_777_777  # rollout seed of the probe set (apart from every training seed)
 
 
-def sample_rows(groups: list[Group], batch: SampleBatch, token_q: Tensor | None, step: int):
+def sample_rows(
+    prompt_groups: list[Group], batch: SampleBatch, token_q: Tensor | None, step: int
+) -> list[dict]:
     """The batch's samples as dump rows (``evidence.samples`` reads them back)."""
-    samples = [(group, k) for group in groups for k in range(len(group.response_ids))]
+    samples = [(group, k) for group in prompt_groups for k in range(len(group.response_ids))]
     return [
         {
             "step": step, "row_index": g.row_index,
@@ -47,7 +49,7 @@ def valid_tokens(per_token: Tensor | None, mask: Tensor, row: int) -> list[float
 
 
 def batch_credit(
-    groups: list[Group],
+    prompt_groups: list[Group],
     batch: SampleBatch,
     token_q: Tensor,
     logps: dict[str, Tensor | None],
@@ -57,7 +59,7 @@ def batch_credit(
     """``online_credit`` of one batch; ``logps`` name -> [N, S-1] log-probs of a model whose
     own confidence is a baseline (None entries are skipped)."""
     table = piece_table(tokenizer)
-    rows = sample_rows(groups, batch, token_q, step)
+    rows = sample_rows(prompt_groups, batch, token_q, step)
     credits = [step_credit(decode_sample(row, table)) for row in rows]
     confidences = {
         name: [valid_tokens(logp, batch.mask, i) for i in range(batch.size)]
@@ -72,19 +74,19 @@ class SFTSampleProbe:
     """Samples drawn once from the SFT model (before any RL step), re-scored by the current
     PRM every time step credit is measured."""
 
-    groups: list[Group]
+    prompt_groups: list[Group]
     batch: SampleBatch
 
     @classmethod
     def draw(cls, engine, prompts: list[list[int]], k: int, pad_id: int) -> SFTSampleProbe:
         out = engine.generate(prompts, k, seed=PROBE_SEED)
-        groups = [
+        prompt_groups = [
             Group(prompts[p], out.response_ids[p * k : (p + 1) * k],
                   out.response_logprobs[p * k : (p + 1) * k], out.truncated[p * k : (p + 1) * k],
                   [0.0] * k, p, out.weight_version)
             for p in range(len(prompts))
         ]  # fmt: skip
-        return cls(groups, SampleBatch.from_groups(groups, pad_id))
+        return cls(prompt_groups, SampleBatch.from_groups(prompt_groups, pad_id))
 
     def measure(
         self,
@@ -103,7 +105,7 @@ class SFTSampleProbe:
         reference = models.policy if prm_reference == "policy" else models.ref
         token_q = (prm_logp - run_pass(reference, *args).logp) * self.batch.mask
         logps = {"sft": self.batch.rollout_logp}
-        out = batch_credit(self.groups, self.batch, token_q, logps, tokenizer, step)
+        out = batch_credit(self.prompt_groups, self.batch, token_q, logps, tokenizer, step)
         return {k.replace("credit/", "credit_sft_samples/", 1): v for k, v in out.items()}
 
 

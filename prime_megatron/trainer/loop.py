@@ -10,23 +10,25 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from prime_megatron.checkpoint.megatron_io import ModelCheckpointMeta
 from prime_megatron.data.dataset import PromptDataset
 from prime_megatron.data.sampler import PromptSampler
-from prime_megatron.distributed.init import initialize_parallel, seed_all
+from prime_megatron.distributed.init import ParallelGroups, initialize_parallel, seed_all
 from prime_megatron.distributed.rank import compute_device, is_rank0, log0
 from prime_megatron.evidence.metrics import tail_means
 from prime_megatron.evidence.prm_learning import PREFIXES as PRM_PREFIXES
-from prime_megatron.passes.batch import SampleBatch
+from prime_megatron.passes.batch import Group, SampleBatch
 from prime_megatron.resharding import sync_weights, verify_weight_sync
 from prime_megatron.rewards.manager import RewardManager
 from prime_megatron.rollout.engine import RolloutEngine
 from prime_megatron.run_layout import RunLayout
 from prime_megatron.trainer import checkpointing as ckpt_io
-from prime_megatron.trainer.collect import GroupCollector
+from prime_megatron.trainer.collect import GroupCollector, PromptEncoder
 from prime_megatron.trainer.config import TrainConfig
 from prime_megatron.trainer.credit import (
     SFTSampleProbe,
@@ -37,34 +39,56 @@ from prime_megatron.trainer.credit import (
 from prime_megatron.trainer.evaluate import evaluate, paired_change
 from prime_megatron.trainer.inputs import ResolvedInputs, write_run_record
 from prime_megatron.trainer.metrics import MetricsLogger
+from prime_megatron.trainer.models import Models
 from prime_megatron.trainer.offload import Offloader
+from prime_megatron.trainer.phases import Phase, PhaseTimer
 from prime_megatron.trainer.setup import (
     build_models,
     ensure_start_checkpoint,
     rollout_model_dir,
 )
-from prime_megatron.trainer.update import PhaseTimer, UpdateSettings, learn
+from prime_megatron.trainer.update import UpdateSettings, learn
 
 
 class Trainer:
     """A run of a validated config (never changed here) on inputs ``prepare_inputs`` made."""
 
+    cfg: TrainConfig
+    inputs: ResolvedInputs
+    layout: RunLayout
+    parallel: ParallelGroups
+    tokenizer: Any
+    encode: PromptEncoder
+    heldout: PromptDataset | None
+    models: Models
+    meta: ModelCheckpointMeta
+    offloader: Offloader | None  # model.offload_idle
+    vocab: int
+    engine: RolloutEngine
+    rewards: RewardManager | None  # rank 0 only
+    collector: GroupCollector
+    logger: MetricsLogger | None  # rank 0 only
+    step: int  # RL steps done
+    probe: SFTSampleProbe | None  # drawn in train() (step credit only)
+    # This process's steps' PRM/credit metrics, for the summary (not checkpointed: after a
+    # resume the summary covers the resumed part).
+    _history: list[dict]
+    _eval_before: dict[str, list[float]]  # metric prefix -> per-prompt scores
+
     def __init__(self, cfg: TrainConfig, inputs: ResolvedInputs) -> None:
         self.cfg, self.inputs = cfg, inputs
         self.layout = RunLayout(Path(cfg.run.output_dir))
-        self.groups = initialize_parallel(
+        self.parallel = initialize_parallel(
             cfg.parallel.tensor_parallel, cfg.parallel.pipeline_parallel
         )
-        seed_all(cfg.run.seed, self.groups)
+        seed_all(cfg.run.seed, self.parallel)
         if is_rank0():
             write_run_record(self.layout, cfg, inputs)
         dist.barrier()
         self._setup_data_and_models()
         self.step = 0
-        # This process's steps' PRM/credit metrics, for the summary (not checkpointed: after a
-        # resume the summary covers the resumed part).
-        self._history: list[dict] = []
-        self.probe: SFTSampleProbe | None = None  # drawn in train() (step credit only)
+        self._history = []
+        self.probe = None
         self._resume()
         self._sync()
 
@@ -74,8 +98,8 @@ class Trainer:
         cfg, inputs = self.cfg, self.inputs
         self.tokenizer, self.encode, self.heldout = inputs.tokenizer, inputs.encode, inputs.heldout
         start = inputs.start
-        ensure_start_checkpoint(start, cfg, self.groups, self.tokenizer, self.encode)
-        self.models, self.meta = build_models(cfg, self.groups, start)
+        ensure_start_checkpoint(start, cfg, self.parallel, self.tokenizer, self.encode)
+        self.models, self.meta = build_models(cfg, self.parallel, start)
         self.offloader = (
             Offloader(self.models, compute_device(), torch.device("cpu"))
             if cfg.model.offload_idle
@@ -87,7 +111,7 @@ class Trainer:
         )
         self.engine = RolloutEngine(rollout_dir, cfg.rollout, cfg.run.seed)
         self.rewards = RewardManager(cfg.rewards) if dist.get_rank() == 0 else None
-        self._eval_before: dict[str, list[float]] = {}  # metric prefix -> per-prompt scores
+        self._eval_before = {}
         sampler = PromptSampler(len(inputs.train), cfg.data.seed, cfg.data.shuffle)
         self.collector = GroupCollector(
             inputs.train, sampler, self.encode, self.tokenizer, self.engine, self.rewards,
@@ -109,8 +133,8 @@ class Trainer:
         return models, optimizers
 
     def _layout(self) -> dict:
-        g = self.groups
-        return {"world": dist.get_world_size(), "tp": g.tp_size, "pp": g.pp_size}
+        parallel = self.parallel
+        return {"world": dist.get_world_size(), "tp": parallel.tp_size, "pp": parallel.pp_size}
 
     def _resume(self) -> None:
         path = self.inputs.resume
@@ -118,11 +142,14 @@ class Trainer:
             return
         models, optimizers = self._trainable()
         state, exact = ckpt_io.load_checkpoint(path, models, optimizers, self._layout())
+        if "collector" not in state:  # saved before the collector checkpointed itself
+            raise ValueError(
+                f"{path}/{ckpt_io.STATE_FILE} has no 'collector' entry (an older format with "
+                "'sampler'/'buffer'): resume it with the prime_megatron that wrote it"
+            )
         self.step = state["step"]
-        # The first sync after resuming re-publishes the saved weights: same version number.
-        self.engine.weight_version = state["weight_version"] - 1
-        self.collector.sampler.load_state_dict(state["sampler"])
-        self.collector.buffer.load_state_dict(state["buffer"])
+        self.engine.restore_weight_version(state["weight_version"])
+        self.collector.load_state_dict(state["collector"])
         log0(f"resumed from {path} at step {self.step}" + ("" if exact else
              " (different layout: optimizer moments and RNG restarted)"))  # fmt: skip
 
@@ -132,8 +159,7 @@ class Trainer:
         models, optimizers = self._trainable()
         state = {
             "step": self.step,
-            "sampler": self.collector.sampler.state_dict(),
-            "buffer": self.collector.buffer.state_dict(),
+            "collector": self.collector.state_dict(),
             "layout": self._layout(),
             "weight_version": self.engine.weight_version,
         }
@@ -149,7 +175,7 @@ class Trainer:
 
     def _sync(self) -> dict:
         bucket = self.cfg.rollout.bucket_bytes
-        return sync_weights(self.models.policy, self.groups, self.meta.arch, self.engine, bucket)
+        return sync_weights(self.models.policy, self.parallel, self.meta.arch, self.engine, bucket)
 
     # ---- run ------------------------------------------------------------------------
 
@@ -183,10 +209,9 @@ class Trainer:
 
     def train(self) -> dict:
         cfg = self.cfg
-        b = cfg.batch
-        settings = UpdateSettings(cfg.algo, cfg.use_prm, b.mini_batches_per_step,
-                                  b.micro_batch_size, cfg.rollout.temperature,
-                                  b.prm_mini_batches_per_step)  # fmt: skip
+        settings = UpdateSettings(cfg.algo, cfg.use_prm, cfg.batch.mini_batches_per_step,
+                                  cfg.batch.micro_batch_size, cfg.rollout.temperature,
+                                  cfg.batch.prm_mini_batches_per_step)  # fmt: skip
         before = self.evaluate("eval_before") if self.step == 0 else None
         self.probe = self._draw_probe(self.collector.dataset)
         if self.logger is not None:
@@ -218,71 +243,80 @@ class Trainer:
     def _one_step(self, settings: UpdateSettings) -> dict[str, float]:
         timer = PhaseTimer(self.offloader.enter if self.offloader is not None else None)
         start = time.perf_counter()
-        with timer("rollout"):
-            groups, metrics = self.collector.collect(
+        with timer(Phase.ROLLOUT):
+            prompt_groups, metrics = self.collector.collect(
                 self.step, seed=self.cfg.run.seed * 100_003 + self.step
             )
-        if groups:
-            batch = SampleBatch.from_groups(groups, self.tokenizer.pad_token_id)
-            result = learn(self.models, self.groups, batch, settings, timer)
+        if prompt_groups:
+            batch = SampleBatch.from_groups(prompt_groups, self.tokenizer.pad_token_id)
+            result = learn(self.models, self.parallel, batch, settings, timer)
             metrics.update(result.metrics)
-            self._maybe_dump_samples(groups, batch, result.token_q)
-            metrics.update(self._maybe_step_credit(groups, batch, result))
-            with timer("weight_sync"):
+            self._maybe_dump_samples(prompt_groups, batch, result.token_q)
+            metrics.update(self._maybe_step_credit(prompt_groups, batch, result, timer))
+            with timer(Phase.WEIGHT_SYNC):
                 metrics.update({f"sync/{k}": float(v) for k, v in self._sync().items()})
             metrics["time/tokens_per_s"] = float(batch.mask.sum()) / (time.perf_counter() - start)
-        self._maybe_verify_sync([g.prompt_ids for g in groups], metrics, timer)
-        metrics.update({f"time/{k}": v for k, v in timer.seconds.items()})
+        prompts = [group.prompt_ids for group in prompt_groups]
+        metrics.update(self._maybe_verify_sync(prompts, timer))
+        metrics.update(timer.metrics())
         metrics["time/step"] = time.perf_counter() - start
         return metrics
 
-    def _maybe_dump_samples(self, groups: list, batch: SampleBatch, token_q) -> None:
+    def _maybe_dump_samples(self, prompt_groups: list[Group], batch: SampleBatch, token_q) -> None:
         """Every ``run.dump_samples_every`` steps (rank 0): the step's samples with their
         per-token implicit rewards, for offline analysis (benchmarks/step_credit.py)."""
         every = self.cfg.run.dump_samples_every
         if not every or (self.step + 1) % every or not is_rank0():
             return
         self.layout.samples.mkdir(exist_ok=True)
-        rows = sample_rows(groups, batch, token_q, self.step + 1)
+        rows = sample_rows(prompt_groups, batch, token_q, self.step + 1)
         lines = "".join(json.dumps(r) + "\n" for r in rows)
         self.layout.sample_dump(self.step + 1).write_text(lines)
 
-    def _maybe_step_credit(self, groups: list, batch: SampleBatch, result) -> dict[str, float]:
+    def _maybe_step_credit(
+        self, prompt_groups: list[Group], batch: SampleBatch, result, timer: PhaseTimer
+    ) -> dict[str, float]:
         """Every ``run.step_credit_every`` steps: the PRM's first-wrong-step AUROC on this
         batch and on the SFT-sample probe, with their baselines (trainer/credit.py)."""
         every = self.cfg.run.step_credit_every
         if not every or result.token_q is None or (self.step + 1) % every:
             return {}
-        logps = {"policy": result.policy_logp, "sft": result.sft_logp}
-        out = batch_credit(groups, batch, result.token_q, logps, self.tokenizer, self.step + 1)
-        if self.probe is not None:
-            c = self.cfg
-            out.update(self.probe.measure(
-                self.models, self.groups, c.algo.prm_reference, c.batch.micro_batch_size,
-                c.rollout.temperature, self.tokenizer, self.step + 1,
-            ))  # fmt: skip
-        return out
+        with timer(Phase.STEP_CREDIT):
+            logps = {"policy": result.policy_logp, "sft": result.sft_logp}
+            out = batch_credit(
+                prompt_groups, batch, result.token_q, logps, self.tokenizer, self.step + 1
+            )
+            if self.probe is not None:
+                cfg = self.cfg
+                out.update(self.probe.measure(
+                    self.models, self.parallel, cfg.algo.prm_reference,
+                    cfg.batch.micro_batch_size, cfg.rollout.temperature, self.tokenizer,
+                    self.step + 1,
+                ))  # fmt: skip
+            return out
 
     def _draw_probe(self, train: PromptDataset) -> SFTSampleProbe | None:
         """Before the first RL step (the engine holds the SFT weights): the probe set."""
-        c = self.cfg
-        if not (c.run.step_credit_every and c.use_prm and self.step == 0):
+        cfg = self.cfg
+        if not (cfg.run.step_credit_every and cfg.use_prm and self.step == 0):
             return None
-        prompts = probe_prompts(train, self.encode, PROBE_PROMPTS, c.run.seed)
-        k = c.batch.samples_per_prompt
+        prompts = probe_prompts(train, self.encode, PROBE_PROMPTS, cfg.run.seed)
+        k = cfg.batch.samples_per_prompt
         return SFTSampleProbe.draw(self.engine, prompts, k, self.tokenizer.pad_token_id)
 
-    def _maybe_verify_sync(self, prompts: list[list[int]], metrics: dict, timer) -> None:
+    def _maybe_verify_sync(self, prompts: list[list[int]], timer: PhaseTimer) -> dict[str, float]:
         """Every ``run.verify_sync_every`` steps: vLLM greedy == Megatron greedy after the sync."""
         every = self.cfg.run.verify_sync_every
         if not every or not prompts or (self.step + 1) % every:
-            return
-        with timer("verify_sync"):
-            report = verify_weight_sync(self.models.policy, self.groups, self.engine, prompts[:4],
+            return {}
+        with timer(Phase.VERIFY_SYNC):
+            report = verify_weight_sync(self.models.policy, self.parallel, self.engine, prompts[:4],
                                         self.vocab, max_new_tokens=16, seed=self.step)  # fmt: skip
-        metrics["verify/greedy_match"] = float(report["greedy_match"])
-        metrics["verify/greedy_logp_abs_max"] = report["greedy_logp"]["abs_max"]
-        metrics["verify/sampled_logp_abs_max"] = report["sampled_logp"]["abs_max"]
+        return {
+            "verify/greedy_match": float(report["greedy_match"]),
+            "verify/greedy_logp_abs_max": report["greedy_logp"]["abs_max"],
+            "verify/sampled_logp_abs_max": report["sampled_logp"]["abs_max"],
+        }
 
     def close(self) -> None:
         if self.logger is not None:

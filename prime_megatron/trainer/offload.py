@@ -8,7 +8,7 @@ activations, at the price of host<->device copies at phase boundaries. On a CPU-
 machine compute and storage are the same device: the bookkeeping runs, the copies are
 no-ops.
 
-DESIGN: residency follows the phase names the step already times (``PhaseTimer``), so the
+DESIGN: residency follows the phases the step already times (``PhaseTimer``), so the
 learning code stays free of memory management.
 """
 
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import torch
 
+from prime_megatron.trainer.models import Models
 from prime_megatron.trainer.optim import ShardedAdamW
-from prime_megatron.trainer.phases import MODEL_NAMES, PHASE_MODELS
-from prime_megatron.trainer.update import Models
+from prime_megatron.trainer.phases import MODEL_NAMES, PHASE_MODELS, Phase
 
 
 class Offloader:
@@ -35,9 +35,15 @@ class Offloader:
         self.compute, self.storage = compute, storage
         self.resident = set(self.entries)  # models start on the compute device
 
-    def enter(self, phase: str) -> None:
+    def enter(self, phase: Phase) -> None:
         """Make exactly ``phase``'s models resident on the compute device."""
-        wanted = set(PHASE_MODELS.get(phase, MODEL_NAMES)) & set(self.entries)
+        self._make_resident(set(PHASE_MODELS[Phase(phase)]) & set(self.entries))
+
+    def restore(self) -> None:
+        """Every model back on the compute device (before checkpointing or evaluation)."""
+        self._make_resident(set(self.entries))
+
+    def _make_resident(self, wanted: set[str]) -> None:
         if wanted == self.resident:
             return
         for name in sorted(self.resident - wanted):
@@ -48,10 +54,6 @@ class Offloader:
         if self.compute.type == "cuda":
             torch.cuda.synchronize(self.compute)
             torch.cuda.empty_cache()
-
-    def restore(self) -> None:
-        """Every model back on the compute device (before checkpointing or evaluation)."""
-        self.enter("all")
 
     def _move(self, name: str, device: torch.device) -> None:
         module, opt = self.entries[name]

@@ -1,16 +1,62 @@
-"""The phases of a PRIME step (``PhaseTimer`` names) and the models each computes with.
+"""The phases of a PRIME step, the models each computes with, and their timer.
 
 Kept free of torch: ``trainer/offload.py`` moves models by this table and
 ``planning/memory.py`` estimates each phase's device memory from it.
 """
 
-# Phase -> the models it computes with. Unknown phases keep every model resident.
-PHASE_MODELS: dict[str, tuple[str, ...]] = {
-    "rollout": (),
-    "logprobs": ("policy", "ref", "prm"),
-    "prm_update": ("prm",),
-    "policy_update": ("policy",),
-    "weight_sync": ("policy",),
-    "verify_sync": ("policy",),
-}
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+
+
+class Phase(StrEnum):
+    """A timed phase of a step; its value names the ``time/<value>`` metric."""
+
+    ROLLOUT = "rollout"
+    LOGPROBS = "logprobs"
+    PRM_UPDATE = "prm_update"
+    POLICY_UPDATE = "policy_update"
+    WEIGHT_SYNC = "weight_sync"
+    VERIFY_SYNC = "verify_sync"
+    STEP_CREDIT = "step_credit"
+
+
 MODEL_NAMES = ("policy", "prm", "ref")
+# Phase -> the models it computes with (every phase has an entry: tests/unit/test_offload.py).
+PHASE_MODELS: dict[Phase, tuple[str, ...]] = {
+    Phase.ROLLOUT: (),
+    Phase.LOGPROBS: ("policy", "ref", "prm"),
+    Phase.PRM_UPDATE: ("prm",),
+    Phase.POLICY_UPDATE: ("policy",),
+    Phase.WEIGHT_SYNC: ("policy",),
+    Phase.VERIFY_SYNC: ("policy",),
+    # The PRM and its reference re-score the probe set; the batch's part is host work.
+    Phase.STEP_CREDIT: ("policy", "prm", "ref"),
+}
+
+
+class PhaseTimer:
+    """Accumulates wall-clock seconds per phase (``with timer(Phase.ROLLOUT): ...``);
+    ``on_enter(phase)`` runs first on entering a phase (the offloader's hook), timed with it."""
+
+    def __init__(self, on_enter: Callable[[Phase], None] | None = None) -> None:
+        self.seconds: dict[Phase, float] = {}
+        self.on_enter = on_enter
+
+    @contextmanager
+    def __call__(self, phase: Phase) -> Iterator[None]:
+        phase = Phase(phase)  # a misspelt name raises here instead of keeping every model
+        start = time.perf_counter()
+        if self.on_enter is not None:
+            self.on_enter(phase)
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
+
+    def metrics(self) -> dict[str, float]:
+        """``time/<phase>`` seconds of the phases entered so far."""
+        return {f"time/{phase.value}": seconds for phase, seconds in self.seconds.items()}

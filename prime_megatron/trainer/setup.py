@@ -25,9 +25,9 @@ from prime_megatron.models.arch import ModelArch
 from prime_megatron.models.builder import build_gpt_model, padded_vocab_size
 from prime_megatron.trainer.config import TrainConfig
 from prime_megatron.trainer.inputs import StartModel
+from prime_megatron.trainer.models import Models
 from prime_megatron.trainer.optim import ShardedAdamW
 from prime_megatron.trainer.sft import recipe_matches, run_sft, sft_examples, write_recipe
-from prime_megatron.trainer.update import Models
 
 
 def ensure_start_checkpoint(

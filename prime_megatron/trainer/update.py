@@ -8,9 +8,6 @@ micro-batches and data-parallel ranks.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -32,20 +29,10 @@ from prime_megatron.distributed.init import ParallelGroups
 from prime_megatron.distributed.split import split_even
 from prime_megatron.evidence.prm_metrics import prm_batch_metrics
 from prime_megatron.passes.batch import SampleBatch
-from prime_megatron.passes.run import run_pass
+from prime_megatron.passes.run import PassResult, run_pass
 from prime_megatron.resharding.verify import logprob_mismatch
-from prime_megatron.trainer.optim import ShardedAdamW
-
-
-@dataclass
-class Models:
-    """This rank's chunks of the three models; ``prm``/``ref`` are None when unused."""
-
-    policy: torch.nn.Module
-    policy_opt: ShardedAdamW
-    prm: torch.nn.Module | None = None
-    prm_opt: ShardedAdamW | None = None
-    ref: torch.nn.Module | None = None
+from prime_megatron.trainer.models import Models
+from prime_megatron.trainer.phases import Phase, PhaseTimer
 
 
 @dataclass
@@ -56,25 +43,6 @@ class UpdateSettings:
     micro_batch_size: int
     temperature: float
     prm_mini_batches: int = 1  # PRM optimizer steps per epoch over the step's batch
-
-
-class PhaseTimer:
-    """Accumulates wall-clock seconds per named phase (``with timer("rollout"): ...``);
-    ``on_enter(name)`` runs first on entering a phase (the offloader's hook), timed with it."""
-
-    def __init__(self, on_enter: Callable[[str], None] | None = None) -> None:
-        self.seconds: dict[str, float] = {}
-        self.on_enter = on_enter
-
-    @contextmanager
-    def __call__(self, name: str):
-        start = time.perf_counter()
-        if self.on_enter is not None:
-            self.on_enter(name)
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
 @dataclass
@@ -88,101 +56,145 @@ class LearnResult:
 
 
 def learn(
-    models: Models, groups: ParallelGroups, batch: SampleBatch, s: UpdateSettings, timer: PhaseTimer
+    models: Models,
+    parallel: ParallelGroups,
+    batch: SampleBatch,
+    settings: UpdateSettings,
+    timer: PhaseTimer,
 ) -> LearnResult:
     """One PRIME update on ``batch``."""
-    a, mbs, temp = s.algo, s.micro_batch_size, s.temperature
-    metrics: dict[str, float] = {}
-    with timer("logprobs"):
-        old = run_pass(models.policy, groups, batch, mbs, temp, with_entropy=True)
+    algo = settings.algo
+    with timer(Phase.LOGPROBS):
+        sampled = None
+        if separate_policy_forward(settings):
+            sampled = _forward(models.policy, parallel, batch, settings, with_entropy=True)
         sft_logp = None
         if models.ref is not None:
-            sft_logp = run_pass(models.ref, groups, batch, mbs, temp).logp
-    # The PRM's reference: the frozen SFT model, or the policy that sampled the batch (paper
-    # Appendix B.1), which cancels the policy's own drift from the PRM's rewards.
-    prm_ref_logp = old.logp if a.prm_reference == "policy" else sft_logp
+            sft_logp = _forward(models.ref, parallel, batch, settings).logp
+    metrics: dict[str, float] = {}
     process_rewards = token_q = None
-    if s.use_prm:
-        prm_logp = _prm_phase(models, groups, batch, prm_ref_logp, s, timer, metrics)
-        token_q = (prm_logp - prm_ref_logp) * batch.mask
-        process_rewards = implicit_process_rewards(
-            prm_logp, prm_ref_logp, batch.mask, a.beta, a.reward_granularity,
-            a.process_reward_norm,
-        )  # fmt: skip
-        metrics["reward/process_token_mean"] = float(
-            (process_rewards * batch.mask).sum() / batch.mask.sum()
+    if settings.use_prm:
+        # The PRM's reference: the frozen SFT model, or the policy that sampled the batch
+        # (paper Appendix B.1), which cancels the policy's own drift from the PRM's rewards.
+        prm_ref_logp = sampled.logp if algo.prm_reference == "policy" else sft_logp
+        process_rewards, token_q, metrics = _process_rewards(
+            models, parallel, batch, prm_ref_logp, settings, timer
         )
     advantages, _ = prime_advantages(
-        batch.outcome, process_rewards, batch.mask, batch.group, a.gamma,
-        a.process_baseline, a.whiten, a.outcome_coef, a.process_coef,
+        batch.outcome, process_rewards, batch.mask, batch.group, algo.gamma,
+        algo.process_baseline, algo.whiten, algo.outcome_coef, algo.process_coef,
     )  # fmt: skip
-    _batch_metrics(batch, old.logp, old.entropy, sft_logp, advantages, metrics)
-    with timer("policy_update"):
-        metrics.update(_policy_update(models, groups, batch, old.logp, advantages, sft_logp, s))
-    return LearnResult(metrics, token_q, old.logp, sft_logp)
+    with timer(Phase.POLICY_UPDATE):
+        update_metrics, sampled = _policy_update(
+            models, parallel, batch, sampled, advantages, sft_logp, settings
+        )
+    metrics.update(update_metrics)
+    metrics.update(_batch_metrics(batch, sampled, sft_logp, advantages))
+    return LearnResult(metrics, token_q, sampled.logp, sft_logp)
 
 
-def _prm_phase(models, groups, batch, ref_logp, s: UpdateSettings, timer, metrics) -> Tensor:
-    """PRM log-probs used for the rewards, and the PRM update, in the configured order.
+def separate_policy_forward(settings: UpdateSettings) -> bool:
+    """Whether the sampling policy's log-probs need a forward of their own before the update.
+
+    With one mini-batch the update's forward sees the weights that sampled the batch, so its
+    detached log-probs are the "old" ones (ratio 1, same gradient). Several mini-batches
+    step the optimizer between forwards, and a PRM with the policy as its reference reads
+    them before the update runs."""
+    return settings.mini_batches > 1 or (
+        settings.use_prm and settings.algo.prm_reference == "policy"
+    )
+
+
+def _forward(
+    model, parallel: ParallelGroups, batch: SampleBatch, settings: UpdateSettings, **kwargs
+) -> PassResult:
+    return run_pass(
+        model, parallel, batch, settings.micro_batch_size, settings.temperature, **kwargs
+    )
+
+
+def _process_rewards(
+    models: Models, parallel, batch, ref_logp, settings: UpdateSettings, timer: PhaseTimer
+) -> tuple[Tensor, Tensor, dict[str, float]]:
+    """The PRM's phase: (implicit process rewards [N, S-1], their raw token Q, metrics)."""
+    algo = settings.algo
+    prm_logp, metrics = _prm_phase(models, parallel, batch, ref_logp, settings, timer)
+    rewards = implicit_process_rewards(
+        prm_logp, ref_logp, batch.mask, algo.beta, algo.reward_granularity,
+        algo.process_reward_norm,
+    )  # fmt: skip
+    metrics["reward/process_token_mean"] = float((rewards * batch.mask).sum() / batch.mask.sum())
+    return rewards, (prm_logp - ref_logp) * batch.mask, metrics
+
+
+def _prm_phase(
+    models: Models, parallel, batch, ref_logp, settings: UpdateSettings, timer: PhaseTimer
+) -> tuple[Tensor, dict[str, float]]:
+    """PRM log-probs used for the rewards, and the PRM update, in the configured order;
+    with the update's and the ranking metrics.
 
     The ``prm/*`` ranking metrics score every sample with a PRM that has not trained on it
     yet: the PRM before this step's update ("after"), or, with "before", the first epoch's
     forward of the sample's mini-batch (earlier mini-batches' updates only)."""
-    single_forward = s.prm_mini_batches == 1 and s.algo.prm_epochs == 1
-    if s.algo.prm_update == "after" and not single_forward:
-        with timer("logprobs"):
-            logp = run_pass(models.prm, groups, batch, s.micro_batch_size, s.temperature).logp
-    with timer("prm_update"):
-        fresh_logp, update_metrics = _prm_update(models, groups, batch, ref_logp, s)
-    metrics.update(update_metrics)
-    if s.algo.prm_update == "after" and single_forward:
+    after = settings.algo.prm_update == "after"
+    single_forward = settings.prm_mini_batches == 1 and settings.algo.prm_epochs == 1
+    if after and not single_forward:
+        with timer(Phase.LOGPROBS):
+            logp = _forward(models.prm, parallel, batch, settings).logp
+    with timer(Phase.PRM_UPDATE):
+        fresh_logp, metrics = _prm_update(models, parallel, batch, ref_logp, settings)
+    if after and single_forward:
         logp = fresh_logp  # its own forward saw the weights before the update
-    unseen = logp if s.algo.prm_update == "after" else fresh_logp
-    q = sequence_q(unseen, ref_logp, batch.mask)
-    metrics.update(prm_batch_metrics(q, batch.outcome, batch.group))
-    if s.algo.prm_update == "after":
-        return logp
-    with timer("logprobs"):
-        return run_pass(models.prm, groups, batch, s.micro_batch_size, s.temperature).logp
+    unseen = logp if after else fresh_logp
+    metrics.update(prm_batch_metrics(sequence_q(unseen, ref_logp, batch.mask), batch.outcome,
+                                     batch.group))  # fmt: skip
+    if not after:
+        with timer(Phase.LOGPROBS):
+            logp = _forward(models.prm, parallel, batch, settings).logp
+    return logp, metrics
 
 
-def _prm_update(models, groups, batch, ref_logp, s: UpdateSettings) -> tuple[Tensor, dict]:
-    """``algo.prm_epochs`` passes over ``s.prm_mini_batches`` mini-batches of whole groups,
-    one optimizer step each. Returns the first epoch's log-probs [N, S-1] (each sample
-    scored before the PRM trained on it) and the metrics (means over optimizer steps)."""
-    a = s.algo
+def _prm_update(
+    models: Models, parallel, batch, ref_logp, settings: UpdateSettings
+) -> tuple[Tensor, dict[str, float]]:
+    """``algo.prm_epochs`` passes over ``settings.prm_mini_batches`` mini-batches of whole
+    groups, one optimizer step each. Returns the first epoch's log-probs [N, S-1] (each
+    sample scored before the PRM trained on it) and the metrics (means over optimizer
+    steps)."""
+    algo = settings.algo
     batch = batch.with_extras(ref_logp=ref_logp)
-    if a.prm_loss == "dpo":
+    if algo.prm_loss == "dpo":
         # Pairs span a whole group, which micro-batches may split: compare against the
         # group's pre-update Q, computed for the full batch first (as the official code).
-        logp = run_pass(models.prm, groups, batch, s.micro_batch_size, s.temperature).logp
+        logp = _forward(models.prm, parallel, batch, settings).logp
         opposite = dpo_opposite_q(sequence_q(logp, ref_logp, batch.mask), batch.outcome,
                                   batch.group)  # fmt: skip
         batch = batch.with_extras(opposite_q=opposite)
     fresh_logp = torch.zeros_like(batch.mask)
-    totals: dict[str, float] = {}
-    steps = a.prm_epochs * s.prm_mini_batches
-    for epoch in range(a.prm_epochs):
-        for rows, mini in group_mini_batches(batch, s.prm_mini_batches):
-            result = run_pass(models.prm, groups, mini, s.micro_batch_size, s.temperature,
-                              loss_fn=_prm_loss_fn(a, mini.size))  # fmt: skip
+    totals = {"loss": 0.0, "grad_norm": 0.0}
+    steps = algo.prm_epochs * settings.prm_mini_batches
+    for epoch in range(algo.prm_epochs):
+        for rows, mini in group_mini_batches(batch, settings.prm_mini_batches):
+            result = _forward(models.prm, parallel, mini, settings,
+                              loss_fn=_prm_loss_fn(algo, mini.size))  # fmt: skip
             if epoch == 0:
                 fresh_logp[rows] = result.logp
             stats = models.prm_opt.step()
-            step_metrics = {"loss": result.metrics.get("prm_loss", 0.0), **stats}
-            for k in ("loss", "grad_norm"):
-                totals[k] = totals.get(k, 0.0) + step_metrics[k] / steps
-    return fresh_logp, {f"prm/{k}": v for k, v in totals.items()}
+            totals["loss"] += result.metrics.get("prm_loss", 0.0) / steps
+            totals["grad_norm"] += stats["grad_norm"] / steps
+    return fresh_logp, {f"prm/{key}": value for key, value in totals.items()}
 
 
-def _prm_loss_fn(a: AlgoConfig, n: int):
-    def loss_fn(logp, _ent, mb: SampleBatch):
+def _prm_loss_fn(algo: AlgoConfig, mini_batch_size: int):
+    def loss_fn(logp, _entropy, mb: SampleBatch):
         ref = mb.extras["ref_logp"]
-        if a.prm_loss == "ce":
-            loss = prm_ce_loss(logp, ref, mb.mask, mb.outcome, a.beta)
+        if algo.prm_loss == "ce":
+            loss = prm_ce_loss(logp, ref, mb.mask, mb.outcome, algo.beta)
         else:
-            loss = prm_dpo_loss(logp, ref, mb.mask, mb.outcome, mb.extras["opposite_q"], a.beta)
-        loss = loss * (mb.size / n)  # a mean over the mini-batch, in micro-batch shares
+            opposite = mb.extras["opposite_q"]
+            loss = prm_dpo_loss(logp, ref, mb.mask, mb.outcome, opposite, algo.beta)
+        # A mean over the mini-batch, in micro-batch shares.
+        loss = loss * (mb.size / mini_batch_size)
         return loss, {"prm_loss": float(loss.detach())}
 
     return loss_fn
@@ -192,68 +204,96 @@ def group_mini_batches(batch: SampleBatch, parts: int) -> list[tuple[Tensor, Sam
     """``parts`` mini-batches of whole prompt groups (so each optimizer step sees complete
     groups), each with the row indices it was selected by."""
     out = []
-    for gs in split_even(int(batch.group.max()) + 1, parts):
-        rows = ((batch.group >= gs.start) & (batch.group < gs.stop)).nonzero().squeeze(-1)
+    for prompts in split_even(int(batch.group.max()) + 1, parts):
+        in_part = (batch.group >= prompts.start) & (batch.group < prompts.stop)
+        rows = in_part.nonzero().squeeze(-1)
         out.append((rows, batch.select(rows)))
     return out
 
 
-def _policy_update(models, groups, batch, old_logp, advantages, ref_logp, s: UpdateSettings):
-    a = s.algo
-    extras = {"old_logp": old_logp, "advantages": advantages}
-    if ref_logp is not None and a.kl_coef > 0:
+def _policy_update(
+    models: Models,
+    parallel,
+    batch,
+    sampled: PassResult | None,
+    advantages,
+    ref_logp,
+    settings: UpdateSettings,
+) -> tuple[dict[str, float], PassResult]:
+    """PPO over ``settings.mini_batches`` mini-batches, one optimizer step each. Returns the
+    metrics and the sampling policy's log-probs and entropy: ``sampled``, or without it (one
+    mini-batch) those of the update's own forward, which also computes the entropy."""
+    algo = settings.algo
+    extras = {"advantages": advantages}
+    if sampled is not None:
+        extras["old_logp"] = sampled.logp
+    if ref_logp is not None and algo.kl_coef > 0:
         extras["ref_logp"] = ref_logp
     batch = batch.with_extras(**extras)
     totals: dict[str, float] = {}
-    minis = group_mini_batches(batch, s.mini_batches)
+    minis = group_mini_batches(batch, settings.mini_batches)
     for _, mini in minis:
-        denom = float(mini.mask.sum()) if a.loss_agg == "token-mean" else float(mini.size)
-        result = run_pass(
-            models.policy, groups, mini, s.micro_batch_size, s.temperature,
-            with_entropy=a.entropy_coef > 0, loss_fn=_ppo_loss_fn(a, denom),
+        denom = float(mini.mask.sum()) if algo.loss_agg == "token-mean" else float(mini.size)
+        result = _forward(
+            models.policy, parallel, mini, settings,
+            with_entropy=sampled is None or algo.entropy_coef > 0,
+            loss_fn=_ppo_loss_fn(algo, denom),
         )  # fmt: skip
         stats = models.policy_opt.step()
-        for k, v in {**result.metrics, "grad_norm": stats["grad_norm"], "lr": stats["lr"]}.items():
-            totals[k] = totals.get(k, 0.0) + v / len(minis)
-    return {f"policy/{k}": v for k, v in totals.items()}
+        step = {**result.metrics, "grad_norm": stats["grad_norm"], "lr": stats["lr"]}
+        for key, value in step.items():
+            totals[key] = totals.get(key, 0.0) + value / len(minis)
+    metrics = {f"policy/{key}": value for key, value in totals.items()}
+    return metrics, sampled if sampled is not None else result
 
 
-def _ppo_loss_fn(a: AlgoConfig, denom: float):
-    def loss_fn(logp, ent, mb: SampleBatch):
-        x = mb.extras
-        loss, m = ppo_policy_loss(
-            logp, x["old_logp"], x["advantages"], mb.mask, a.clip_eps, a.loss_agg,
-            entropy=ent, entropy_coef=a.entropy_coef,
-            ref_logp=x.get("ref_logp"), kl_coef=a.kl_coef, denominator=denom,
+def _ppo_loss_fn(algo: AlgoConfig, denom: float):
+    def loss_fn(logp, entropy, mb: SampleBatch):
+        extras = mb.extras
+        # Without "old_logp" this forward is the first on the sampling weights (see
+        # separate_policy_forward): its own detached log-probs are the old ones.
+        old_logp = extras["old_logp"] if "old_logp" in extras else logp.detach()
+        loss, parts = ppo_policy_loss(
+            logp, old_logp, extras["advantages"], mb.mask, algo.clip_eps, algo.loss_agg,
+            entropy=entropy if algo.entropy_coef > 0 else None, entropy_coef=algo.entropy_coef,
+            ref_logp=extras.get("ref_logp"), kl_coef=algo.kl_coef, denominator=denom,
         )  # fmt: skip
         # pg_loss etc. are already shares of the global mean (same denominator): they add up.
         share = (
             float(mb.mask.sum()) / max(denom, 1.0)
-            if a.loss_agg == "token-mean"
+            if algo.loss_agg == "token-mean"
             else mb.size / denom
         )
-        out = {"loss": float(loss.detach()), "pg_loss": float(m["pg_loss"])}
-        out["clip_frac"] = float(m["clip_frac"]) * share
-        out["approx_kl"] = float(m["approx_kl"]) * share
-        return loss, out
+        return loss, {
+            "loss": float(loss.detach()),
+            "pg_loss": float(parts["pg_loss"]),
+            "clip_frac": float(parts["clip_frac"]) * share,
+            "approx_kl": float(parts["approx_kl"]) * share,
+        }
 
     return loss_fn
 
 
-def _batch_metrics(batch, logp, entropy, ref_logp, advantages, metrics: dict) -> None:
+def _batch_metrics(
+    batch: SampleBatch, sampled: PassResult, ref_logp: Tensor | None, advantages: Tensor
+) -> dict[str, float]:
+    """The batch, its advantages and the sampling policy as the trainer computes it."""
     mask = batch.mask
     valid = mask.bool()
     tokens = float(mask.sum())
-    metrics["train/outcome_mean"] = float(batch.outcome.mean())
-    metrics["train/samples"] = float(batch.size)
-    metrics["train/response_len"] = tokens / batch.size
-    metrics["train/entropy"] = float((entropy * mask).sum() / tokens)
-    metrics["adv/mean"] = float(advantages[valid].mean())
-    metrics["adv/std"] = float(advantages[valid].std())
-    metrics["adv/max"] = float(advantages[valid].max())
-    metrics["adv/min"] = float(advantages[valid].min())
-    mismatch = logprob_mismatch(batch.rollout_logp, logp, mask)
+    metrics = {
+        "train/outcome_mean": float(batch.outcome.mean()),
+        "train/samples": float(batch.size),
+        "train/response_len": tokens / batch.size,
+        "train/entropy": float((sampled.entropy * mask).sum() / tokens),
+        "adv/mean": float(advantages[valid].mean()),
+        "adv/std": float(advantages[valid].std()),
+        "adv/max": float(advantages[valid].max()),
+        "adv/min": float(advantages[valid].min()),
+    }
+    mismatch = logprob_mismatch(batch.rollout_logp, sampled.logp, mask)
     for key in ("abs_mean", "abs_p99", "abs_max", "signed_mean"):
         metrics[f"mismatch/rollout_vs_trainer_{key}"] = mismatch[key]
     if ref_logp is not None:
-        metrics["train/kl_to_ref"] = float(aggregate_loss(kl_k3(logp, ref_logp), mask))
+        metrics["train/kl_to_ref"] = float(aggregate_loss(kl_k3(sampled.logp, ref_logp), mask))
+    return metrics

@@ -16,8 +16,10 @@ COMPARED = ["prm/loss", "prm/grad_norm", "policy/pg_loss", "policy/grad_norm", "
 SCHEDULE = (3, 2)
 
 
-def _run(ckpt, nproc, tp, pp, prm_update="after", prm_loss="ce", schedule=SCHEDULE) -> dict:
-    args = [str(ckpt), str(tp), str(pp), prm_update, prm_loss, *map(str, schedule)]
+def _run(ckpt, nproc, tp, pp, prm_update="after", prm_loss="ce", schedule=SCHEDULE,
+         mini_batches=2, separate_forward=False) -> dict:  # fmt: skip
+    args = [str(ckpt), str(tp), str(pp), prm_update, prm_loss, *map(str, schedule),
+            str(mini_batches), str(int(separate_forward))]  # fmt: skip
     out = run_torchrun(SCRIPTS / "update_step.py", nproc, *args)
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
     return json.loads(line[len("RESULT ") :])
@@ -57,3 +59,13 @@ def test_prm_update_order_decides_which_prm_scores(reference, megatron_ckpts):
     assert before["metrics"]["reward/process_token_mean"] != 0.0
     assert before["metrics"]["policy/pg_loss"] != one_step["metrics"]["policy/pg_loss"]
     assert before["prm_logp_sum"] == pytest.approx(one_step["prm_logp_sum"], rel=1e-6)
+
+
+def test_one_mini_batch_reuses_the_update_forward(megatron_ckpts):
+    # With one PPO mini-batch the policy's "old" log-probs come from the update's own
+    # forward. Its forward computes the same numbers with or without autograd, so every
+    # metric and the updated weights equal those of the run with the separate forward.
+    ckpt = megatron_ckpts["qwen2"]
+    skipped = _run(ckpt, 1, 1, 1, mini_batches=1)
+    separate = _run(ckpt, 1, 1, 1, mini_batches=1, separate_forward=True)
+    assert skipped == separate

@@ -1,8 +1,11 @@
+import pytest
 import torch
 
+from prime_megatron.evidence.metrics import PHASES
+from prime_megatron.trainer.models import Models
 from prime_megatron.trainer.offload import Offloader
 from prime_megatron.trainer.optim import ShardedAdamW
-from prime_megatron.trainer.update import Models, PhaseTimer
+from prime_megatron.trainer.phases import PHASE_MODELS, Phase, PhaseTimer
 
 
 def tiny_models(with_prm: bool = True) -> Models:
@@ -28,11 +31,12 @@ def test_each_phase_keeps_only_its_models_resident():
     off = Offloader(tiny_models(), compute=cpu, storage=cpu)
     assert off.resident == {"policy", "prm", "ref"}
     expected = {
-        "rollout": set(),
-        "logprobs": {"policy", "prm", "ref"},
-        "prm_update": {"prm"},
-        "policy_update": {"policy"},
-        "weight_sync": {"policy"},
+        Phase.ROLLOUT: set(),
+        Phase.LOGPROBS: {"policy", "prm", "ref"},
+        Phase.PRM_UPDATE: {"prm"},
+        Phase.POLICY_UPDATE: {"policy"},
+        Phase.WEIGHT_SYNC: {"policy"},
+        Phase.STEP_CREDIT: {"policy", "prm", "ref"},
     }
     for phase, resident in expected.items():
         off.enter(phase)
@@ -44,7 +48,7 @@ def test_each_phase_keeps_only_its_models_resident():
 def test_rloo_has_no_prm_or_reference_to_move():
     cpu = torch.device("cpu")
     off = Offloader(tiny_models(with_prm=False), compute=cpu, storage=cpu)
-    off.enter("logprobs")
+    off.enter(Phase.LOGPROBS)
     assert off.resident == {"policy"}
 
 
@@ -52,9 +56,20 @@ def test_timer_hook_runs_before_the_timed_body():
     cpu = torch.device("cpu")
     off = Offloader(tiny_models(), compute=cpu, storage=cpu)
     timer = PhaseTimer(off.enter)
-    with timer("prm_update"):
+    with timer(Phase.PRM_UPDATE):
         assert off.resident == {"prm"}
-    assert "prm_update" in timer.seconds
+    assert timer.metrics().keys() == {"time/prm_update"}
+
+
+def test_every_phase_has_its_models_and_unknown_names_raise():
+    assert set(PHASE_MODELS) == set(Phase)
+    # The benchmarks' phase breakdown reads time/<phase> by these names (no trainer import).
+    assert set(PHASES) <= {p.value for p in Phase}
+    off = Offloader(tiny_models(), compute=torch.device("cpu"), storage=torch.device("cpu"))
+    with pytest.raises(ValueError, match="policy_updates"):
+        off.enter("policy_updates")
+    with pytest.raises(ValueError, match="rolout"), PhaseTimer()("rolout"):
+        pass
 
 
 def test_offload_round_trip_keeps_values():
@@ -63,8 +78,8 @@ def test_offload_round_trip_keeps_values():
     moments = [s["exp_avg"].clone() for s in models.policy_opt.opt.state.values()]
     # On a CPU-only machine both devices are the host; values must survive the round trip.
     off = Offloader(models, compute=torch.device("cpu"), storage=torch.device("cpu"))
-    off.enter("rollout")
-    off.enter("policy_update")
+    off.enter(Phase.ROLLOUT)
+    off.enter(Phase.POLICY_UPDATE)
     for p, q in zip(models.policy.parameters(), before, strict=True):
         assert torch.equal(p, q)
     for s, m in zip(models.policy_opt.opt.state.values(), moments, strict=True):

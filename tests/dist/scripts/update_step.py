@@ -3,6 +3,7 @@ layout; prints the metrics and the post-update log-probs as one JSON line for co
 across layouts.
 
 args: HF_DIR TP PP PRM_UPDATE(after|before) PRM_LOSS(ce|dpo) PRM_MINI_BATCHES PRM_EPOCHS
+      MINI_BATCHES SEPARATE_FORWARD (1: force the policy's own log-prob forward, 0: default)
 """
 
 import json
@@ -33,32 +34,39 @@ def main() -> None:
     from prime_megatron.algo.config import AlgoConfig
     from prime_megatron.checkpoint.convert import load_megatron_model
     from prime_megatron.distributed.init import initialize_parallel, seed_all
+    from prime_megatron.trainer import update
     from prime_megatron.trainer.optim import ShardedAdamW
     from prime_megatron.passes.run import run_pass
-    from prime_megatron.trainer.update import Models, PhaseTimer, UpdateSettings, learn
+    from prime_megatron.trainer.models import Models
+    from prime_megatron.trainer.phases import PhaseTimer
+    from prime_megatron.trainer.update import UpdateSettings, learn
 
     ckpt, prm_update, prm_loss = sys.argv[1], sys.argv[4], sys.argv[5]
-    tp, pp, prm_mini_batches, prm_epochs = map(int, sys.argv[2:4] + sys.argv[6:8])
-    groups = initialize_parallel(tp, pp)
-    seed_all(0, groups)
+    tp, pp, prm_mini_batches, prm_epochs, mini_batches, separate = map(
+        int, sys.argv[2:4] + sys.argv[6:10]
+    )
+    if separate:  # the reference for the skipped forward: the trainer before the skip
+        update.separate_policy_forward = lambda _settings: True
+    parallel = initialize_parallel(tp, pp)
+    seed_all(0, parallel)
 
     def load():
-        return load_megatron_model(Path(ckpt), groups)[0]
+        return load_megatron_model(Path(ckpt), parallel)[0]
 
     policy, prm, ref = load(), load(), load().requires_grad_(False)
 
     def adam(model, clip):
-        return ShardedAdamW(list(model.parameters()), groups, lr=1e-3, grad_clip=clip)
+        return ShardedAdamW(list(model.parameters()), parallel, lr=1e-3, grad_clip=clip)
 
     models = Models(policy, adam(policy, 1.0), prm, adam(prm, 10.0), ref)
     batch = fixed_batch(vocab=61)
     algo = AlgoConfig(prm_update=prm_update, prm_loss=prm_loss, kl_coef=0.01,
                       entropy_coef=0.001, prm_epochs=prm_epochs)  # fmt: skip
-    settings = UpdateSettings(algo, use_prm=True, mini_batches=2, micro_batch_size=5,
+    settings = UpdateSettings(algo, use_prm=True, mini_batches=mini_batches, micro_batch_size=5,
                               temperature=1.0, prm_mini_batches=prm_mini_batches)  # fmt: skip
-    metrics = learn(models, groups, batch, settings, PhaseTimer()).metrics
-    after = run_pass(models.policy, groups, batch, 7).logp
-    prm_after = run_pass(models.prm, groups, batch, 7).logp
+    metrics = learn(models, parallel, batch, settings, PhaseTimer()).metrics
+    after = run_pass(models.policy, parallel, batch, 7).logp
+    prm_after = run_pass(models.prm, parallel, batch, 7).logp
     for v in metrics.values():
         assert v == v and abs(v) != float("inf"), metrics
     if dist.get_rank() == 0:
