@@ -107,6 +107,7 @@ def _print_summary(result: dict) -> None:
     if not is_rank0():
         return
     _print_prm_summary(result.get("prm") or {}, say)
+    say(_time_summary(result["seconds"]))
     before, after = result["before"], result["after"]
     if not (before and after):
         return
@@ -123,6 +124,17 @@ def _print_summary(result: dict) -> None:
             change, ci95 = after[key + "_change"], after[key + "_change_ci95"]
             line += f"; paired change {change:+.3f} (+-{ci95:.3f})"
         say(line)
+
+
+def _time_summary(seconds: dict) -> str:
+    """The job's wall-clock by part (its SFT only when this run trained it)."""
+    steps = int(seconds["rl_steps"])
+    parts = [f"SFT {seconds['sft'] / 60:.1f} min"] if "sft" in seconds else []
+    parts.append(f"RL {seconds['rl'] / 60:.1f} min ({steps} steps, "
+                 f"{seconds['rl'] / max(steps, 1):.1f} s/step)")  # fmt: skip
+    if "eval" in seconds:
+        parts.append(f"held-out evaluation {seconds['eval'] / 60:.1f} min")
+    return "time: " + ", ".join(parts)
 
 
 PRM_SUMMARY = (

@@ -39,6 +39,10 @@ class AlgoConfig:
     # "policy", the policy that sampled the batch (paper Appendix B.1: works as well; it
     # cancels the policy's own drift and needs no reference forward).
     prm_reference: str = "sft"
+    # RL steps at the start that train only the PRM: the policy stays the SFT model, so the
+    # PRM's first rollouts come from a fixed policy (where, offline, it learned fastest;
+    # docs/implicit-prm.md). They are steps of run.steps; their samples count as samples.
+    prm_warmup_steps: int = 0
     # Process-stream RLOO baseline: "official" K/(K-1) r - sum_j m_j/(K-1) (official code);
     # "paper": Eq. 5, r - sum_{j != i} m_j/(K-1). m_j: sample j's mean token reward.
     process_baseline: str = "official"
@@ -91,6 +95,8 @@ class AlgoConfig:
     def _check_ranges(self) -> None:
         check(self.beta > 0, "algo.beta", self.beta, "must be > 0")
         check(self.prm_epochs >= 1, "algo.prm_epochs", self.prm_epochs, "must be >= 1")
+        check(self.prm_warmup_steps >= 0, "algo.prm_warmup_steps", self.prm_warmup_steps,
+              "must be >= 0")  # fmt: skip
         check(0 < self.gamma <= 1, "algo.gamma", self.gamma, "must be in (0, 1]")
         check(0 < self.clip_eps < 1, "algo.clip_eps", self.clip_eps, "must be in (0, 1)")
         for field in ("outcome_coef", "process_coef", "entropy_coef", "kl_coef"):

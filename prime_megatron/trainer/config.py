@@ -265,6 +265,12 @@ class TrainConfig:
                 self.model.num_layers,
                 f"must be divisible by parallel.pipeline_parallel={pp}",
             )
+        warmup = self.algo.prm_warmup_steps
+        check(not warmup or self.use_prm, "algo.prm_warmup_steps", warmup,
+              "0 with use_prm=false (the warm-up trains the PRM)")  # fmt: skip
+        check(warmup < self.run.steps, "algo.prm_warmup_steps", warmup,
+              f"must be < run.steps={self.run.steps} (the steps after it update the "
+              "policy)")  # fmt: skip
         rtp = self.rollout.tensor_parallel_size
         check(
             world_size % rtp == 0,

@@ -74,6 +74,7 @@ class Trainer:
     # resume the summary covers the resumed part).
     _history: list[dict]
     _eval_before: dict[str, list[float]]  # metric prefix -> per-prompt scores
+    seconds: dict[str, float]  # wall-clock of the job's parts: sft, rl, eval (summary)
 
     def __init__(self, cfg: TrainConfig, inputs: ResolvedInputs) -> None:
         self.cfg, self.inputs = cfg, inputs
@@ -85,6 +86,7 @@ class Trainer:
         if is_rank0():
             write_run_record(self.layout, cfg, inputs)
         dist.barrier()
+        self.seconds = {}
         self._setup_data_and_models()
         self.step = 0
         self._history = []
@@ -98,7 +100,9 @@ class Trainer:
         cfg, inputs = self.cfg, self.inputs
         self.tokenizer, self.encode, self.heldout = inputs.tokenizer, inputs.encode, inputs.heldout
         start = inputs.start
-        ensure_start_checkpoint(start, cfg, self.parallel, self.tokenizer, self.encode)
+        began = time.perf_counter()
+        if ensure_start_checkpoint(start, cfg, self.parallel, self.tokenizer, self.encode):
+            self.seconds["sft"] = time.perf_counter() - began
         self.models, self.meta = build_models(cfg, self.parallel, start)
         self.offloader = (
             Offloader(self.models, compute_device(), torch.device("cpu"))
@@ -184,6 +188,7 @@ class Trainer:
         after RL also the paired per-prompt change against the ``eval_before`` scores."""
         if self.heldout is None or self.cfg.run.eval_prompts == 0:
             return None
+        began = time.perf_counter()
         rows = list(self.heldout)[: self.cfg.run.eval_prompts]
         args = (self.engine, rows, self.encode, self.tokenizer, self.rewards)
         runs = {"": evaluate(*args, seed=self.cfg.run.seed)}
@@ -205,6 +210,7 @@ class Trainer:
             self.logger.event(
                 name, {"step": self.step, **{k: round(v, 4) for k, v in result.items()}}
             )
+        self.seconds["eval"] = self.seconds.get("eval", 0.0) + time.perf_counter() - began
         return result
 
     def train(self) -> dict:
@@ -221,6 +227,7 @@ class Trainer:
             if not cfg.run.stop_after_steps
             else min(cfg.run.steps, cfg.run.stop_after_steps)
         )
+        began = time.perf_counter()
         while self.step < stop_at:
             metrics = self._one_step(settings)
             self.step += 1
@@ -236,9 +243,12 @@ class Trainer:
         if self.step < cfg.run.steps:  # stopped early on purpose (testing aid): like a kill
             return {"finished": False, "before": before, "after": None}
         self._save()
+        self.seconds["rl"] = time.perf_counter() - began
+        self.seconds["rl_steps"] = len(self._history)
         after = self.evaluate("eval_after")
         prm = tail_means(self._history, LEARNING_PREFIXES)
-        return {"finished": True, "before": before, "after": after, "prm": prm}
+        return {"finished": True, "before": before, "after": after, "prm": prm,
+                "seconds": dict(self.seconds)}  # fmt: skip
 
     def _one_step(self, settings: UpdateSettings) -> dict[str, float]:
         timer = PhaseTimer(self.offloader.enter if self.offloader is not None else None)
@@ -249,12 +259,15 @@ class Trainer:
             )
         if prompt_groups:
             batch = SampleBatch.from_groups(prompt_groups, self.tokenizer.pad_token_id)
-            result = learn(self.models, self.parallel, batch, settings, timer)
+            update_policy = self.step >= self.cfg.algo.prm_warmup_steps
+            result = learn(self.models, self.parallel, batch, settings, timer, update_policy)
             metrics.update(result.metrics)
+            metrics["train/policy_updated"] = float(update_policy)
             self._maybe_dump_samples(prompt_groups, batch, result.token_q)
             metrics.update(self._maybe_step_credit(prompt_groups, batch, result, timer))
-            with timer(Phase.WEIGHT_SYNC):
-                metrics.update({f"sync/{k}": float(v) for k, v in self._sync().items()})
+            if update_policy:  # during the PRM warm-up vLLM already holds the policy
+                with timer(Phase.WEIGHT_SYNC):
+                    metrics.update({f"sync/{k}": float(v) for k, v in self._sync().items()})
             metrics["time/tokens_per_s"] = float(batch.mask.sum()) / (time.perf_counter() - start)
         prompts = [group.prompt_ids for group in prompt_groups]
         metrics.update(self._maybe_verify_sync(prompts, timer))

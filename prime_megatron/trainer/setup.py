@@ -32,16 +32,17 @@ from prime_megatron.trainer.sft import recipe_matches, run_sft, sft_examples, wr
 
 def ensure_start_checkpoint(
     start: StartModel, cfg: TrainConfig, groups: ParallelGroups, tokenizer, encode
-) -> None:
+) -> bool:
     """Collective. Make ``start.path`` loadable: a planned SFT warm-up is trained now, unless
-    the checkpoint there was made by the same recipe; any other start already is."""
+    the checkpoint there was made by the same recipe; any other start already is. Returns
+    whether an SFT ran."""
     plan = start.sft
     if plan is None:
-        return
+        return False
     ckpt = plan.checkpoint
     if recipe_matches(ckpt, plan.recipe):
         log0(f"reusing SFT checkpoint {ckpt}")
-        return
+        return False
     log0(f"SFT: {cfg.sft.steps} steps on {len(plan.rows)} worked solutions -> {ckpt}")
     arch = ModelArch.from_hf_config(start.hf_config)
     seed_all(cfg.run.seed, groups)
@@ -65,6 +66,7 @@ def ensure_start_checkpoint(
     if is_rank0():
         write_recipe(ckpt, plan.recipe)
     dist.barrier()
+    return True
 
 
 def build_models(

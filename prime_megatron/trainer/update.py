@@ -61,8 +61,10 @@ def learn(
     batch: SampleBatch,
     settings: UpdateSettings,
     timer: PhaseTimer,
+    update_policy: bool = True,
 ) -> LearnResult:
-    """One PRIME update on ``batch``."""
+    """One PRIME update on ``batch``; without ``update_policy`` (the PRM warm-up) the PRM's
+    part only, the policy's log-probs computed for the metrics."""
     algo = settings.algo
     with timer(Phase.LOGPROBS):
         sampled = None
@@ -84,11 +86,15 @@ def learn(
         batch.outcome, process_rewards, batch.mask, batch.group, algo.gamma,
         algo.process_baseline, algo.whiten, algo.outcome_coef, algo.process_coef,
     )  # fmt: skip
-    with timer(Phase.POLICY_UPDATE):
-        update_metrics, sampled = _policy_update(
-            models, parallel, batch, sampled, advantages, sft_logp, settings
-        )
-    metrics.update(update_metrics)
+    if update_policy:
+        with timer(Phase.POLICY_UPDATE):
+            update_metrics, sampled = _policy_update(
+                models, parallel, batch, sampled, advantages, sft_logp, settings
+            )
+        metrics.update(update_metrics)
+    elif sampled is None:
+        with timer(Phase.LOGPROBS):
+            sampled = _forward(models.policy, parallel, batch, settings, with_entropy=True)
     metrics.update(_batch_metrics(batch, sampled, sft_logp, advantages))
     return LearnResult(metrics, token_q, sampled.logp, sft_logp)
 

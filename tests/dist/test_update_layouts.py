@@ -16,10 +16,12 @@ COMPARED = ["prm/loss", "prm/grad_norm", "policy/pg_loss", "policy/grad_norm", "
 SCHEDULE = (3, 2)
 
 
-def _run(ckpt, nproc, tp, pp, prm_update="after", prm_loss="ce", schedule=SCHEDULE,
-         mini_batches=2, separate_forward=False) -> dict:  # fmt: skip
-    args = [str(ckpt), str(tp), str(pp), prm_update, prm_loss, *map(str, schedule),
-            str(mini_batches), str(int(separate_forward))]  # fmt: skip
+def _run(ckpt, nproc, tp, pp, schedule=SCHEDULE, mini_batches=2, **options) -> dict:
+    """``options``: the script's other keys (prm_update, prm_loss, separate_forward, ...)."""
+    options = {"prm_mini_batches": schedule[0], "prm_epochs": schedule[1],
+               "mini_batches": mini_batches, **options}  # fmt: skip
+    args = [str(ckpt), str(tp), str(pp), *(f"{k}={int(v) if isinstance(v, bool) else v}"
+                                           for k, v in options.items())]  # fmt: skip
     out = run_torchrun(SCRIPTS / "update_step.py", nproc, *args)
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
     return json.loads(line[len("RESULT ") :])
@@ -69,3 +71,26 @@ def test_one_mini_batch_reuses_the_update_forward(megatron_ckpts):
     skipped = _run(ckpt, 1, 1, 1, mini_batches=1)
     separate = _run(ckpt, 1, 1, 1, mini_batches=1, separate_forward=True)
     assert skipped == separate
+
+
+def test_dpo_pre_pass_uses_the_rollout_temperature(megatron_ckpts):
+    # At the first step the PRM equals its reference, so Q = 0 for every sample when all
+    # passes use one temperature, and the DPO loss's gradient equals the CE one. A
+    # pre-pass at another temperature (the old bug: 1.0) gives non-zero opposite Qs.
+    ckpt = megatron_ckpts["qwen2"]
+    ce = _run(ckpt, 1, 1, 1, schedule=(1, 1), prm_loss="ce", temperature=0.7)
+    dpo = _run(ckpt, 1, 1, 1, schedule=(1, 1), prm_loss="dpo", temperature=0.7)
+    assert dpo["metrics"]["prm/q_mean"] == 0.0
+    assert dpo["prm_logp_sum"] == pytest.approx(ce["prm_logp_sum"], rel=1e-6)
+
+
+@pytest.mark.parametrize("nproc, tp, pp", [(1, 1, 1), (2, 1, 2)])
+def test_prm_warmup_step_trains_the_prm_only(reference, megatron_ckpts, nproc, tp, pp):
+    got = _run(megatron_ckpts["qwen2"], nproc, tp, pp, update_policy=False)
+    # The PRM's update is the same as in a full step; the policy did not move.
+    for key in ("prm/loss", "prm/grad_norm", "prm/pairwise_acc", "train/entropy"):
+        assert got["metrics"][key] == pytest.approx(reference["metrics"][key], rel=1e-5), key
+    assert got["prm_logp_sum"] == pytest.approx(reference["prm_logp_sum"], rel=1e-6)
+    assert not any(k.startswith("policy/") for k in got["metrics"])
+    assert got["policy_logp_sum"] == pytest.approx(got["policy_logp_before_sum"], rel=1e-7)
+    assert reference["policy_logp_sum"] != pytest.approx(got["policy_logp_sum"], rel=1e-5)

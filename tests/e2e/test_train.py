@@ -49,6 +49,7 @@ def test_prime_steps_at_layout(tmp_path, sft_ckpt, tp, pp, prm_reference):
     # The console holds the run's own lines; upstream warnings are in each rank's log file.
     assert "WARNING" not in out and "Warning" not in out, out[-4000:]
     assert "RL: 100%" in out
+    assert "time: RL" in out and "time: SFT" not in out  # the SFT checkpoint was reused
     assert "vllm" in (run / "logs" / "rank_1.log").read_text()
     # The policy moved away from the SFT start, and the export loads as HF.
     start = load_file(str(_export_sft(sft_ckpt, tmp_path) / "model.safetensors"))

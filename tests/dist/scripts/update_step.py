@@ -2,8 +2,10 @@
 layout; prints the metrics and the post-update log-probs as one JSON line for comparison
 across layouts.
 
-args: HF_DIR TP PP PRM_UPDATE(after|before) PRM_LOSS(ce|dpo) PRM_MINI_BATCHES PRM_EPOCHS
-      MINI_BATCHES SEPARATE_FORWARD (1: force the policy's own log-prob forward, 0: default)
+args: HF_DIR TP PP [KEY=VALUE ...], keys (default): prm_update (after), prm_loss (ce),
+      prm_mini_batches (1), prm_epochs (1), mini_batches (1), separate_forward (0: 1 forces
+      the policy's own log-prob forward), temperature (1.0), update_policy (1: 0 is the PRM
+      warm-up)
 """
 
 import json
@@ -41,11 +43,12 @@ def main() -> None:
     from prime_megatron.trainer.phases import PhaseTimer
     from prime_megatron.trainer.update import UpdateSettings, learn
 
-    ckpt, prm_update, prm_loss = sys.argv[1], sys.argv[4], sys.argv[5]
-    tp, pp, prm_mini_batches, prm_epochs, mini_batches, separate = map(
-        int, sys.argv[2:4] + sys.argv[6:10]
-    )
-    if separate:  # the reference for the skipped forward: the trainer before the skip
+    ckpt, tp, pp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    opts = {"prm_update": "after", "prm_loss": "ce", "prm_mini_batches": "1", "prm_epochs": "1",
+            "mini_batches": "1", "separate_forward": "0", "temperature": "1.0",
+            "update_policy": "1"}  # fmt: skip
+    opts.update(arg.split("=", 1) for arg in sys.argv[4:])
+    if opts["separate_forward"] == "1":  # the reference for the skipped forward
         update.separate_policy_forward = lambda _settings: True
     parallel = initialize_parallel(tp, pp)
     seed_all(0, parallel)
@@ -60,17 +63,22 @@ def main() -> None:
 
     models = Models(policy, adam(policy, 1.0), prm, adam(prm, 10.0), ref)
     batch = fixed_batch(vocab=61)
-    algo = AlgoConfig(prm_update=prm_update, prm_loss=prm_loss, kl_coef=0.01,
-                      entropy_coef=0.001, prm_epochs=prm_epochs)  # fmt: skip
-    settings = UpdateSettings(algo, use_prm=True, mini_batches=mini_batches, micro_batch_size=5,
-                              temperature=1.0, prm_mini_batches=prm_mini_batches)  # fmt: skip
-    metrics = learn(models, parallel, batch, settings, PhaseTimer()).metrics
+    algo = AlgoConfig(prm_update=opts["prm_update"], prm_loss=opts["prm_loss"], kl_coef=0.01,
+                      entropy_coef=0.001, prm_epochs=int(opts["prm_epochs"]))  # fmt: skip
+    settings = UpdateSettings(
+        algo, use_prm=True, mini_batches=int(opts["mini_batches"]), micro_batch_size=5,
+        temperature=float(opts["temperature"]), prm_mini_batches=int(opts["prm_mini_batches"]),
+    )  # fmt: skip
+    update_policy = opts["update_policy"] == "1"
+    before = run_pass(models.policy, parallel, batch, 7).logp
+    metrics = learn(models, parallel, batch, settings, PhaseTimer(), update_policy).metrics
     after = run_pass(models.policy, parallel, batch, 7).logp
     prm_after = run_pass(models.prm, parallel, batch, 7).logp
     for v in metrics.values():
         assert v == v and abs(v) != float("inf"), metrics
     if dist.get_rank() == 0:
         out = {"metrics": metrics, "policy_logp_sum": float((after * batch.mask).sum()),
+               "policy_logp_before_sum": float((before * batch.mask).sum()),
                "prm_logp_sum": float((prm_after * batch.mask).sum())}  # fmt: skip
         print("RESULT " + json.dumps(out), flush=True)
 
