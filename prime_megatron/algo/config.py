@@ -1,8 +1,8 @@
 """PRIME algorithm configuration (docs/design.md section 2).
 
 Each field's comment says whose default it is: "paper" (Cui et al. 2025, arXiv 2502.01456),
-"official" (the PRIME code: PRIME-RL/PRIME and its verl ``recipe/prime``), or "DESIGN"
-(our docs/design.md choice where the two differ or are silent).
+"official" (the PRIME code: PRIME-RL/PRIME and its verl ``recipe/prime``), or "ours"
+(docs/design.md's choice where the two differ or are silent).
 """
 
 from dataclasses import dataclass
@@ -29,7 +29,7 @@ class AlgoConfig:
     process_reward_norm: str = "batch_norm"
     # "ce": BCE(sigmoid(beta * Q), r_o) (paper + official); "dpo": pairwise vs opposite outcome.
     prm_loss: str = "ce"
-    # "after": rewards from the PRM before its update, one PRM forward (DESIGN; paper's
+    # "after": rewards from the PRM before its update, one PRM forward (ours; paper's
     # "single forward"); "before": update the PRM first, then score (verl recipe default).
     prm_update: str = "after"
     # Passes of the PRM over each step's batch (official: 1; its mini-batch count is
@@ -64,11 +64,11 @@ class AlgoConfig:
     filter_accuracy: bool = True
     accuracy_low: float = 0.2
     accuracy_high: float = 0.8
-    # Drop prompts with a truncated sample (official option, off by default; DESIGN: optional).
+    # Drop prompts with a truncated sample (official option, off by default; ours: optional).
     drop_truncated: bool = False
     # Prompts rolled out per needed prompt (official verl recipe: 4.0).
     oversample_factor: float = 4.0
-    # Steps a filtered-in surplus group may wait in the carry-over buffer (DESIGN; 0 = drop
+    # Steps a filtered-in surplus group may wait in the carry-over buffer (ours; 0 = drop
     # the surplus as the official code does).
     carryover_max_age: int = 1
 

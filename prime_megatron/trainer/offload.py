@@ -8,7 +8,7 @@ activations, at the price of host<->device copies at phase boundaries. On a CPU-
 machine compute and storage are the same device: the bookkeeping runs, the copies are
 no-ops.
 
-DESIGN: residency follows the phases the step already times (``PhaseTimer``), so the
+Why: residency follows the phases the step already times (``PhaseTimer``), so the
 learning code stays free of memory management.
 """
 
