@@ -216,7 +216,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller batches, 2 repeats")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset")
+    parser.add_argument("--threads", type=int, help="torch threads, both sides (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     repeats = 2 if args.quick else args.repeats
     results = {"benchmark": "train_step", "threads": torch.get_num_threads()}
     results["cpus"] = os.cpu_count()
