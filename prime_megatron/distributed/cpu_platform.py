@@ -16,12 +16,13 @@ On a CPU-only host we make each of those mean "the CPU":
 * The RNG tracker keeps its named streams as CPU generator states (see ``CpuRNGStatesTracker``).
 
 Why not one process-wide mode (what this module did before): a mode sees every torch call
-the process makes, in Python, Megatron's or not (kernels, optimizer, transformers): +2-5 us
-per call (measured), 2,382 calls per training step of the tiny default model, a third of
-the step's Python calls. The literal CUDA sites were found by logging every rewrite the
-process-wide mode made over ``benchmarks/train_step.py`` and the dist update tests, and by
-reading megatron-core's literal sites on our call paths: while running, only the two
-above; while building, e.g. ``.cuda()`` on tied embeddings at PP > 1. A path that reaches
+the process makes, in Python, Megatron's or not (kernels, optimizer, transformers): 2,382
+dispatches per training step of the tiny default model; taking it off our step cut that
+step from 0.94 to 0.81 s (1 thread, in-process A/B, benchmarks/train_step.py's batch).
+The literal CUDA sites were found by logging every rewrite the process-wide mode made over
+``benchmarks/train_step.py`` and the dist update tests, and by reading megatron-core's
+literal sites on our call paths: while running, only the two above; while building, e.g.
+``.cuda()`` on tied embeddings at PP > 1. A path that reaches
 another site fails with torch's "Torch not compiled with CUDA enabled";
 ``PRIME_CPU_CUDA_MODE=process`` brings the process-wide mode back until that site has its
 stand-in.
