@@ -7,18 +7,39 @@ On a CPU-only host we make each of those mean "the CPU":
 
 * ``torch.cuda.current_device`` returns ``"cpu"``; stream/event/synchronize become no-ops
   (stand-ins are classes, because vLLM and transformers evaluate ``torch.cuda.Stream | None``).
-* A ``TorchFunctionMode`` rewrites ``device="cuda"`` arguments and ``.cuda()`` calls to CPU.
+* Building a model (``cuda_to_cpu()``, entered by ``models.builder.build_gpt_model``) runs
+  under a ``TorchFunctionMode`` that rewrites ``device="cuda"`` arguments and ``.cuda()``
+  calls to the CPU: construction code is where most literal CUDA sites are.
+* While models run, the only literal CUDA sites Megatron reaches on our paths get targeted
+  stand-ins (``_install_runtime_stand_ins``): the schedules' ``total_num_tokens`` counter
+  and the causal softmax mask.
 * The RNG tracker keeps its named streams as CPU generator states (see ``CpuRNGStatesTracker``).
 
-Everything here patches ``torch.cuda`` attributes, never megatron's files, and only when
-``torch.cuda.is_available()`` is False. Written for and tested with ``MEGATRON_CORE_VERSION``;
-newer releases add new CUDA call sites, so ``enable()`` refuses other versions unless told.
+Why not one process-wide mode (what this module did before): a mode sees every torch call
+the process makes, in Python, Megatron's or not (kernels, optimizer, transformers): 2,382
+dispatches per training step of the tiny default model; taking it off our step cut that
+step from 0.94 to 0.81 s (1 thread, in-process A/B, benchmarks/train_step.py's batch).
+The literal CUDA sites were found by logging every rewrite the process-wide mode made over
+``benchmarks/train_step.py`` and the dist update tests, and by reading megatron-core's
+literal sites on our call paths: while running, only the two above; while building, e.g.
+``.cuda()`` on tied embeddings at PP > 1. A path that reaches
+another site fails with torch's "Torch not compiled with CUDA enabled";
+``PRIME_CPU_CUDA_MODE=process`` brings the process-wide mode back until that site has its
+stand-in.
+
+Everything here patches ``torch.cuda`` attributes and Megatron module attributes, never
+megatron's files, and only when ``torch.cuda.is_available()`` is False. Written for and
+tested with ``MEGATRON_CORE_VERSION``; newer releases add new CUDA call sites, so
+``enable()`` refuses other versions unless told.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import types
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -125,10 +146,57 @@ def enable(allow_other_megatron_version: bool | None = None) -> None:
     cuda.max_memory_allocated = lambda device=None: 0
     cuda.nvtx.range_push = lambda msg: None
     cuda.nvtx.range_pop = lambda: None
-    # Stays on for the whole process: megatron creates CUDA-addressed tensors at any time.
-    CudaToCpuMode().__enter__()
     _install_cpu_rng_tracker()
+    _install_runtime_stand_ins()
+    if os.environ.get("PRIME_CPU_CUDA_MODE") == "process":
+        CudaToCpuMode().__enter__()  # the escape hatch: every call, for the whole process
     _enabled = True
+
+
+@contextlib.contextmanager
+def cuda_to_cpu() -> Iterator[None]:
+    """Within: ``device="cuda"`` / ``.cuda()`` mean the CPU (nothing changes unless enabled)."""
+    if not _enabled:
+        yield
+        return
+    with CudaToCpuMode():
+        yield
+
+
+class _CpuFactoryTorch(types.ModuleType):
+    """``torch`` as one Megatron module sees it: ``zeros(device="cuda")`` makes a CPU tensor.
+
+    Replaces that module's ``torch`` global, so only its own calls pay the indirection."""
+
+    def __init__(self) -> None:
+        super().__init__("torch")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(torch, name)
+
+    @staticmethod
+    def zeros(*size: Any, device: Any = None, **kwargs: Any) -> torch.Tensor:
+        return torch.zeros(*size, device=_to_cpu_device(device), **kwargs)
+
+
+@functools.lru_cache(maxsize=16)
+def _causal_mask(sq: int) -> torch.Tensor:
+    """Megatron's ``get_default_causal_mask`` on the CPU, one per length: it only feeds
+    ``masked_fill_`` as the mask, so a shared copy is safe. Never an inference tensor (the
+    first call may come under inference_mode), which autograd could not save later."""
+    with torch.inference_mode(False):
+        return torch.ones(sq, sq, dtype=torch.bool).triu(1)
+
+
+def _install_runtime_stand_ins() -> None:
+    """The literal ``device="cuda"`` sites Megatron reaches while a model runs."""
+    from megatron.core.fusions import fused_softmax
+    from megatron.core.pipeline_parallel import schedules
+
+    # Every schedule starts with torch.zeros([], dtype=torch.int, device="cuda").
+    schedules.torch = _CpuFactoryTorch()
+    # Called once per attention layer and micro-batch when no mask is passed.
+    fused_softmax.get_default_causal_mask = _causal_mask
 
 
 def _check_megatron_version(allow_other: bool) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from prime_megatron.distributed import cpu_platform
 from prime_megatron.distributed.init import ParallelGroups
 from prime_megatron.models.arch import ModelArch, padded_vocab_size
 
@@ -120,23 +121,24 @@ def build_gpt_model(
 
     pre = groups.is_first_stage and is_vp_first_stage(vp_stage, vpp)
     post = groups.is_last_stage and is_vp_last_stage(vp_stage, vpp)
-    model = GPTModel(
-        config=config,
-        transformer_layer_spec=spec,
-        vocab_size=padded_vocab,
-        max_sequence_length=arch.max_position_embeddings,
-        pre_process=pre,
-        post_process=post,
-        share_embeddings_and_output_weights=arch.tie_word_embeddings,
-        position_embedding_type="rope",
-        rotary_base=int(arch.rope_theta),
-        rope_scaling=arch.rope_scaling == "llama3",
-        rope_scaling_factor=arch.rope_scaling_factor,
-        seq_len_interpolation_factor=(
-            arch.rope_scaling_factor if arch.rope_scaling == "linear" else None
-        ),
-        vp_stage=vp_stage,
-    )
+    with cpu_platform.cuda_to_cpu():  # construction is where Megatron's literal CUDA sites are
+        model = GPTModel(
+            config=config,
+            transformer_layer_spec=spec,
+            vocab_size=padded_vocab,
+            max_sequence_length=arch.max_position_embeddings,
+            pre_process=pre,
+            post_process=post,
+            share_embeddings_and_output_weights=arch.tie_word_embeddings,
+            position_embedding_type="rope",
+            rotary_base=int(arch.rope_theta),
+            rope_scaling=arch.rope_scaling == "llama3",
+            rope_scaling_factor=arch.rope_scaling_factor,
+            seq_len_interpolation_factor=(
+                arch.rope_scaling_factor if arch.rope_scaling == "linear" else None
+            ),
+            vp_stage=vp_stage,
+        )
     if not init_weights:
         restore_tp_attributes(model, config)
     if layer_spec_kind() == "local":
