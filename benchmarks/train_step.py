@@ -12,11 +12,10 @@ forward, the same log-prob kernel, the same loss, backward. Both get the same
 ``SampleBatch`` (prompt + response rows, right-padded) and the same thread count; the loss
 is minus the mean response-token log-prob.
 
-Megatron's output layer holds the padded vocab (a multiple of 128): after conversion the
-padding rows are zero, so its logits carry extra columns equal to 0 and ``run_pass``'s
-log-softmax runs over them. The plain side appends the same zero columns, so both compute
-one function. Before timing, the two must agree: response log-probs, loss and the decoder
-layers' gradient norm (else the script stops).
+Megatron's output layer holds the padded vocab (a multiple of 128); ``run_pass`` masks the
+padding columns out of the softmax, so both sides compute one function. Before timing, the
+two must agree: response log-probs, loss and the decoder layers' gradient norm (else the
+script stops).
 
 Models: ``configs/tiny_cpu.yaml``'s (synthetic char tokenizer vocab) and the same config
 at hidden 512, 6 layers, 8 heads, ffn 2048 (~25M parameters). Time = median over
@@ -34,7 +33,6 @@ import time
 from collections.abc import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 
 from prime_megatron.config.loader import load_config
 from prime_megatron.data.tokenizer import build_char_tokenizer
@@ -78,8 +76,8 @@ def make_batch(prompts: int, k: int, vocab: int, pad_id: int, seed: int = 0) -> 
     return SampleBatch.from_groups(groups, pad_id)
 
 
-def build_pair(overrides: list[str], groups) -> tuple[torch.nn.Module, torch.nn.Module, int]:
-    """(Megatron GPTModel, transformers Qwen2 with the same weights, padded vocab)."""
+def build_pair(overrides: list[str], groups) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(Megatron GPTModel, transformers Qwen2 with the same weights)."""
     from prime_megatron.checkpoint.convert import load_full_hf_state
     from prime_megatron.models.builder import build_gpt_model, padded_vocab_size
     from prime_megatron.models.hf_factory import random_hf_model
@@ -92,7 +90,7 @@ def build_pair(overrides: list[str], groups) -> tuple[torch.nn.Module, torch.nn.
     ours = build_gpt_model(arch, groups, padded_vocab=padded, init_weights=False)
     state = {k: v.detach().clone() for k, v in hf.state_dict().items()}
     load_full_hf_state(ours, state, arch, padded, torch.float32, "random transformers model")
-    return ours, hf, padded
+    return ours, hf
 
 
 def _hf_config(config: dict):
@@ -110,18 +108,17 @@ def mean_logp_loss(total: float) -> Callable:
     return loss_fn
 
 
-def ours_step(model, groups, batch: SampleBatch, mbs: int) -> torch.Tensor:
+def ours_step(model, groups, batch: SampleBatch, mbs: int, vocab: int) -> torch.Tensor:
     loss_fn = mean_logp_loss(batch.mask.sum().item())
-    return run_pass(model, groups, batch, mbs, loss_fn=loss_fn).logp
+    return run_pass(model, groups, batch, mbs, loss_fn=loss_fn, vocab_size=vocab).logp
 
 
-def plain_step(model, batch: SampleBatch, mbs: int, padded: int) -> torch.Tensor:
+def plain_step(model, batch: SampleBatch, mbs: int) -> torch.Tensor:
     """The same loss and micro-batches through transformers, gradients accumulated."""
     total, out = batch.mask.sum().item(), []
     for i in range(0, batch.size, mbs):
         mb = batch.select(slice(i, i + mbs))
         logits = model(mb.tokens).logits[:, :-1]
-        logits = F.pad(logits, (0, padded - logits.shape[-1]))  # Megatron's zero pad columns
         logp = token_logprobs(logits, mb.labels, 1.0, IGNORE)
         (-(logp * mb.mask).sum() / total).backward()
         out.append(logp.detach())
@@ -187,14 +184,15 @@ def time_pair(sides: dict[str, Callable[[], object]], models, repeats: int) -> d
 def bench_model(name: str, groups, quick: bool, repeats: int) -> dict:
     overrides, full, small = MODELS[name]
     prompts, k, mbs = small if quick else full
-    ours, plain, padded = build_pair(overrides, groups)
+    ours, plain = build_pair(overrides, groups)
     batch = make_batch(prompts, k, plain.config.vocab_size, plain.config.pad_token_id)
 
     def run_plain() -> torch.Tensor:
         with no_torch_function_modes():
-            return plain_step(plain, batch, mbs, padded)
+            return plain_step(plain, batch, mbs)
 
-    sides = {"ours": lambda: ours_step(ours, groups, batch, mbs), "plain": run_plain}
+    vocab = plain.config.vocab_size
+    sides = {"ours": lambda: ours_step(ours, groups, batch, mbs, vocab), "plain": run_plain}
     parity = check_parity(ours, plain, sides["ours"], run_plain, batch)
     secs = time_pair(sides, (ours, plain), repeats)
     tokens = batch.tokens.numel()

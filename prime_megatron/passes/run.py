@@ -20,7 +20,7 @@ from prime_megatron.distributed.init import ParallelGroups
 from prime_megatron.distributed.rank import compute_device
 from prime_megatron.distributed.split import split_even
 from prime_megatron.kernels import token_logprobs, token_logprobs_and_entropy
-from prime_megatron.models.forward import gather_vocab, run_forward
+from prime_megatron.models.forward import run_forward
 from prime_megatron.passes.batch import IGNORE, SampleBatch
 
 # loss_fn(logp [b, S-1], entropy [b, S-1] or None, micro_batch) -> (loss, additive metrics)
@@ -42,15 +42,16 @@ def run_pass(
     temperature: float = 1.0,
     with_entropy: bool = False,
     loss_fn: LossFn | None = None,
-    vocab_size: int | None = None,
+    *,
+    vocab_size: int,
 ) -> PassResult:
     """Forward (``loss_fn`` None) or forward+backward of ``batch`` on this model.
 
     ``loss_fn`` must return a loss already normalised for the whole (global) batch; its
     gradients accumulate in the model. The returned log-probs are those of the forward,
-    i.e. of the weights before any update. With ``vocab_size`` the log-probs are over the
-    real vocabulary only (each TP rank gathers the full logits and drops the padding rows);
-    without, over the vocab-parallel shards as they are, padding rows included.
+    i.e. of the weights before any update. They are over the real vocabulary
+    (``vocab_size``, the tokenizer's): the padding rows Megatron adds to the output layer
+    are masked out of the softmax, as vLLM and transformers never see them.
     """
     device = compute_device()
     mine = batch.select(split_even(batch.size, groups.dp_size)[groups.dp_rank]).to(device)
@@ -117,13 +118,28 @@ def _token_stats(
     vocab_size: int | None,
 ) -> tuple[Tensor, Tensor | None]:
     """[b, s, V/tp] vocab-parallel logits -> per-label log-probs (and entropy) [b, s-1]."""
-    logits = logits[:, :-1]
+    logits = _mask_vocab_padding(logits[:, :-1], groups.tp_rank, vocab_size)
     tp_group = groups.tp if groups.tp_size > 1 else None
-    if vocab_size is not None:
-        logits, tp_group = gather_vocab(logits, groups, vocab_size), None
     if entropy:
         return token_logprobs_and_entropy(logits, mb.labels, temperature, IGNORE, tp_group)
     return token_logprobs(logits, mb.labels, temperature, IGNORE, tp_group), None
+
+
+# Below any real logit, yet finite after division by a temperature: exp() of it is exactly 0
+# and 0 * (log-prob) stays 0 in the entropy (-inf would give NaN there).
+PADDING_LOGIT = -1.0e4
+
+
+def _mask_vocab_padding(logits: Tensor, tp_rank: int, vocab_size: int) -> Tensor:
+    """This rank's vocab shard [..., V/tp] with the columns past ``vocab_size`` (Megatron's
+    padding to a multiple of 128 x TP) set to ``PADDING_LOGIT``; a copy only where a shard
+    has padding."""
+    width = logits.shape[-1]
+    real = vocab_size - tp_rank * width  # real columns in this shard
+    if real >= width:
+        return logits
+    padding = torch.arange(width, device=logits.device) >= max(real, 0)
+    return logits.masked_fill(padding, PADDING_LOGIT)
 
 
 def broadcast_from_last_stage(t: Tensor, groups: ParallelGroups) -> Tensor:

@@ -97,13 +97,15 @@ class SFTSampleProbe:
         temperature: float,
         tokenizer,
         step: int,
+        vocab_size: int,
     ) -> dict[str, float]:
         """``credit_sft_samples/*``: the PRM's rewards against its reference on the probe;
         the SFT model's confidence is the sampler's own log-probs."""
         args = (parallel, self.batch, micro_batch_size, temperature)
-        prm_logp = run_pass(models.prm, *args).logp
+        prm_logp = run_pass(models.prm, *args, vocab_size=vocab_size).logp
         reference = models.policy if prm_reference == "policy" else models.ref
-        token_q = (prm_logp - run_pass(reference, *args).logp) * self.batch.mask
+        ref_logp = run_pass(reference, *args, vocab_size=vocab_size).logp
+        token_q = (prm_logp - ref_logp) * self.batch.mask
         logps = {"sft": self.batch.rollout_logp}
         out = batch_credit(self.prompt_groups, self.batch, token_q, logps, tokenizer, step)
         return {k.replace("credit/", "credit_sft_samples/", 1): v for k, v in out.items()}

@@ -217,7 +217,7 @@ class Trainer:
         cfg = self.cfg
         settings = UpdateSettings(cfg.algo, cfg.use_prm, cfg.batch.mini_batches_per_step,
                                   cfg.batch.micro_batch_size, cfg.rollout.temperature,
-                                  cfg.batch.prm_mini_batches_per_step)  # fmt: skip
+                                  self.vocab, cfg.batch.prm_mini_batches_per_step)  # fmt: skip
         before = self.evaluate("eval_before") if self.step == 0 else None
         self.probe = self._draw_probe(self.collector.dataset)
         if self.logger is not None:
@@ -304,7 +304,7 @@ class Trainer:
                 out.update(self.probe.measure(
                     self.models, self.parallel, cfg.algo.prm_reference,
                     cfg.batch.micro_batch_size, cfg.rollout.temperature, self.tokenizer,
-                    self.step + 1,
+                    self.step + 1, self.vocab,
                 ))  # fmt: skip
             return out
 

@@ -50,7 +50,7 @@ def ensure_start_checkpoint(
     examples = sft_examples(plan.rows, encode, tokenizer)
     run_sft(model, groups, examples, cfg.sft.steps, cfg.sft.batch_size, cfg.sft.lr,
             cfg.batch.micro_batch_size * 4, tokenizer.pad_token_id, cfg.run.seed,
-            cfg.sft.grad_clip, show_progress=is_rank0())  # fmt: skip
+            cfg.sft.grad_clip, show_progress=is_rank0(), vocab_size=arch.vocab_size)  # fmt: skip
     meta = ModelCheckpointMeta(
         hf_config=start.hf_config,
         padded_vocab_size=padded_vocab_size(arch.vocab_size, groups.tp_size),

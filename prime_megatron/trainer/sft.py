@@ -52,9 +52,12 @@ def run_sft(
     seed: int,
     grad_clip: float = 0.0,
     show_progress: bool = True,
+    *,
+    vocab_size: int,
 ) -> list[float]:
     """Train ``model`` in place; returns the loss per step (identical on every rank).
-    ``show_progress``: a progress bar on this rank's console (rank 0 only, in a job)."""
+    ``show_progress``: a progress bar on this rank's console (rank 0 only, in a job).
+    ``vocab_size``: the real vocabulary (the model's output layer is padded beyond it)."""
     opt = ShardedAdamW(
         list(model.parameters()), groups, lr=lr, grad_clip=grad_clip,
         warmup_steps=max(1, steps // 20), total_steps=steps, min_lr_ratio=0.05,
@@ -68,6 +71,7 @@ def run_sft(
         result = run_pass(
             model, groups, batch, micro_batch_size,
             loss_fn=lambda lp, e, mb, d=denom: _nll_loss(lp, e, mb, d),
+            vocab_size=vocab_size,
         )  # fmt: skip
         opt.step()
         losses.append(result.metrics["nll"])

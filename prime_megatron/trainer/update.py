@@ -42,6 +42,7 @@ class UpdateSettings:
     mini_batches: int
     micro_batch_size: int
     temperature: float
+    vocab_size: int  # the real vocabulary: log-probs leave out Megatron's padding rows
     prm_mini_batches: int = 1  # PRM optimizer steps per epoch over the step's batch
 
 
@@ -115,8 +116,9 @@ def _forward(
     model, parallel: ParallelGroups, batch: SampleBatch, settings: UpdateSettings, **kwargs
 ) -> PassResult:
     return run_pass(
-        model, parallel, batch, settings.micro_batch_size, settings.temperature, **kwargs
-    )
+        model, parallel, batch, settings.micro_batch_size, settings.temperature,
+        vocab_size=settings.vocab_size, **kwargs,
+    )  # fmt: skip
 
 
 def _process_rewards(

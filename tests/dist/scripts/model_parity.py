@@ -45,7 +45,27 @@ def main() -> None:
         assert diff <= 1e-4, diff
     else:
         assert logits is None
+    _check_trainer_logprobs(model, groups, tokens, vocab, hf_dir)
     save_megatron_checkpoint(model, Path(out), meta, hf_side_files=side_files, overwrite=True)
+
+
+def _check_trainer_logprobs(model, groups, tokens, vocab: int, hf_dir: str) -> None:
+    """The trainer's pass (vocab-parallel, padded output layer) gives transformers' log-probs
+    over the real vocabulary: Megatron's padding rows stay out of the softmax."""
+    from transformers import AutoModelForCausalLM
+
+    from prime_megatron.passes.batch import SampleBatch
+    from prime_megatron.passes.run import run_pass
+
+    batch = SampleBatch.from_pairs([(t[:4].tolist(), t[4:].tolist()) for t in tokens], pad_id=0)
+    logp = run_pass(model, groups, batch, 2, vocab_size=vocab).logp
+    hf = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
+    with torch.no_grad():
+        ref = torch.log_softmax(hf(batch.tokens).logits[:, :-1], dim=-1)
+    ref = ref.gather(-1, batch.labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    diff = ((logp - ref) * batch.mask).abs().max().item()
+    print(f"TRAINER_LOGPROBS max_abs_diff={diff:.3e}", flush=True)
+    assert diff <= 1e-4, diff
 
 
 if __name__ == "__main__":

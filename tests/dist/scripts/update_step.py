@@ -13,6 +13,8 @@ import random
 import sys
 from pathlib import Path
 
+VOCAB = 61  # the test checkpoints' (prime_megatron/models/hf_factory.py), padded to 128
+
 
 def fixed_batch(vocab: int, k: int = 4, n_prompts: int = 6):
     from prime_megatron.passes.batch import Group, SampleBatch
@@ -62,18 +64,19 @@ def main() -> None:
         return ShardedAdamW(list(model.parameters()), parallel, lr=1e-3, grad_clip=clip)
 
     models = Models(policy, adam(policy, 1.0), prm, adam(prm, 10.0), ref)
-    batch = fixed_batch(vocab=61)
+    batch = fixed_batch(vocab=VOCAB)
     algo = AlgoConfig(prm_update=opts["prm_update"], prm_loss=opts["prm_loss"], kl_coef=0.01,
                       entropy_coef=0.001, prm_epochs=int(opts["prm_epochs"]))  # fmt: skip
     settings = UpdateSettings(
         algo, use_prm=True, mini_batches=int(opts["mini_batches"]), micro_batch_size=5,
-        temperature=float(opts["temperature"]), prm_mini_batches=int(opts["prm_mini_batches"]),
+        temperature=float(opts["temperature"]), vocab_size=VOCAB,
+        prm_mini_batches=int(opts["prm_mini_batches"]),
     )  # fmt: skip
     update_policy = opts["update_policy"] == "1"
-    before = run_pass(models.policy, parallel, batch, 7).logp
+    before = run_pass(models.policy, parallel, batch, 7, vocab_size=VOCAB).logp
     metrics = learn(models, parallel, batch, settings, PhaseTimer(), update_policy).metrics
-    after = run_pass(models.policy, parallel, batch, 7).logp
-    prm_after = run_pass(models.prm, parallel, batch, 7).logp
+    after = run_pass(models.policy, parallel, batch, 7, vocab_size=VOCAB).logp
+    prm_after = run_pass(models.prm, parallel, batch, 7, vocab_size=VOCAB).logp
     for v in metrics.values():
         assert v == v and abs(v) != float("inf"), metrics
     if dist.get_rank() == 0:
