@@ -18,6 +18,8 @@ import argparse
 import os
 import sys
 
+from prime_megatron.console import route_logs, say  # logging and tqdm only: light
+
 # vLLM's CPU worker drops torch to one thread unless OMP_NUM_THREADS is set, which would
 # halve training speed on a single-process run: give each local rank its share of cores.
 os.environ.setdefault(
@@ -93,21 +95,18 @@ def main(argv: list[str] | None = None) -> int:
 def _route_logs(layout) -> None:
     import torch.distributed as dist
 
-    from prime_megatron.console import route_logs, say
-
     route_logs(layout.log_file(dist.get_rank()))
     if dist.get_rank() == 0:
         say(f"upstream logs and warnings: {layout.log_file(0)}")
 
 
 def _print_summary(result: dict) -> None:
-    from prime_megatron.console import say
     from prime_megatron.distributed.rank import is_rank0
 
     if not is_rank0():
         return
-    _print_prm_summary(result.get("prm") or {}, say)
-    say(_time_summary(result["seconds"]))
+    _print_prm_summary(result.get("prm") or {})
+    say(_time_summary(result["seconds"], result["rl_steps"]))
     before, after = result["before"], result["after"]
     if not (before and after):
         return
@@ -126,9 +125,8 @@ def _print_summary(result: dict) -> None:
         say(line)
 
 
-def _time_summary(seconds: dict) -> str:
+def _time_summary(seconds: dict[str, float], steps: int) -> str:
     """The job's wall-clock by part (its SFT only when this run trained it)."""
-    steps = int(seconds["rl_steps"])
     parts = [f"SFT {seconds['sft'] / 60:.1f} min"] if "sft" in seconds else []
     parts.append(f"RL {seconds['rl'] / 60:.1f} min ({steps} steps, "
                  f"{seconds['rl'] / max(steps, 1):.1f} s/step)")  # fmt: skip
@@ -147,7 +145,7 @@ PRM_SUMMARY = (
 )
 
 
-def _print_prm_summary(tail: dict, say) -> None:
+def _print_prm_summary(tail: dict) -> None:
     """The implicit PRM's learning over the last third of training (0.5 = chance)."""
     parts = [f"{label} {tail[key]:.3f}" for key, label in PRM_SUMMARY if key in tail]
     if parts:

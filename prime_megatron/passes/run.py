@@ -50,7 +50,7 @@ def run_pass(
     ``loss_fn`` must return a loss already normalised for the whole (global) batch; its
     gradients accumulate in the model. The returned log-probs are those of the forward,
     i.e. of the weights before any update. They are over the real vocabulary
-    (``vocab_size``, the tokenizer's): the padding rows Megatron adds to the output layer
+    (``vocab_size``, the HF config's): the padding rows Megatron adds to the output layer
     are masked out of the softmax, as vLLM and transformers never see them.
     """
     device = compute_device()
@@ -115,7 +115,7 @@ def _token_stats(
     groups: ParallelGroups,
     temperature: float,
     entropy: bool,
-    vocab_size: int | None,
+    vocab_size: int,
 ) -> tuple[Tensor, Tensor | None]:
     """[b, s, V/tp] vocab-parallel logits -> per-label log-probs (and entropy) [b, s-1]."""
     logits = _mask_vocab_padding(logits[:, :-1], groups.tp_rank, vocab_size)

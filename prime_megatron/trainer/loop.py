@@ -244,11 +244,10 @@ class Trainer:
             return {"finished": False, "before": before, "after": None}
         self._save()
         self.seconds["rl"] = time.perf_counter() - began
-        self.seconds["rl_steps"] = len(self._history)
         after = self.evaluate("eval_after")
         prm = tail_means(self._history, LEARNING_PREFIXES)
         return {"finished": True, "before": before, "after": after, "prm": prm,
-                "seconds": dict(self.seconds)}  # fmt: skip
+                "seconds": dict(self.seconds), "rl_steps": len(self._history)}  # fmt: skip
 
     def _one_step(self, settings: UpdateSettings) -> dict[str, float]:
         timer = PhaseTimer(self.offloader.enter if self.offloader is not None else None)

@@ -76,9 +76,7 @@ def run_sft(
         opt.step()
         losses.append(result.metrics["nll"])
         if progress is not None:
-            progress.update(step + 1, f"nll {losses[-1]:.4f}")
-    if progress is not None:
-        progress.close()
+            progress.update(step + 1, f"nll {losses[-1]:.4f}")  # closes itself at the end
     return losses
 
 
