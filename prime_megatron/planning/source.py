@@ -21,7 +21,7 @@ def resolve_model(cfg: TrainConfig, hf_config: Path | None = None) -> tuple[Mode
     source, path = cfg.model.source, Path(cfg.model.path)
     if source == "synthetic":
         from prime_megatron.data.tokenizer import build_char_tokenizer
-        from prime_megatron.trainer.setup import synthetic_hf_config
+        from prime_megatron.trainer.inputs import synthetic_hf_config
 
         config = synthetic_hf_config(cfg, build_char_tokenizer())
         return ModelArch.from_hf_config(config), 0, "model.* (synthetic)"

@@ -191,3 +191,12 @@ def test_tool_prints_the_paper_recipe(capsys):
     assert tool.main([*args, "parallel.tensor_parallel=4", "batch.micro_batch_size=4"]) == 0
     assert "\nFITS" in capsys.readouterr().out
     assert tool.main([*args, "parallel.tensor_parallel=3"]) == 2  # config error, no traceback
+
+
+def test_synthetic_source_is_the_default_jobs_model():
+    from prime_megatron.planning.source import resolve_model
+
+    cfg = load_config(TrainConfig, str(REPO / "configs/tiny_cpu.yaml"), [])
+    arch, vocab, source = resolve_model(cfg)
+    assert (arch.hidden_size, arch.num_layers, arch.num_attention_heads) == (128, 4, 2)
+    assert vocab == 0 and "synthetic" in source
