@@ -6,6 +6,7 @@ from prime_megatron.algo.advantages import (
     outcome_rloo,
     prime_advantages,
     process_rloo,
+    process_share,
 )
 from prime_megatron.algo.config import AlgoConfig
 from prime_megatron.algo.policy_loss import aggregate_loss, kl_k3, ppo_policy_loss
@@ -34,5 +35,6 @@ __all__ = [
     "prm_ce_loss",
     "prm_dpo_loss",
     "process_rloo",
+    "process_share",
     "sequence_q",
 ]

@@ -109,3 +109,30 @@ def prime_advantages(
     returns = discounted_returns(token_rewards, mask, gamma)
     advantages = masked_whiten(returns, mask) if whiten else returns
     return advantages, returns
+
+
+def process_share(
+    outcome: Tensor,
+    process_rewards: Tensor,
+    mask: Tensor,
+    group: Tensor,
+    gamma: float = 1.0,
+    baseline: str = "official",
+    outcome_coef: float = 1.0,
+    process_coef: float = 1.0,
+) -> float | None:
+    """How much the PRM moves the advantages: std of the process stream's returns over the
+    std of the outcome stream's, over the valid tokens, before whitening.
+
+    The returns are linear in the two streams, so the process part is the full returns
+    minus the outcome-only ones. Near 0, PRIME's update is outcome-only RLOO's whatever
+    the PRM knows. None when the outcome stream has no spread (every group's outcomes equal).
+    """
+    kwargs: dict = dict(gamma=gamma, baseline=baseline, whiten=False, outcome_coef=outcome_coef)
+    _, both = prime_advantages(outcome, process_rewards, mask, group, **kwargs,
+                               process_coef=process_coef)  # fmt: skip
+    _, outcome_only = prime_advantages(outcome, None, mask, group, **kwargs)
+    valid = mask.bool()
+    spread = outcome_only[valid].std()
+    process = (both - outcome_only)[valid].std()
+    return float(process / spread) if spread > 0 else None

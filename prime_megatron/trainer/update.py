@@ -22,6 +22,7 @@ from prime_megatron.algo import (
     prime_advantages,
     prm_ce_loss,
     prm_dpo_loss,
+    process_share,
     sequence_q,
 )
 from prime_megatron.algo.config import AlgoConfig
@@ -87,6 +88,8 @@ def learn(
         batch.outcome, process_rewards, batch.mask, batch.group, algo.gamma,
         algo.process_baseline, algo.whiten, algo.outcome_coef, algo.process_coef,
     )  # fmt: skip
+    if process_rewards is not None:
+        metrics.update(_process_share(batch, process_rewards, algo))
     if update_policy:
         with timer(Phase.POLICY_UPDATE):
             update_metrics, sampled = _policy_update(
@@ -98,6 +101,17 @@ def learn(
             sampled = _forward(models.policy, parallel, batch, settings, with_entropy=True)
     metrics.update(_batch_metrics(batch, sampled, sft_logp, advantages))
     return LearnResult(metrics, token_q, sampled.logp, sft_logp)
+
+
+def _process_share(
+    batch: SampleBatch, process_rewards: Tensor, algo: AlgoConfig
+) -> dict[str, float]:
+    """``adv/process_share``: how far the PRM moves the advantages off outcome-only RLOO."""
+    share = process_share(
+        batch.outcome, process_rewards, batch.mask, batch.group, algo.gamma,
+        algo.process_baseline, algo.outcome_coef, algo.process_coef,
+    )  # fmt: skip
+    return {} if share is None else {"adv/process_share": share}
 
 
 def separate_policy_forward(settings: UpdateSettings) -> bool:

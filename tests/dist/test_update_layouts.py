@@ -9,7 +9,7 @@ from tests.torchrun import run_torchrun
 
 # Numbers that must agree across layouts (same data, same weights, same math).
 COMPARED = ["prm/loss", "prm/grad_norm", "policy/pg_loss", "policy/grad_norm", "prm/sign_acc", "prm/pairwise_acc",
-            "adv/std", "train/kl_to_ref", "train/entropy"]  # fmt: skip
+            "adv/std", "adv/process_share", "train/kl_to_ref", "train/entropy"]  # fmt: skip
 
 
 # The PRM's own schedule (3 mini-batches of 2 groups, 2 epochs) is part of what must agree.

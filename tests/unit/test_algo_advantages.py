@@ -9,6 +9,7 @@ from prime_megatron.algo import (
     outcome_rloo,
     prime_advantages,
     process_rloo,
+    process_share,
 )
 
 # Two samples of one prompt: r^0 = [0.2, 0.4] (2 tokens), r^1 = [0.5] (1 token, then padding).
@@ -70,6 +71,18 @@ def test_prime_advantages_hand_worked():
     torch.testing.assert_close(adv, want)
     outcome_only, _ = prime_advantages(outcome, None, MASK, PAIR, whiten=False)
     torch.testing.assert_close(outcome_only, torch.tensor([[1.0, 1.0], [-1.0, 0.0]]))
+
+
+def test_process_share_hand_worked():
+    # Process part of the returns (above): [-0.4, 0, 0.2], std 0.30551; outcome-only
+    # returns [1, 1, -1], std 1.15470 (unbiased, over the valid tokens).
+    outcome = torch.tensor([1.0, 0.0])
+    share = process_share(outcome, REWARDS, MASK, PAIR)
+    assert share == pytest.approx(0.30551 / 1.15470, rel=1e-4)
+    assert process_share(outcome, 2 * REWARDS, MASK, PAIR) == pytest.approx(2 * share)
+    assert process_share(outcome, REWARDS, MASK, PAIR, process_coef=0.5) == pytest.approx(share / 2)
+    assert process_share(outcome, torch.zeros_like(REWARDS), MASK, PAIR) == 0.0
+    assert process_share(torch.ones(2), REWARDS, MASK, PAIR) is None  # no outcome spread
 
 
 def _random_batch(seed, groups=5, k=4, t=7):
