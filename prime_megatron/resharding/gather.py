@@ -4,7 +4,9 @@ For each bucket of the plan, the owning pipeline stage all-gathers the TP shards
 tensor straight into one flat buffer, the buffer is broadcast over the pipeline group, and
 every rank applies the mapping rules (HF names, q/k/v and gate/up split, vocab padding
 dropped) to views of it. Each rank needs the *full* tensors because every rank feeds its own
-in-process vLLM worker, which shards them for its rollout TP rank itself.
+in-process vLLM worker, which shards them for its rollout TP rank itself. Without
+pipeline parallelism, tensors that need no TP gather skip the buffer and are converted
+straight from the parameters (one pass over their bytes fewer per sync).
 
 Extra memory per rank: the bucket buffer, plus one gathered tensor for TP layouts that
 cannot be gathered in place (row-parallel and ``linear_fc1``), i.e. about one bucket plus
@@ -49,17 +51,17 @@ def iter_hf_buckets(
 ) -> Iterator[HFBucket]:
     """Collective: yield every bucket of full HF tensors, in plan order, on every rank.
 
-    The tensors are views of the bucket's buffer: copy them to keep them past the next
-    iteration (the buffer is then freed). A plan with shard-only entries (built with a
-    ``rollout_tp``) yields those as full-shaped tensors valid only in this rank's slice.
+    The tensors are views of the bucket's buffer or of the live parameters: copy them to
+    keep them past the next iteration or an optimizer step, and never write to them. A
+    plan with shard-only entries (built with a ``rollout_tp``) yields those as full-shaped
+    tensors valid only in this rank's slice.
     """
     plan = plan or build_plan(model, groups, arch, bucket_bytes)
     params = local_parameters(model)
     for bucket in plan.buckets:
-        flat = _fill_bucket(bucket, params, groups)
-        tensors = _to_hf(bucket, flat, arch, groups)
-        nbytes = flat.numel() * flat.element_size()
-        del flat  # shard-only conversions copied out of it: let it go before vLLM loads
+        sources, nbytes = _bucket_sources(bucket, params, groups)
+        tensors = _to_hf(bucket, sources, arch, groups)
+        del sources  # shard-only conversions copied out of it: let it go before vLLM loads
         yield HFBucket(tensors, nbytes)
 
 
@@ -74,6 +76,33 @@ def iter_full_hf_tensors(
     """
     for bucket in iter_hf_buckets(model, groups, arch, bucket_bytes):
         yield from bucket.tensors
+
+
+def _bucket_sources(
+    bucket: Sequence[PlanEntry], params: dict[str, torch.Tensor], groups: ParallelGroups
+) -> tuple[list[torch.Tensor], int]:
+    """Per entry, what to convert (``buffer_shape``), and the bytes staged for it.
+
+    Without pipeline parallelism an entry that needs no TP gather (a shard-only entry, a
+    replicated tensor, or anything at TP=1) is converted straight from this rank's
+    parameter: copying it into a buffer first would only add a pass over its bytes. The
+    rest goes through one flat buffer, identical on every rank of the PP group.
+    """
+    direct = [groups.pp_size == 1 and _needs_no_gather(e, groups) for e in bucket]
+    staged = [e for e, d in zip(bucket, direct, strict=True) if not d]
+    flat = _fill_bucket(staged, params, groups) if staged else None
+    sources, offset = [], 0
+    for entry, is_direct in zip(bucket, direct, strict=True):
+        if is_direct:
+            sources.append(params[entry.name].detach())
+            continue
+        sources.append(flat[offset : offset + entry.buffer_numel].view(entry.buffer_shape))
+        offset += entry.buffer_numel
+    return sources, 0 if flat is None else flat.numel() * flat.element_size()
+
+
+def _needs_no_gather(entry: PlanEntry, groups: ParallelGroups) -> bool:
+    return entry.shard_only or entry.partition_dim < 0 or groups.tp_size == 1
 
 
 def _fill_bucket(
@@ -132,17 +161,17 @@ def assemble_shards(parts: torch.Tensor, entry: PlanEntry) -> torch.Tensor:
 
 
 def _to_hf(
-    bucket: Sequence[PlanEntry], flat: torch.Tensor, arch: ModelArch, groups: ParallelGroups
+    bucket: Sequence[PlanEntry],
+    sources: Sequence[torch.Tensor],
+    arch: ModelArch,
+    groups: ParallelGroups,
 ) -> list[tuple[str, torch.Tensor]]:
     out: list[tuple[str, torch.Tensor]] = []
-    offset = 0
-    for entry in bucket:
-        data = flat[offset : offset + entry.buffer_numel].view(entry.buffer_shape)
+    for entry, data in zip(bucket, sources, strict=True):
         if entry.shard_only:
             out.extend(_shard_to_hf(entry, data, arch, groups.tp_rank))
         else:
             out.extend(entry.rule.to_hf(data, arch).items())
-        offset += entry.buffer_numel
     return out
 
 

@@ -2,8 +2,8 @@
 
 Each launch runs every check of ``scripts/sync_check.py`` (greedy match, optimizer step +
 re-sync, bucket smaller than the largest tensor, seeded sampling, K-grouping, RSS over many
-syncs). Four launches cover TP=2, PP=2 and TP2xPP2 with rollout TP 1 and 2, GQA + biases
-and tied embeddings.
+syncs). Six launches cover TP=1, TP=2, PP=2 and TP2xPP2 with rollout TP 1 and 2, GQA +
+biases and tied embeddings.
 """
 
 import json
@@ -17,7 +17,9 @@ from tests.torchrun import free_port, run_torchrun
 from tests.vllm.conftest import SCRIPTS
 
 CASES = [  # model, Megatron TP, PP, rollout TP (world = max(TP*PP, rollout TP))
+    ("llama_tied", 1, 1, 1),  # the default job's layout: every tensor straight from its param
     ("qwen2_gqa", 2, 1, 1),  # 2 rollout replicas, 1 prompt share each
+    ("qwen2_gqa", 2, 1, 2),  # shard-only, converted straight from the parameters
     ("llama_tied", 1, 2, 2),  # vLLM sharded across the two pipeline stages
     ("qwen2_gqa", 2, 2, 2),  # world 4: 2 replicas of rollout TP 2
     ("llama_tied", 2, 2, 1),  # world 4: 4 replicas; tied embedding across PP
