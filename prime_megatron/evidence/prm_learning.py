@@ -1,5 +1,6 @@
 """Does the online implicit PRM learn? Its ``prm/*`` and ``credit/*`` metrics (logged by the
-trainer on every step's fresh batch, ``run.step_credit_every``) over the seeds of an arm.
+trainer on every step's fresh batch, ``run.step_credit_every``) and ``adv/process_share``
+over the seeds of an arm.
 
 Per seed, a metric's value is its mean over the last third of training (``tail_means``);
 the arm's value is the mean over seeds with a 95 % interval across seeds. ``over_training``
@@ -13,7 +14,8 @@ from collections.abc import Sequence
 from prime_megatron.evidence.metrics import RunRecord, tail_means
 from prime_megatron.evidence.stats import at_least, even_chunks, mean_ci95
 
-PREFIXES = ("prm/", "credit/", "credit_sft_samples/")
+# adv/process_share: whether the policy's update listens to the PRM at all.
+PREFIXES = ("prm/", "credit/", "credit_sft_samples/", "adv/process_share")
 
 
 def seed_summary(runs: Sequence[RunRecord]) -> dict[str, dict]:

@@ -25,6 +25,13 @@ def test_seed_summary_averages_each_seeds_last_third():
     assert t["outcome_auroc_ge_0.8"] is None  # never measured: not a pass
 
 
+def test_seed_summary_reports_how_much_the_policy_listens_to_the_prm():
+    steps = [{"step": i + 1, "adv/process_share": v, "adv/std": 1.0} for i, v in
+             enumerate([0.9, 0.9, 0.05])]  # fmt: skip
+    s = seed_summary([RunRecord("r", steps, {})])
+    assert s["adv/process_share"]["per_seed"] == [0.05] and "adv/std" not in s
+
+
 def test_over_training_bins_steps_and_averages_seeds():
     rows = over_training([run([0.1, 0.2, 0.3, 0.4]), run([0.3, 0.4, 0.5, 0.6])],
                          ["prm/pairwise_acc", "credit/prm_auroc"], bins=2)  # fmt: skip
