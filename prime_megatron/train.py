@@ -142,6 +142,8 @@ PRM_SUMMARY = (
     ("credit/confidence_policy_auroc", "policy-confidence baseline"),
     ("credit/confidence_sft_auroc", "SFT-confidence baseline"),
     ("credit/prm_auroc_carry", "carry-step AUROC"),
+    # Near 0: the policy's update is outcome-only RLOO's, whatever the PRM knows.
+    ("adv/process_share", "process share of the advantages"),
 )
 
 
