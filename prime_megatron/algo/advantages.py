@@ -101,7 +101,7 @@ def prime_advantages(
     streams 5 and 5 before whitening, which whitening cancels; the coefs matter without it.
     """
     mask = mask.to(outcome.dtype)
-    token_rewards = outcome_coef * place_on_last_token(outcome_rloo(outcome, group), mask)
+    token_rewards = _outcome_stream(outcome, mask, group, outcome_coef)
     if process_rewards is not None:
         token_rewards = token_rewards + process_coef * process_rloo(
             process_rewards, mask, group, baseline
@@ -109,6 +109,11 @@ def prime_advantages(
     returns = discounted_returns(token_rewards, mask, gamma)
     advantages = masked_whiten(returns, mask) if whiten else returns
     return advantages, returns
+
+
+def _outcome_stream(outcome: Tensor, mask: Tensor, group: Tensor, coef: float) -> Tensor:
+    """[B, T] the outcome stream's token rewards: RLOO outcome on each last valid token."""
+    return coef * place_on_last_token(outcome_rloo(outcome, group), mask)
 
 
 def process_share(
@@ -124,15 +129,16 @@ def process_share(
     """How much the PRM moves the advantages: std of the process stream's returns over the
     std of the outcome stream's, over the valid tokens, before whitening.
 
-    The returns are linear in the two streams, so the process part is the full returns
-    minus the outcome-only ones. Near 0, PRIME's update is outcome-only RLOO's whatever
-    the PRM knows. None when the outcome stream has no spread (every group's outcomes equal).
+    The returns are linear in the token rewards, so each stream's returns are its own.
+    Near 0, PRIME's update is outcome-only RLOO's whatever the PRM knows. None when the
+    outcome stream has no spread (every group's outcomes equal).
     """
-    kwargs: dict = dict(gamma=gamma, baseline=baseline, whiten=False, outcome_coef=outcome_coef)
-    _, both = prime_advantages(outcome, process_rewards, mask, group, **kwargs,
-                               process_coef=process_coef)  # fmt: skip
-    _, outcome_only = prime_advantages(outcome, None, mask, group, **kwargs)
+    mask = mask.to(outcome.dtype)
+    outcome_rewards = _outcome_stream(outcome, mask, group, outcome_coef)
+    process_rewards = process_coef * process_rloo(process_rewards, mask, group, baseline)
+    outcome_returns = discounted_returns(outcome_rewards, mask, gamma)
+    process_returns = discounted_returns(process_rewards, mask, gamma)
     valid = mask.bool()
-    spread = outcome_only[valid].std()
-    process = (both - outcome_only)[valid].std()
+    spread = outcome_returns[valid].std()
+    process = process_returns[valid].std()
     return float(process / spread) if spread > 0 else None
