@@ -52,10 +52,11 @@ def process_rloo(
 
 
 def discounted_returns(rewards: Tensor, mask: Tensor, gamma: float = 1.0) -> Tensor:
-    """[B, T] G_t = sum_{s >= t, valid} gamma^(#valid tokens strictly between t and s) r_s.
+    """[B, T] G_t = sum_{s >= t, valid} gamma^n(t, s) r_s, n(t, s) = #valid tokens in (t, s].
 
     Padding positions carry the return through unchanged (so holes in the mask are skipped,
-    not discounted) and are 0 in the output. gamma = 1 gives the reverse cumulative sum.
+    not discounted) and are 0 in the output. gamma = 1 gives the reverse cumulative sum,
+    gamma = 0 the rewards themselves.
     """
     mask = mask.to(rewards.dtype)
     if gamma == 1.0:
@@ -92,6 +93,7 @@ def prime_advantages(
     whiten: bool = True,
     outcome_coef: float = 1.0,
     process_coef: float = 1.0,
+    process_gamma: float | None = None,
 ) -> tuple[Tensor, Tensor]:
     """PRIME advantages: RLOO on both streams, returns of their sum, optional whitening.
 
@@ -99,16 +101,20 @@ def prime_advantages(
     stream is ``process_rloo(process_rewards)`` (None: outcome-only RLOO). Returns
     (advantages [B, T], returns [B, T]); both 0 on padding. The official code weights the
     streams 5 and 5 before whitening, which whitening cancels; the coefs matter without it.
+    ``process_gamma`` discounts the process stream (None: ``gamma``, as the official code);
+    0 credits each token with its own process reward only, not the rewards after it.
     """
     mask = mask.to(outcome.dtype)
-    token_rewards = _outcome_stream(outcome, mask, group, outcome_coef)
+    returns = discounted_returns(_outcome_stream(outcome, mask, group, outcome_coef), mask, gamma)
     if process_rewards is not None:
-        token_rewards = token_rewards + process_coef * process_rloo(
-            process_rewards, mask, group, baseline
-        )
-    returns = discounted_returns(token_rewards, mask, gamma)
+        process = process_coef * process_rloo(process_rewards, mask, group, baseline)
+        returns = returns + discounted_returns(process, mask, _or(process_gamma, gamma))
     advantages = masked_whiten(returns, mask) if whiten else returns
     return advantages, returns
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def _outcome_stream(outcome: Tensor, mask: Tensor, group: Tensor, coef: float) -> Tensor:
@@ -125,19 +131,20 @@ def process_share(
     baseline: str = "official",
     outcome_coef: float = 1.0,
     process_coef: float = 1.0,
+    process_gamma: float | None = None,
 ) -> float | None:
     """How much the PRM moves the advantages: std of the process stream's returns over the
     std of the outcome stream's, over the valid tokens, before whitening.
 
-    The returns are linear in the token rewards, so each stream's returns are its own.
-    Near 0, PRIME's update is outcome-only RLOO's whatever the PRM knows. None when the
-    outcome stream has no spread (every group's outcomes equal).
+    Each stream's returns are its own (``prime_advantages`` adds them). Near 0, PRIME's
+    update is outcome-only RLOO's whatever the PRM knows. None when the outcome stream has
+    no spread (every group's outcomes equal).
     """
     mask = mask.to(outcome.dtype)
     outcome_rewards = _outcome_stream(outcome, mask, group, outcome_coef)
     process_rewards = process_coef * process_rloo(process_rewards, mask, group, baseline)
     outcome_returns = discounted_returns(outcome_rewards, mask, gamma)
-    process_returns = discounted_returns(process_rewards, mask, gamma)
+    process_returns = discounted_returns(process_rewards, mask, _or(process_gamma, gamma))
     valid = mask.bool()
     spread = outcome_returns[valid].std()
     process = process_returns[valid].std()

@@ -15,6 +15,7 @@ from prime_megatron.config.errors import check
 PRM_LOSSES = ("ce", "dpo")
 PRM_UPDATES = ("after", "before")
 PRM_REFERENCES = ("sft", "policy")
+PROCESS_REWARD_SOURCES = ("prm", "oracle")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,14 @@ class AlgoConfig:
     process_coef: float = 1.0
     # Discount of both streams' returns. paper + official: 1.
     gamma: float = 1.0
+    # The process stream's own discount, when it differs (ours; None = gamma). 0 credits
+    # each token with its own process reward only: with gamma 1, a reward at the first wrong
+    # token also reaches every correct token before it (docs/implicit-prm.md).
+    process_gamma: float | None = None
+    # Where the process rewards come from: "prm", the implicit PRM (PRIME); "oracle", the
+    # synthetic task's exact labels (-1 on the first token that leaves the reference
+    # solution): a ceiling for what dense credit can add, not a method (ours).
+    process_reward_source: str = "prm"
     # Whiten advantages over the batch's valid tokens (official).
     whiten: bool = True
     # PPO clip epsilon (paper + official: 0.2).
@@ -87,6 +96,7 @@ class AlgoConfig:
             "prm_reference": PRM_REFERENCES,
             "process_baseline": BASELINES,
             "loss_agg": LOSS_AGGS,
+            "process_reward_source": PROCESS_REWARD_SOURCES,
         }
         for field, allowed in choices.items():
             value = getattr(self, field)
@@ -98,6 +108,9 @@ class AlgoConfig:
         check(self.prm_warmup_steps >= 0, "algo.prm_warmup_steps", self.prm_warmup_steps,
               "must be >= 0")  # fmt: skip
         check(0 < self.gamma <= 1, "algo.gamma", self.gamma, "must be in (0, 1]")
+        if self.process_gamma is not None:
+            check(0 <= self.process_gamma <= 1, "algo.process_gamma", self.process_gamma,
+                  "must be in [0, 1] (or null: gamma)")  # fmt: skip
         check(0 < self.clip_eps < 1, "algo.clip_eps", self.clip_eps, "must be in (0, 1)")
         for field in ("outcome_coef", "process_coef", "entropy_coef", "kl_coef"):
             value = getattr(self, field)

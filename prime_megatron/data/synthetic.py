@@ -222,6 +222,19 @@ def first_wrong_step(prompt: str, response: str) -> int | None:
     return None if len(lines) == len(reference) else min(len(lines), len(reference))
 
 
+def first_wrong_char(prompt: str, response: str) -> int | None:
+    """Index of the first character of ``response`` that leaves the reference solution, or
+    None where ``first_wrong_step`` is None. A response that stops early gets
+    ``len(response)``: the token that ended it (EOS) is the wrong one."""
+    if first_wrong_step(prompt, response) is None:
+        return None
+    reference = parse_prompt(prompt).solution
+    for index, (got, expected) in enumerate(zip(response, reference, strict=False)):
+        if got != expected:
+            return index
+    return min(len(response), len(reference))
+
+
 def step_labels(prompt: str, response: str) -> list[int]:
     """Per response line: 1 before the first wrong step, 0 from it on (PRM800K-style)."""
     wrong = first_wrong_step(prompt, response)

@@ -86,6 +86,18 @@ def step_credit(sample: DecodedSample) -> StepCredit | None:
     )
 
 
+def first_wrong_token(sample: DecodedSample) -> int | None:
+    """Index of the response token holding ``synthetic.first_wrong_char`` (None: the
+    response is the reference). Past the text (the response stopped early): its last token."""
+    char = synthetic.first_wrong_char(sample.prompt, sample.response)
+    if char is None:
+        return None
+    for index, (start, end) in enumerate(token_offsets(sample.pieces)):
+        if start <= char < end:
+            return index
+    return len(sample.pieces) - 1
+
+
 def with_token_q(credit: StepCredit, token_q: Sequence[float]) -> StepCredit:
     """The same response scored by other token rewards."""
     q = tuple(token_q)

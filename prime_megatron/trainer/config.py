@@ -246,6 +246,10 @@ class TrainConfig:
             self.run.step_credit_every,
             "0 unless model.source=synthetic (step labels come from the synthetic task)",
         )
+        source = self.algo.process_reward_source
+        check(source == "prm", "algo.process_reward_source", source,
+              "prm unless model.source=synthetic (the oracle's labels come from the "
+              "synthetic task)")  # fmt: skip
 
     def _check_cross_fields(self, world_size: int) -> None:
         tp = self.parallel.tensor_parallel

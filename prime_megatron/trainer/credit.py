@@ -8,6 +8,9 @@ Two measurements, both through ``evidence.credit.online_credit``:
 * ``credit_sft_samples/*`` on a fixed probe set drawn once from the SFT model before RL.
   A PRM that moves with the policy scores the policy's samples by what the policy itself
   raised (a selection effect); on samples it did not shape, only learned credit counts.
+
+``oracle_process_rewards`` (``algo.process_reward_source=oracle``) replaces the PRM's rewards
+by the task's exact labels: what perfect dense credit would give PRIME's update.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from prime_megatron.distributed.init import ParallelGroups
-from prime_megatron.evidence.credit import online_credit, step_credit
+from prime_megatron.evidence.credit import first_wrong_token, online_credit, step_credit
 from prime_megatron.evidence.samples import decode_sample, piece_table
 from prime_megatron.passes.batch import Group, SampleBatch
 from prime_megatron.passes.run import run_pass
@@ -67,6 +71,21 @@ def batch_credit(
         if logp is not None
     }
     return online_credit(credits, confidences, repeats=REPEATS, seed=step)
+
+
+def oracle_process_rewards(
+    prompt_groups: list[Group], batch: SampleBatch, tokenizer, penalty: float = 1.0
+) -> Tensor:
+    """[N, S-1] process rewards from the synthetic task's labels: ``-penalty`` on each
+    sample's first wrong token (``evidence.credit.first_wrong_token``), 0 elsewhere."""
+    table = piece_table(tokenizer)
+    rewards = torch.zeros_like(batch.mask)
+    for row, sample in enumerate(sample_rows(prompt_groups, batch, None, step=0)):
+        wrong = first_wrong_token(decode_sample(sample, table))
+        if wrong is not None:
+            positions = batch.mask[row].nonzero().flatten()
+            rewards[row, positions[wrong]] = -penalty
+    return rewards
 
 
 @dataclass

@@ -33,6 +33,7 @@ from prime_megatron.trainer.config import TrainConfig
 from prime_megatron.trainer.credit import (
     SFTSampleProbe,
     batch_credit,
+    oracle_process_rewards,
     probe_prompts,
     sample_rows,
 )
@@ -259,7 +260,12 @@ class Trainer:
         if prompt_groups:
             batch = SampleBatch.from_groups(prompt_groups, self.tokenizer.pad_token_id)
             update_policy = self.step >= self.cfg.algo.prm_warmup_steps
-            result = learn(self.models, self.parallel, batch, settings, timer, update_policy)
+            oracle = None
+            if self.cfg.algo.process_reward_source == "oracle":
+                oracle = oracle_process_rewards(prompt_groups, batch, self.tokenizer)
+            result = learn(
+                self.models, self.parallel, batch, settings, timer, update_policy, oracle
+            )
             metrics.update(result.metrics)
             metrics["train/policy_updated"] = float(update_policy)
             self._maybe_dump_samples(prompt_groups, batch, result.token_q)

@@ -64,9 +64,12 @@ def learn(
     settings: UpdateSettings,
     timer: PhaseTimer,
     update_policy: bool = True,
+    oracle_rewards: Tensor | None = None,
 ) -> LearnResult:
     """One PRIME update on ``batch``; without ``update_policy`` (the PRM warm-up) the PRM's
-    part only, the policy's log-probs computed for the metrics."""
+    part only, the policy's log-probs computed for the metrics. ``oracle_rewards`` [N, S-1]
+    replace the PRM's process rewards in the advantages (the PRM, if any, still trains and
+    is measured)."""
     algo = settings.algo
     with timer(Phase.LOGPROBS):
         sampled = None
@@ -84,9 +87,12 @@ def learn(
         process_rewards, token_q, metrics = _process_rewards(
             models, parallel, batch, prm_ref_logp, settings, timer
         )
+    if oracle_rewards is not None:
+        process_rewards = oracle_rewards
     advantages, _ = prime_advantages(
         batch.outcome, process_rewards, batch.mask, batch.group, algo.gamma,
         algo.process_baseline, algo.whiten, algo.outcome_coef, algo.process_coef,
+        algo.process_gamma,
     )  # fmt: skip
     if process_rewards is not None:
         metrics.update(_process_share(batch, process_rewards, algo))
@@ -109,7 +115,7 @@ def _process_share(
     """``adv/process_share``: how far the PRM moves the advantages off outcome-only RLOO."""
     share = process_share(
         batch.outcome, process_rewards, batch.mask, batch.group, algo.gamma,
-        algo.process_baseline, algo.outcome_coef, algo.process_coef,
+        algo.process_baseline, algo.outcome_coef, algo.process_coef, algo.process_gamma,
     )  # fmt: skip
     return {} if share is None else {"adv/process_share": share}
 

@@ -96,6 +96,34 @@ def _random_batch(seed, groups=5, k=4, t=7):
     return outcome, rewards, mask, group
 
 
+# One prompt, two 3-token samples; sample 1's process reward -1 sits on its middle token.
+# official baseline, K=2: r_hat = 2 r - (m_0 + m_1) = 2 r + 1/3.
+ORACLE = torch.tensor([[0.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+FULL = torch.ones(2, 3)
+THIRD = 1 / 3
+
+
+@pytest.mark.parametrize(
+    "process_gamma, process_returns",
+    [
+        # 0: each token keeps its own reward; r_hat_1 = [1/3, -5/3, 1/3]
+        (0.0, [[THIRD, THIRD, THIRD], [THIRD, -5 * THIRD, THIRD]]),
+        # None = gamma = 1: reverse cumsum, the -1 reaches the token before it
+        (None, [[1.0, 2 * THIRD, THIRD], [-1.0, -4 * THIRD, THIRD]]),
+    ],
+)
+def test_process_gamma_discounts_the_process_stream_only(process_gamma, process_returns):
+    outcome = torch.tensor([1.0, 0.0])  # A_o = +1, -1 on the last token, returned with gamma 1
+    _, returns = prime_advantages(
+        outcome, ORACLE, FULL, PAIR, gamma=1.0, whiten=False, process_gamma=process_gamma
+    )
+    expected = torch.tensor([[1.0] * 3, [-1.0] * 3]) + torch.tensor(process_returns)
+    assert torch.allclose(returns, expected)
+    share = process_share(outcome, ORACLE, FULL, PAIR, gamma=1.0, process_gamma=process_gamma)
+    outcome_spread = torch.tensor([1.0, 1, 1, -1, -1, -1]).std()
+    assert share == pytest.approx(float(torch.tensor(process_returns).std() / outcome_spread))
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_loo_outcome_advantages_sum_to_zero_per_group(seed):
     outcome, _, _, group = _random_batch(seed)

@@ -15,6 +15,8 @@ def test_defaults_are_the_design_defaults():
     assert (cfg.prm_loss, cfg.prm_update, cfg.process_baseline) == ("ce", "after", "official")
     assert (cfg.entropy_coef, cfg.kl_coef, cfg.whiten, cfg.loss_agg) == (0, 0, True, "token-mean")
     assert cfg.accuracy_range == (0.2, 0.8)
+    assert (cfg.process_gamma, cfg.process_reward_source) == (None, "prm")
+    assert dataclasses.replace(cfg, process_gamma=0.0).validate().process_gamma == 0.0
     assert dataclasses.replace(cfg, filter_accuracy=False).accuracy_range is None
 
 
@@ -28,6 +30,9 @@ def test_defaults_are_the_design_defaults():
         ("prm_update", "during"),
         ("process_baseline", "eq5"),
         ("gamma", 1.5),
+        ("process_gamma", -0.1),
+        ("process_gamma", 1.5),
+        ("process_reward_source", "labels"),
         ("clip_eps", 0.0),
         ("entropy_coef", -0.1),
         ("kl_coef", -1.0),

@@ -80,3 +80,13 @@ def test_cli_reports_yaml_syntax_errors_in_one_line(capsys, tmp_path, source):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "config error" in err and named in err, err
+
+
+def test_oracle_process_rewards_need_the_synthetic_tasks_labels(tmp_path):
+    rows = tmp_path / "train.jsonl"
+    rows.write_text("{}\n")
+    given = ["model.source=hf", "model.path=/", f"data.train_files=[{rows}]"]
+    _validated(*given)  # the same config with the PRM's rewards is fine
+    with pytest.raises(ConfigError, match="algo.process_reward_source='oracle' is invalid"):
+        _validated(*given, "algo.process_reward_source=oracle")
+    assert _validated("algo.process_reward_source=oracle", "use_prm=false").use_prm is False
