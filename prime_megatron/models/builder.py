@@ -37,7 +37,7 @@ def layer_spec_kind() -> str:
 
 def transformer_config(
     arch: ModelArch,
-    groups: ParallelGroups,
+    parallel: ParallelGroups,
     params_dtype: torch.dtype,
     vpp: int | None = None,
     init_weights: bool = True,
@@ -65,8 +65,8 @@ def transformer_config(
         add_qkv_bias=arch.qkv_bias,
         hidden_dropout=0.0,
         attention_dropout=0.0,
-        tensor_model_parallel_size=groups.tp_size,
-        pipeline_model_parallel_size=groups.pp_size,
+        tensor_model_parallel_size=parallel.tp_size,
+        pipeline_model_parallel_size=parallel.pp_size,
         virtual_pipeline_model_parallel_size=vpp,
         params_dtype=params_dtype,
         perform_initialization=init_weights,
@@ -85,7 +85,7 @@ def transformer_config(
 
 def build_gpt_model(
     arch: ModelArch,
-    groups: ParallelGroups,
+    parallel: ParallelGroups,
     *,
     params_dtype: torch.dtype = torch.float32,
     vpp: int | None = None,
@@ -93,7 +93,7 @@ def build_gpt_model(
     padded_vocab: int | None = None,
     init_weights: bool = True,
 ):
-    """One ``GPTModel`` chunk for this rank (pipeline stage ``groups.pp_rank``, chunk vp_stage).
+    """One ``GPTModel`` chunk for this rank (pipeline stage ``parallel.pp_rank``, chunk vp_stage).
 
     ``padded_vocab`` defaults to ``padded_vocab_size(arch.vocab_size, tp)``; a checkpoint that
     was padded differently passes its own size. ``init_weights=False`` skips the random
@@ -105,22 +105,22 @@ def build_gpt_model(
         get_gpt_layer_with_transformer_engine_spec,
     )
 
-    arch.check_layout(groups.tp_size, groups.pp_size)
-    padded_vocab = padded_vocab or padded_vocab_size(arch.vocab_size, groups.tp_size)
-    if padded_vocab % groups.tp_size:
+    arch.check_layout(parallel.tp_size, parallel.pp_size)
+    padded_vocab = padded_vocab or padded_vocab_size(arch.vocab_size, parallel.tp_size)
+    if padded_vocab % parallel.tp_size:
         raise ValueError(
             f"padded vocab size {padded_vocab} is not divisible by tensor_parallel="
-            f"{groups.tp_size}; re-convert the checkpoint with --tp {groups.tp_size}"
+            f"{parallel.tp_size}; re-convert the checkpoint with --tp {parallel.tp_size}"
         )
-    config = transformer_config(arch, groups, params_dtype, vpp, init_weights)
+    config = transformer_config(arch, parallel, params_dtype, vpp, init_weights)
     if layer_spec_kind() == "te":
         spec = get_gpt_layer_with_transformer_engine_spec()
     else:
         spec = get_gpt_layer_local_spec(normalization="RMSNorm")
     from megatron.core.pipeline_parallel.utils import is_vp_first_stage, is_vp_last_stage
 
-    pre = groups.is_first_stage and is_vp_first_stage(vp_stage, vpp)
-    post = groups.is_last_stage and is_vp_last_stage(vp_stage, vpp)
+    pre = parallel.is_first_stage and is_vp_first_stage(vp_stage, vpp)
+    post = parallel.is_last_stage and is_vp_last_stage(vp_stage, vpp)
     with cpu_platform.cuda_to_cpu():  # construction is where Megatron's literal CUDA sites are
         model = GPTModel(
             config=config,

@@ -40,7 +40,7 @@ StepFn = Callable[[torch.Tensor, dict[str, torch.Tensor]], tuple[torch.Tensor | 
 
 def run_forward(
     model: torch.nn.Module | Sequence[torch.nn.Module],
-    groups: ParallelGroups,
+    parallel: ParallelGroups,
     micro_batches: Sequence[dict[str, torch.Tensor]],
     step_fn: StepFn,
     forward_only: bool = True,
@@ -81,7 +81,7 @@ def run_forward(
 
         return output, finish
 
-    fb = get_forward_backward_func(pp_size=groups.pp_size, vp_size=None)
+    fb = get_forward_backward_func(pp_size=parallel.pp_size, vp_size=None)
     outputs = fb(
         forward_step_func=forward_step,
         data_iterator=batches if len(chunks) == 1 else [batches] * len(chunks),
@@ -91,22 +91,26 @@ def run_forward(
         micro_batch_size=shape[0],
         forward_only=forward_only,
     )
-    return [o["result"] for o in outputs] if groups.is_last_stage else []
+    return [o["result"] for o in outputs] if parallel.is_last_stage else []
 
 
 def gather_vocab(
-    logits_shard: torch.Tensor, groups: ParallelGroups, vocab_size: int
+    logits_shard: torch.Tensor, parallel: ParallelGroups, vocab_size: int
 ) -> torch.Tensor:
     """[..., V/tp] vocab-parallel logits -> [..., vocab_size] (padding rows dropped)."""
-    if groups.tp_size > 1:
-        parts = [torch.empty_like(logits_shard) for _ in range(groups.tp_size)]
-        dist.all_gather(parts, logits_shard.contiguous(), group=groups.tp)
+    if parallel.tp_size > 1:
+        parts = [torch.empty_like(logits_shard) for _ in range(parallel.tp_size)]
+        dist.all_gather(parts, logits_shard.contiguous(), group=parallel.tp)
         logits_shard = torch.cat(parts, dim=-1)
     return logits_shard[..., :vocab_size]
 
 
 def full_logits(
-    model, groups: ParallelGroups, tokens: torch.Tensor, vocab_size: int, micro_batch_size: int = 0
+    model,
+    parallel: ParallelGroups,
+    tokens: torch.Tensor,
+    vocab_size: int,
+    micro_batch_size: int = 0,
 ) -> torch.Tensor | None:
     """Full-vocab fp32 logits [b, s, vocab_size] on the last stage (``None`` elsewhere)."""
     mbs = micro_batch_size or tokens.shape[0]
@@ -114,8 +118,8 @@ def full_logits(
     with torch.no_grad():
         outs = run_forward(
             model,
-            groups,
+            parallel,
             micro,
-            lambda out, mb: (None, gather_vocab(out.float(), groups, vocab_size)),
+            lambda out, mb: (None, gather_vocab(out.float(), parallel, vocab_size)),
         )
     return torch.cat(outs) if outs else None

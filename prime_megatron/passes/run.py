@@ -36,7 +36,7 @@ class PassResult:
 
 def run_pass(
     model,
-    groups: ParallelGroups,
+    parallel: ParallelGroups,
     batch: SampleBatch,
     micro_batch_size: int,
     temperature: float = 1.0,
@@ -54,7 +54,7 @@ def run_pass(
     are masked out of the softmax, as vLLM and transformers never see them.
     """
     device = compute_device()
-    mine = batch.select(split_even(batch.size, groups.dp_size)[groups.dp_rank]).to(device)
+    mine = batch.select(split_even(batch.size, parallel.dp_size)[parallel.dp_rank]).to(device)
     # Pipeline p2p buffers have one fixed shape: pad the last micro-batch with empty rows.
     padded = _pad_rows(mine, -(-mine.size // micro_batch_size) * micro_batch_size)
     micro = [
@@ -66,7 +66,7 @@ def run_pass(
     ]
 
     def step(out: Tensor, m: dict) -> tuple[Tensor | None, tuple]:
-        logp, ent = _token_stats(out, m["mb"], groups, temperature, with_entropy, vocab_size)
+        logp, ent = _token_stats(out, m["mb"], parallel, temperature, with_entropy, vocab_size)
         n = m["real"]
         loss, metrics = None, {}
         if loss_fn is not None:
@@ -78,15 +78,15 @@ def run_pass(
     outs = []
     if micro:
         with torch.set_grad_enabled(loss_fn is not None):
-            outs = run_forward(model, groups, micro, step, forward_only=loss_fn is None)
+            outs = run_forward(model, parallel, micro, step, forward_only=loss_fn is None)
     width = batch.tokens.shape[1] - 1
     local = torch.zeros(2, mine.size, width, device=device)
     if outs:
         local[0] = torch.cat([lp for lp, _, _ in outs])
         if with_entropy:
             local[1] = torch.cat([e for _, e, _ in outs])
-    full = _gather_dp(broadcast_from_last_stage(local, groups), batch.size, groups).cpu()
-    metrics = _sum_metrics([m for _, _, m in outs], groups, device)
+    full = _gather_dp(broadcast_from_last_stage(local, parallel), batch.size, parallel).cpu()
+    metrics = _sum_metrics([m for _, _, m in outs], parallel, device)
     return PassResult(full[0], full[1] if with_entropy else None, metrics)
 
 
@@ -112,14 +112,14 @@ def _pad_rows(batch: SampleBatch, n: int) -> SampleBatch:
 def _token_stats(
     logits: Tensor,
     mb: SampleBatch,
-    groups: ParallelGroups,
+    parallel: ParallelGroups,
     temperature: float,
     entropy: bool,
     vocab_size: int,
 ) -> tuple[Tensor, Tensor | None]:
     """[b, s, V/tp] vocab-parallel logits -> per-label log-probs (and entropy) [b, s-1]."""
-    logits = _mask_vocab_padding(logits[:, :-1], groups.tp_rank, vocab_size)
-    tp_group = groups.tp if groups.tp_size > 1 else None
+    logits = _mask_vocab_padding(logits[:, :-1], parallel.tp_rank, vocab_size)
+    tp_group = parallel.tp if parallel.tp_size > 1 else None
     if entropy:
         return token_logprobs_and_entropy(logits, mb.labels, temperature, IGNORE, tp_group)
     return token_logprobs(logits, mb.labels, temperature, IGNORE, tp_group), None
@@ -142,29 +142,29 @@ def _mask_vocab_padding(logits: Tensor, tp_rank: int, vocab_size: int) -> Tensor
     return logits.masked_fill(padding, PADDING_LOGIT)
 
 
-def broadcast_from_last_stage(t: Tensor, groups: ParallelGroups) -> Tensor:
+def broadcast_from_last_stage(t: Tensor, parallel: ParallelGroups) -> Tensor:
     """Make the last pipeline stage's ``t`` (same shape/dtype everywhere) every stage's."""
-    if groups.pp_size > 1:
-        src = dist.get_global_rank(groups.pp, groups.pp_size - 1)
-        dist.broadcast(t, src=src, group=groups.pp)
+    if parallel.pp_size > 1:
+        src = dist.get_global_rank(parallel.pp, parallel.pp_size - 1)
+        dist.broadcast(t, src=src, group=parallel.pp)
     return t
 
 
-def _gather_dp(local: Tensor, n: int, groups: ParallelGroups) -> Tensor:
+def _gather_dp(local: Tensor, n: int, parallel: ParallelGroups) -> Tensor:
     """[2, n_local, W] per DP rank -> [2, n, W] in sample order."""
-    if groups.dp_size == 1:
+    if parallel.dp_size == 1:
         return local
-    slices = split_even(n, groups.dp_size)
+    slices = split_even(n, parallel.dp_size)
     longest = max(s.stop - s.start for s in slices)
     padded = local.new_zeros(local.shape[0], longest, local.shape[2])
     padded[:, : local.shape[1]] = local
     parts = [torch.empty_like(padded) for _ in slices]
-    dist.all_gather(parts, padded, group=groups.dp)
+    dist.all_gather(parts, padded, group=parallel.dp)
     return torch.cat([p[:, : s.stop - s.start] for p, s in zip(parts, slices, strict=True)], dim=1)
 
 
 def _sum_metrics(
-    results: list[dict[str, float]], groups: ParallelGroups, device: torch.device
+    results: list[dict[str, float]], parallel: ParallelGroups, device: torch.device
 ) -> dict[str, float]:
     """Sum each metric over micro-batches, then over DP; identical on every rank."""
     keys = sorted({k for r in results for k in r})
@@ -178,7 +178,7 @@ def _sum_metrics(
         dtype=torch.float64,
         device=device,
     )
-    totals = broadcast_from_last_stage(totals, groups)
-    if groups.dp_size > 1:
-        dist.all_reduce(totals, group=groups.dp)
+    totals = broadcast_from_last_stage(totals, parallel)
+    if parallel.dp_size > 1:
+        dist.all_reduce(totals, group=parallel.dp)
     return dict(zip(keys, totals.tolist(), strict=True))

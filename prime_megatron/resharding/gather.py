@@ -44,7 +44,7 @@ class HFBucket:
 
 def iter_hf_buckets(
     model,
-    groups: ParallelGroups,
+    parallel: ParallelGroups,
     arch: ModelArch,
     bucket_bytes: int = DEFAULT_BUCKET_BYTES,
     plan: SyncPlan | None = None,
@@ -56,17 +56,17 @@ def iter_hf_buckets(
     plan with shard-only entries (built with a ``rollout_tp``) yields those as full-shaped
     tensors valid only in this rank's slice.
     """
-    plan = plan or build_plan(model, groups, arch, bucket_bytes)
+    plan = plan or build_plan(model, parallel, arch, bucket_bytes)
     params = local_parameters(model)
     for bucket in plan.buckets:
-        sources, nbytes = _bucket_sources(bucket, params, groups)
-        tensors = _to_hf(bucket, sources, arch, groups)
+        sources, nbytes = _bucket_sources(bucket, params, parallel)
+        tensors = _to_hf(bucket, sources, arch, parallel)
         del sources  # shard-only conversions copied out of it: let it go before vLLM loads
         yield HFBucket(tensors, nbytes)
 
 
 def iter_full_hf_tensors(
-    model, groups: ParallelGroups, arch: ModelArch, bucket_bytes: int = DEFAULT_BUCKET_BYTES
+    model, parallel: ParallelGroups, arch: ModelArch, bucket_bytes: int = DEFAULT_BUCKET_BYTES
 ) -> Iterator[tuple[str, torch.Tensor]]:
     """Collective: ``(hf_name, full tensor)`` for the whole model, yielded on EVERY rank.
 
@@ -74,12 +74,12 @@ def iter_full_hf_tensors(
     broadcast over the pipeline group); DP replicas hold identical weights and gather their
     own. Tensors are views valid until the iteration moves past their bucket.
     """
-    for bucket in iter_hf_buckets(model, groups, arch, bucket_bytes):
+    for bucket in iter_hf_buckets(model, parallel, arch, bucket_bytes):
         yield from bucket.tensors
 
 
 def _bucket_sources(
-    bucket: Sequence[PlanEntry], params: dict[str, torch.Tensor], groups: ParallelGroups
+    bucket: Sequence[PlanEntry], params: dict[str, torch.Tensor], parallel: ParallelGroups
 ) -> tuple[list[torch.Tensor], int]:
     """Per entry, what to convert (``buffer_shape``), and the bytes staged for it.
 
@@ -88,9 +88,9 @@ def _bucket_sources(
     parameter: copying it into a buffer first would only add a pass over its bytes. The
     rest goes through one flat buffer, identical on every rank of the PP group.
     """
-    direct = [groups.pp_size == 1 and _needs_no_gather(e, groups) for e in bucket]
+    direct = [parallel.pp_size == 1 and _needs_no_gather(e, parallel) for e in bucket]
     staged = [e for e, d in zip(bucket, direct, strict=True) if not d]
-    flat = _fill_bucket(staged, params, groups) if staged else None
+    flat = _fill_bucket(staged, params, parallel) if staged else None
     sources, offset = [], 0
     for entry, is_direct in zip(bucket, direct, strict=True):
         if is_direct:
@@ -101,18 +101,18 @@ def _bucket_sources(
     return sources, 0 if flat is None else flat.numel() * flat.element_size()
 
 
-def _needs_no_gather(entry: PlanEntry, groups: ParallelGroups) -> bool:
-    return entry.shard_only or entry.partition_dim < 0 or groups.tp_size == 1
+def _needs_no_gather(entry: PlanEntry, parallel: ParallelGroups) -> bool:
+    return entry.shard_only or entry.partition_dim < 0 or parallel.tp_size == 1
 
 
 def _fill_bucket(
-    bucket: Sequence[PlanEntry], params: dict[str, torch.Tensor], groups: ParallelGroups
+    bucket: Sequence[PlanEntry], params: dict[str, torch.Tensor], parallel: ParallelGroups
 ) -> torch.Tensor:
     """Flat buffer with the bucket's full tensors, identical on every rank of the PP group."""
     owner = bucket[0].owner
     device = next(iter(params.values())).device  # NCCL needs the buffers on the GPU
     flat = torch.empty(sum(e.buffer_numel for e in bucket), dtype=bucket[0].dtype, device=device)
-    if groups.pp_rank == owner:
+    if parallel.pp_rank == owner:
         offset = 0
         with torch.no_grad():
             for entry in bucket:
@@ -120,21 +120,21 @@ def _fill_bucket(
                 if entry.shard_only:
                     out.view(entry.buffer_shape).copy_(params[entry.name])
                 else:
-                    gather_tp(params[entry.name].detach(), entry, out, groups)
+                    gather_tp(params[entry.name].detach(), entry, out, parallel)
                 offset += entry.buffer_numel
-    if groups.pp_size > 1:
-        dist.broadcast(flat, src=dist.get_global_rank(groups.pp, owner), group=groups.pp)
+    if parallel.pp_size > 1:
+        dist.broadcast(flat, src=dist.get_global_rank(parallel.pp, owner), group=parallel.pp)
     return flat
 
 
-def gather_tp(local: torch.Tensor, entry: PlanEntry, out: torch.Tensor, groups: ParallelGroups):
+def gather_tp(local: torch.Tensor, entry: PlanEntry, out: torch.Tensor, parallel: ParallelGroups):
     """Write the full tensor of ``entry`` into ``out`` (flat, ``entry.numel``) from TP shards.
 
     Column-parallel shards (dim 0) concatenate in rank order, row-parallel shards (dim 1)
     along columns. A shard with stride s holds s sub-blocks: the gated ``linear_fc1`` shard
     is [gate_r; up_r], so the full tensor is [gate_0 .. gate_t-1; up_0 .. up_t-1].
     """
-    tp = groups.tp_size
+    tp = parallel.tp_size
     if entry.partition_dim < 0 or tp == 1:
         out.view(entry.shape).copy_(local)
         return
@@ -142,11 +142,11 @@ def gather_tp(local: torch.Tensor, entry: PlanEntry, out: torch.Tensor, groups: 
     if entry.partition_dim == 0 and entry.partition_stride == 1:
         # Rank-ordered concatenation along dim 0 is the flat layout itself: gather in place.
         _all_gather_single(out.view(tp * local.shape[0], *local.shape[1:]), local,
-                                    group=groups.tp)  # fmt: skip
+                                    group=parallel.tp)  # fmt: skip
         return
     # gloo wants the concatenated [tp * n, ...] shape; the [tp, *shard] view is the same memory.
     parts = local.new_empty((tp * local.shape[0], *local.shape[1:]))
-    _all_gather_single(parts, local, group=groups.tp)
+    _all_gather_single(parts, local, group=parallel.tp)
     out.view(entry.shape).copy_(assemble_shards(parts.view(tp, *local.shape), entry))
 
 
@@ -164,12 +164,12 @@ def _to_hf(
     bucket: Sequence[PlanEntry],
     sources: Sequence[torch.Tensor],
     arch: ModelArch,
-    groups: ParallelGroups,
+    parallel: ParallelGroups,
 ) -> list[tuple[str, torch.Tensor]]:
     out: list[tuple[str, torch.Tensor]] = []
     for entry, data in zip(bucket, sources, strict=True):
         if entry.shard_only:
-            out.extend(_shard_to_hf(entry, data, arch, groups.tp_rank))
+            out.extend(_shard_to_hf(entry, data, arch, parallel.tp_rank))
         else:
             out.extend(entry.rule.to_hf(data, arch).items())
     return out

@@ -113,7 +113,7 @@ def local_parameters(model) -> dict[str, torch.nn.Parameter]:
 
 def build_plan(
     model,
-    groups: ParallelGroups,
+    parallel: ParallelGroups,
     arch: ModelArch,
     bucket_bytes: int,
     spec_kind: str | None = None,
@@ -136,18 +136,18 @@ def build_plan(
         for name, p in local_parameters(model).items()
         if name in wanted
     }
-    per_stage: list[dict] = [{} for _ in range(groups.pp_size)]
-    dist.all_gather_object(per_stage, mine, group=groups.pp)
-    shard_of = groups.tp_size if _tp_ranks_match(groups, rollout_tp) else 1
-    entries = tuple(_entry(rule, per_stage, groups.tp_size, shard_of) for rule in rules)
+    per_stage: list[dict] = [{} for _ in range(parallel.pp_size)]
+    dist.all_gather_object(per_stage, mine, group=parallel.pp)
+    shard_of = parallel.tp_size if _tp_ranks_match(parallel, rollout_tp) else 1
+    entries = tuple(_entry(rule, per_stage, parallel.tp_size, shard_of) for rule in rules)
     return SyncPlan(entries, tuple(make_buckets(entries, bucket_bytes)))
 
 
-def _tp_ranks_match(groups: ParallelGroups, rollout_tp: int | None) -> bool:
+def _tp_ranks_match(parallel: ParallelGroups, rollout_tp: int | None) -> bool:
     """Collective: is vLLM's TP rank (rank % rollout_tp) Megatron's TP rank on every rank?"""
-    if rollout_tp is None or rollout_tp != groups.tp_size or groups.tp_size == 1:
+    if rollout_tp is None or rollout_tp != parallel.tp_size or parallel.tp_size == 1:
         return False
-    ok = torch.tensor(int(dist.get_rank() % rollout_tp == groups.tp_rank))
+    ok = torch.tensor(int(dist.get_rank() % rollout_tp == parallel.tp_rank))
     dist.all_reduce(ok, op=dist.ReduceOp.MIN)
     return bool(ok)
 

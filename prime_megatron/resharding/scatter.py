@@ -30,7 +30,7 @@ def tp_shard(full: torch.Tensor, dim: int, stride: int, tp: int, rank: int) -> t
     return blocks.select(dim + 1, rank).reshape(*full.shape[:dim], n // tp, *full.shape[dim + 1 :])
 
 
-def load_full_tensors(model, full: dict[str, torch.Tensor], groups: ParallelGroups) -> None:
+def load_full_tensors(model, full: dict[str, torch.Tensor], parallel: ParallelGroups) -> None:
     """Fill this rank's parameters (any TP/PP layout) from the full model's tensors, by
     full-model name; ``MappingError`` if one is missing or its shard has the wrong shape."""
     params = local_parameters(model)
@@ -40,7 +40,7 @@ def load_full_tensors(model, full: dict[str, torch.Tensor], groups: ParallelGrou
     with torch.no_grad():
         for name, param in params.items():
             dim, stride = tp_partition(param)
-            shard = tp_shard(full[name], dim, stride, groups.tp_size, groups.tp_rank)
+            shard = tp_shard(full[name], dim, stride, parallel.tp_size, parallel.tp_rank)
             if shard.shape != param.shape:
                 raise MappingError(
                     f"{name}: shard of shape {tuple(shard.shape)} for a parameter of shape "

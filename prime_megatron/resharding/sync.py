@@ -15,7 +15,7 @@ from prime_megatron.resharding.plan import SyncPlan, build_plan
 
 
 def sync_weights(
-    model, groups: ParallelGroups, arch: ModelArch, engine, bucket_bytes: int
+    model, parallel: ParallelGroups, arch: ModelArch, engine, bucket_bytes: int
 ) -> dict[str, float | int]:
     """Collective over the whole world: plan -> gather -> convert -> bucket -> push.
 
@@ -31,8 +31,8 @@ def sync_weights(
     """
     start = time.perf_counter()
     rollout_tp = getattr(getattr(engine, "cfg", None), "tensor_parallel_size", None)
-    plan = build_plan(model, groups, arch, bucket_bytes, rollout_tp=rollout_tp)
-    stream = _BucketStream(model, groups, arch, plan)
+    plan = build_plan(model, parallel, arch, bucket_bytes, rollout_tp=rollout_tp)
+    stream = _BucketStream(model, parallel, arch, plan)
     engine.load_weights(iter(stream))
     version = engine.finish_weight_update()
     if not torch.cuda.is_available():
@@ -53,8 +53,8 @@ def sync_weights(
 class _BucketStream:
     """Iterable of (hf_name, tensor) over all buckets, timing the gather side."""
 
-    def __init__(self, model, groups: ParallelGroups, arch: ModelArch, plan: SyncPlan) -> None:
-        self.buckets = iter_hf_buckets(model, groups, arch, plan=plan)
+    def __init__(self, model, parallel: ParallelGroups, arch: ModelArch, plan: SyncPlan) -> None:
+        self.buckets = iter_hf_buckets(model, parallel, arch, plan=plan)
         self.started = time.perf_counter()
         self.seconds = 0.0
         self.n_buckets = 0

@@ -34,7 +34,7 @@ def _left_pad(rows: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
 
 def greedy_decode_megatron(
     model,
-    groups: ParallelGroups,
+    parallel: ParallelGroups,
     prompt_ids: Sequence[Sequence[int]],
     max_new_tokens: int,
     vocab_size: int,
@@ -47,20 +47,20 @@ def greedy_decode_megatron(
     seqs = [list(p) for p in prompt_ids]
 
     def next_token(out: torch.Tensor, mb: dict) -> tuple[None, torch.Tensor]:
-        return None, gather_vocab(out[:, -1].float(), groups, vocab_size).argmax(-1)
+        return None, gather_vocab(out[:, -1].float(), parallel, vocab_size).argmax(-1)
 
     for _ in range(max_new_tokens):
         with torch.no_grad():
-            outs = run_forward(model, groups, [_left_pad(seqs)], next_token)
+            outs = run_forward(model, parallel, [_left_pad(seqs)], next_token)
         nxt = outs[0] if outs else torch.empty(len(seqs), dtype=torch.long, device=compute_device())
-        for seq, tok in zip(seqs, broadcast_from_last_stage(nxt, groups).tolist(), strict=True):
+        for seq, tok in zip(seqs, broadcast_from_last_stage(nxt, parallel).tolist(), strict=True):
             seq.append(tok)
     return [seq[len(p) :] for seq, p in zip(seqs, prompt_ids, strict=True)]
 
 
 def megatron_response_logprobs(
     model,
-    groups: ParallelGroups,
+    parallel: ParallelGroups,
     prompt_ids: Sequence[Sequence[int]],
     response_ids: Sequence[Sequence[int]],
     vocab_size: int,
@@ -73,7 +73,9 @@ def megatron_response_logprobs(
     ``RolloutBatch.padded_responses``). The trainer's pass over the real vocabulary.
     """
     batch = SampleBatch.from_pairs(zip(prompt_ids, response_ids, strict=True), pad_id=0)
-    logp = run_pass(model, groups, batch, micro_batch_size, temperature, vocab_size=vocab_size).logp
+    logp = run_pass(
+        model, parallel, batch, micro_batch_size, temperature, vocab_size=vocab_size
+    ).logp
     return _left_align(logp, batch.mask.bool(), max((len(r) for r in response_ids), default=0))
 
 
@@ -113,7 +115,7 @@ def logprob_mismatch(
 
 def verify_weight_sync(
     model,
-    groups: ParallelGroups,
+    parallel: ParallelGroups,
     engine,
     prompt_ids: Sequence[Sequence[int]],
     vocab_size: int,
@@ -130,7 +132,7 @@ def verify_weight_sync(
       (exact comparison needs top_p = 1: vLLM renormalises over the nucleus).
     """
     vllm_greedy = engine.greedy(prompt_ids, max_new_tokens)
-    meg_greedy = greedy_decode_megatron(model, groups, prompt_ids, max_new_tokens, vocab_size)
+    meg_greedy = greedy_decode_megatron(model, parallel, prompt_ids, max_new_tokens, vocab_size)
     pairs = zip(vllm_greedy.response_ids, meg_greedy, strict=True)
     bad_rows = [i for i, (a, b) in enumerate(pairs) if a != b]
     sampled = engine.generate(prompt_ids, samples_per_prompt, seed=seed)
@@ -138,14 +140,16 @@ def verify_weight_sync(
         "weight_version": engine.weight_version,
         "greedy_match": not bad_rows,
         "greedy_mismatched_rows": bad_rows,
-        "greedy_logp": _batch_mismatch(model, groups, vllm_greedy, vocab_size, 1.0),
-        "sampled_logp": _batch_mismatch(model, groups, sampled, vocab_size, engine.cfg.temperature),
+        "greedy_logp": _batch_mismatch(model, parallel, vllm_greedy, vocab_size, 1.0),
+        "sampled_logp": _batch_mismatch(
+            model, parallel, sampled, vocab_size, engine.cfg.temperature
+        ),
     }
 
 
-def _batch_mismatch(model, groups, batch, vocab_size: int, temperature: float) -> dict:
+def _batch_mismatch(model, parallel, batch, vocab_size: int, temperature: float) -> dict:
     _, rollout_logp, mask = batch.padded_responses()
     trainer_logp = megatron_response_logprobs(
-        model, groups, batch.prompt_ids, batch.response_ids, vocab_size, temperature
+        model, parallel, batch.prompt_ids, batch.response_ids, vocab_size, temperature
     )
     return logprob_mismatch(rollout_logp, trainer_logp, mask)

@@ -21,7 +21,7 @@ class ShardedAdamW:
     def __init__(
         self,
         params: list[torch.nn.Parameter],
-        groups: ParallelGroups,
+        parallel: ParallelGroups,
         lr: float,
         weight_decay: float = 0.0,
         betas: tuple[float, float] = (0.9, 0.999),
@@ -32,7 +32,7 @@ class ShardedAdamW:
     ) -> None:
         """``min_lr_ratio`` None: constant lr after warmup (PRIME); else cosine to that ratio."""
         self.params = [p for p in params if p.requires_grad]
-        self.groups = groups
+        self.parallel = parallel
         self.base_lr, self.grad_clip = lr, grad_clip
         self.warmup_steps, self.total_steps, self.min_lr_ratio = (
             warmup_steps,
@@ -62,9 +62,9 @@ class ShardedAdamW:
         for p in self.params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-        if self.groups.dp_size > 1:
+        if self.parallel.dp_size > 1:
             for p in self.params:
-                dist.all_reduce(p.grad, group=self.groups.dp)
+                dist.all_reduce(p.grad, group=self.parallel.dp)
         norm = self.global_grad_norm()
         if self.grad_clip > 0 and norm > self.grad_clip:
             for p in self.params:
@@ -86,11 +86,11 @@ class ShardedAdamW:
                 sharded += sq
             else:
                 replicated += sq
-        if self.groups.tp_size > 1:
-            dist.all_reduce(sharded, group=self.groups.tp)
+        if self.parallel.tp_size > 1:
+            dist.all_reduce(sharded, group=self.parallel.tp)
         total = sharded + replicated
-        if self.groups.pp_size > 1:
-            dist.all_reduce(total, group=self.groups.pp)
+        if self.parallel.pp_size > 1:
+            dist.all_reduce(total, group=self.parallel.pp)
         return float(total.sqrt())
 
     def state_dict(self) -> dict:

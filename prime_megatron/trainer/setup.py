@@ -31,7 +31,7 @@ from prime_megatron.trainer.sft import recipe_matches, run_sft, sft_examples, wr
 
 
 def ensure_start_checkpoint(
-    start: StartModel, cfg: TrainConfig, groups: ParallelGroups, tokenizer, encode
+    start: StartModel, cfg: TrainConfig, parallel: ParallelGroups, tokenizer, encode
 ) -> bool:
     """Collective. Make ``start.path`` loadable: a planned SFT warm-up is trained now, unless
     the checkpoint there was made by the same recipe; any other start already is. Returns
@@ -45,18 +45,18 @@ def ensure_start_checkpoint(
         return False
     log0(f"SFT: {cfg.sft.steps} steps on {len(plan.rows)} worked solutions -> {ckpt}")
     arch = ModelArch.from_hf_config(start.hf_config)
-    seed_all(cfg.run.seed, groups)
-    model = build_gpt_model(arch, groups, params_dtype=getattr(torch, cfg.model.dtype))
+    seed_all(cfg.run.seed, parallel)
+    model = build_gpt_model(arch, parallel, params_dtype=getattr(torch, cfg.model.dtype))
     examples = sft_examples(plan.rows, encode, tokenizer)
-    run_sft(model, groups, examples, cfg.sft.steps, cfg.sft.batch_size, cfg.sft.lr,
+    run_sft(model, parallel, examples, cfg.sft.steps, cfg.sft.batch_size, cfg.sft.lr,
             cfg.batch.micro_batch_size * 4, tokenizer.pad_token_id, cfg.run.seed,
             cfg.sft.grad_clip, show_progress=is_rank0(), vocab_size=arch.vocab_size)  # fmt: skip
     meta = ModelCheckpointMeta(
         hf_config=start.hf_config,
-        padded_vocab_size=padded_vocab_size(arch.vocab_size, groups.tp_size),
+        padded_vocab_size=padded_vocab_size(arch.vocab_size, parallel.tp_size),
         params_dtype=cfg.model.dtype,
-        saved_tp=groups.tp_size,
-        saved_pp=groups.pp_size,
+        saved_tp=parallel.tp_size,
+        saved_pp=parallel.pp_size,
     )
     side = ckpt.parent / f".{ckpt.name}.tokenizer"
     if is_rank0():
@@ -70,37 +70,37 @@ def ensure_start_checkpoint(
 
 
 def build_models(
-    cfg: TrainConfig, groups: ParallelGroups, start: StartModel
+    cfg: TrainConfig, parallel: ParallelGroups, start: StartModel
 ) -> tuple[Models, ModelCheckpointMeta]:
     """Policy, PRM (if used) and reference (for the PRM or a KL term) from one start."""
-    load, meta = _model_loader(start, groups, getattr(torch, cfg.model.dtype))
+    load, meta = _model_loader(start, parallel, getattr(torch, cfg.model.dtype))
     policy = load()
     models = Models(
-        policy=policy, policy_opt=_optimizer(policy, groups, cfg.policy_optim, cfg.run.steps)
+        policy=policy, policy_opt=_optimizer(policy, parallel, cfg.policy_optim, cfg.run.steps)
     )
     if cfg.use_prm:
         models.prm = load()
-        models.prm_opt = _optimizer(models.prm, groups, cfg.prm_optim, cfg.run.steps)
+        models.prm_opt = _optimizer(models.prm, parallel, cfg.prm_optim, cfg.run.steps)
     if cfg.loads_reference:
         models.ref = load().requires_grad_(False)
     return models, meta
 
 
 def _model_loader(
-    start: StartModel, groups: ParallelGroups, dtype: torch.dtype
+    start: StartModel, parallel: ParallelGroups, dtype: torch.dtype
 ) -> tuple[Callable[[], torch.nn.Module], ModelCheckpointMeta]:
     """(a collective that builds and fills one model of this rank, the start's metadata)."""
     if start.format == "hf":
         # Read and mapped once for all three models; each gets its own copy of its shards.
-        source = InMemoryHFCheckpoint(start.path, groups.tp_size, groups.pp_size, dtype)
-        return (lambda: source.load(groups)), source.meta
+        source = InMemoryHFCheckpoint(start.path, parallel.tp_size, parallel.pp_size, dtype)
+        return (lambda: source.load(parallel)), source.meta
     meta = ModelCheckpointMeta.read(start.path)
-    return (lambda: load_megatron_model(start.path, groups, dtype)[0]), meta
+    return (lambda: load_megatron_model(start.path, parallel, dtype)[0]), meta
 
 
-def _optimizer(model, groups: ParallelGroups, o, steps: int) -> ShardedAdamW:
+def _optimizer(model, parallel: ParallelGroups, o, steps: int) -> ShardedAdamW:
     return ShardedAdamW(
-        list(model.parameters()), groups, lr=o.lr, weight_decay=o.weight_decay,
+        list(model.parameters()), parallel, lr=o.lr, weight_decay=o.weight_decay,
         betas=(o.beta1, o.beta2), grad_clip=o.grad_clip, warmup_steps=o.warmup_steps,
         total_steps=steps,
     )  # fmt: skip

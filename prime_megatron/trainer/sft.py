@@ -42,7 +42,7 @@ def _nll_loss(logp, _entropy, mb: SampleBatch, denom: float):
 
 def run_sft(
     model,
-    groups: ParallelGroups,
+    parallel: ParallelGroups,
     examples: list[tuple[list[int], list[int]]],
     steps: int,
     batch_size: int,
@@ -59,7 +59,7 @@ def run_sft(
     ``show_progress``: a progress bar on this rank's console (rank 0 only, in a job).
     ``vocab_size``: the real vocabulary (the model's output layer is padded beyond it)."""
     opt = ShardedAdamW(
-        list(model.parameters()), groups, lr=lr, grad_clip=grad_clip,
+        list(model.parameters()), parallel, lr=lr, grad_clip=grad_clip,
         warmup_steps=max(1, steps // 20), total_steps=steps, min_lr_ratio=0.05,
     )  # fmt: skip
     rng = random.Random(f"sft/{seed}")
@@ -69,7 +69,7 @@ def run_sft(
         batch = SampleBatch.from_pairs(rng.sample(examples, batch_size), pad_id)
         denom = float(batch.mask.sum())
         result = run_pass(
-            model, groups, batch, micro_batch_size,
+            model, parallel, batch, micro_batch_size,
             loss_fn=lambda lp, e, mb, d=denom: _nll_loss(lp, e, mb, d),
             vocab_size=vocab_size,
         )  # fmt: skip

@@ -13,7 +13,7 @@ def tiny_models(with_prm: bool = True) -> Models:
 
     def model_and_opt():
         model = torch.nn.Linear(4, 4)
-        opt = ShardedAdamW(list(model.parameters()), groups=None, lr=1e-3)
+        opt = ShardedAdamW(list(model.parameters()), parallel=None, lr=1e-3)
         model(torch.ones(2, 4)).sum().backward()
         opt.opt.step()  # populate the AdamW moments
         return model, opt
