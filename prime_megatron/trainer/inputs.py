@@ -155,8 +155,10 @@ def load_tokenizer(directory: Path):
 def _synthetic_parts(cfg: TrainConfig, layout: RunLayout) -> dict[str, Any]:
     """The task's RL rows (written to data/ when the run starts), the character tokenizer
     and the SFT start trained on the train problems' worked solutions."""
-    s = cfg.synthetic
-    train, heldout = synthetic.make_splits(s.train_prompts, s.heldout_prompts, s, cfg.run.seed)
+    task = cfg.synthetic
+    train, heldout = synthetic.make_splits(
+        task.train_prompts, task.heldout_prompts, task, cfg.run.seed
+    )
     rows = {split: [synthetic.rl_row(p, i, split) for i, p in enumerate(problems)]
             for split, problems in (("train", train), ("heldout", heldout))}  # fmt: skip
     train_file, heldout_file = str(layout.train_data), str(layout.heldout_data)
@@ -167,22 +169,22 @@ def _synthetic_parts(cfg: TrainConfig, layout: RunLayout) -> dict[str, Any]:
         train_files=(train_file,), val_files=(heldout_file,) if heldout else (),
         tokenizer=tokenizer, tokenizer_source=CHAR_TOKENIZER,
         generated={layout.train_data: rows["train"], layout.heldout_data: rows["heldout"]},
-        start=_sft_start(cfg, tokenizer, synthetic.sft_rows(train, s, cfg.run.seed)),
+        start=_sft_start(cfg, tokenizer, synthetic.sft_rows(train, task, cfg.run.seed)),
     )  # fmt: skip
 
 
 def synthetic_hf_config(cfg: TrainConfig, tokenizer) -> dict:
-    m = cfg.model
+    model = cfg.model
     config = hf_config(
         "Qwen2ForCausalLM",
         vocab_size=len(tokenizer),
-        hidden_size=m.hidden_size,
-        intermediate_size=m.ffn_hidden_size,
-        num_hidden_layers=m.num_layers,
-        num_attention_heads=m.num_heads,
-        num_key_value_heads=m.num_heads,
-        head_dim=m.hidden_size // m.num_heads,
-        max_position_embeddings=m.max_position_embeddings,
+        hidden_size=model.hidden_size,
+        intermediate_size=model.ffn_hidden_size,
+        num_hidden_layers=model.num_layers,
+        num_attention_heads=model.num_heads,
+        num_key_value_heads=model.num_heads,
+        head_dim=model.hidden_size // model.num_heads,
+        max_position_embeddings=model.max_position_embeddings,
         rope_theta=10000.0,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -214,15 +216,17 @@ def _sft_start(cfg: TrainConfig, tokenizer, sft_rows: list[dict]) -> StartModel:
 
 def _given_parts(cfg: TrainConfig) -> dict[str, Any]:
     """The user's data files and model dir, each row and the model's files checked."""
-    d = cfg.data
-    train = PromptDataset.load(d.train_files, d.skip_bad_rows, d.row_defaults())
+    data = cfg.data
+    train = PromptDataset.load(data.train_files, data.skip_bad_rows, data.row_defaults())
     heldout = (
-        PromptDataset.load(d.val_files, d.skip_bad_rows, d.row_defaults()) if d.val_files else None
+        PromptDataset.load(data.val_files, data.skip_bad_rows, data.row_defaults())
+        if data.val_files
+        else None
     )
     start = _checkpoint_start(cfg)
     return dict(
-        train=train, heldout=heldout, train_files=tuple(d.train_files),
-        val_files=tuple(d.val_files), tokenizer=load_tokenizer(start.side_files),
+        train=train, heldout=heldout, train_files=tuple(data.train_files),
+        val_files=tuple(data.val_files), tokenizer=load_tokenizer(start.side_files),
         tokenizer_source=str(start.side_files), start=start,
     )  # fmt: skip
 

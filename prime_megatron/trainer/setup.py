@@ -23,7 +23,7 @@ from prime_megatron.distributed.init import ParallelGroups, seed_all
 from prime_megatron.distributed.rank import is_rank0, log0
 from prime_megatron.models.arch import ModelArch
 from prime_megatron.models.builder import build_gpt_model, padded_vocab_size
-from prime_megatron.trainer.config import TrainConfig
+from prime_megatron.trainer.config import OptimConfig, TrainConfig
 from prime_megatron.trainer.inputs import StartModel
 from prime_megatron.trainer.models import Models
 from prime_megatron.trainer.optim import ShardedAdamW
@@ -98,11 +98,11 @@ def _model_loader(
     return (lambda: load_megatron_model(start.path, parallel, dtype)[0]), meta
 
 
-def _optimizer(model, parallel: ParallelGroups, o, steps: int) -> ShardedAdamW:
+def _optimizer(model, parallel: ParallelGroups, optim: OptimConfig, steps: int) -> ShardedAdamW:
     return ShardedAdamW(
-        list(model.parameters()), parallel, lr=o.lr, weight_decay=o.weight_decay,
-        betas=(o.beta1, o.beta2), grad_clip=o.grad_clip, warmup_steps=o.warmup_steps,
-        total_steps=steps,
+        list(model.parameters()), parallel, lr=optim.lr, weight_decay=optim.weight_decay,
+        betas=(optim.beta1, optim.beta2), grad_clip=optim.grad_clip,
+        warmup_steps=optim.warmup_steps, total_steps=steps,
     )  # fmt: skip
 
 
