@@ -51,7 +51,8 @@ sys.path.insert(0, str(REPO))
 
 from logprob_common import NAIVE, fwd_bwd, make_inputs, verdict  # noqa: E402
 
-IGNORE = -100
+from prime_megatron.passes.batch import IGNORE  # noqa: E402  (torch only: no kernels, no Megatron)
+
 EQ_SHAPES = {False: [(256, 151936), (64, 1237)], True: [(6, 5000), (6, 1237)]}  # by --quick
 EQ_CASES = (  # (logits dtype, temperature, with entropy)
     (torch.float32, 1.0, True),
