@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from prime_megatron.distributed import cpu_platform
 from prime_megatron.distributed.init import ParallelGroups
+from prime_megatron.distributed.rank import compute_device
 from prime_megatron.models.arch import ModelArch, padded_vocab_size
 
 
@@ -144,9 +145,7 @@ def build_gpt_model(
     if layer_spec_kind() == "local":
         # The local spec's torch norms are made on the default device in fp32 (Megatron-LM
         # moves and casts the model after building it); every other weight is already here.
-        on_gpu = torch.cuda.is_available()
-        device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else "cpu"
-        model = model.to(device, params_dtype)
+        model = model.to(compute_device(), params_dtype)
     return model
 
 
