@@ -95,9 +95,10 @@ def main(argv: list[str] | None = None) -> int:
 def _route_logs(layout) -> None:
     import torch.distributed as dist
 
+    from prime_megatron.distributed.rank import log0
+
     route_logs(layout.log_file(dist.get_rank()))
-    if dist.get_rank() == 0:
-        say(f"upstream logs and warnings: {layout.log_file(0)}")
+    log0(f"upstream logs and warnings: {layout.log_file(0)}")
 
 
 def _print_summary(result: dict) -> None:

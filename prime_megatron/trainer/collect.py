@@ -18,6 +18,7 @@ from prime_megatron.algo import CarryOverBuffer, filter_groups
 from prime_megatron.algo.config import AlgoConfig
 from prime_megatron.data.dataset import PromptDataset
 from prime_megatron.data.sampler import PromptSampler
+from prime_megatron.distributed.rank import is_rank0
 from prime_megatron.passes.batch import Group
 from prime_megatron.rewards.manager import RewardInput, RewardManager
 
@@ -42,7 +43,7 @@ def score_on_rank0(
 ) -> tuple[list[float], dict[str, int]]:
     """Outcome rewards for ``texts`` (one per sample, ``rows`` its prompt row), on every rank."""
     payload: list = [None]
-    if dist.get_rank() == 0:
+    if is_rank0():
         batch = manager.score(
             [
                 RewardInput(t, r.ground_truth, r.data_source, r.ability)

@@ -115,7 +115,7 @@ class Trainer:
             self.layout.rollout_model, start.side_files, self.meta.hf_config, self.tokenizer
         )
         self.engine = RolloutEngine(rollout_dir, cfg.rollout, cfg.run.seed)
-        self.rewards = RewardManager(cfg.rewards) if dist.get_rank() == 0 else None
+        self.rewards = RewardManager(cfg.rewards) if is_rank0() else None
         self._eval_before = {}
         sampler = PromptSampler(len(inputs.train), cfg.data.seed, cfg.data.shuffle)
         self.collector = GroupCollector(
