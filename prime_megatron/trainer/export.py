@@ -7,6 +7,7 @@ import torch.distributed as dist
 
 from prime_megatron.checkpoint.convert import write_hf_checkpoint
 from prime_megatron.checkpoint.megatron_io import ModelCheckpointMeta
+from prime_megatron.console import say
 from prime_megatron.distributed.init import ParallelGroups
 from prime_megatron.distributed.rank import is_rank0
 from prime_megatron.resharding import iter_full_hf_tensors
@@ -25,10 +26,10 @@ def export_policy(
         write_hf_checkpoint(
             layout.policy_hf, meta.hf_config, state, layout.rollout_model, overwrite=True
         )
-        print(f"exported the final policy to {layout.policy_hf}", flush=True)
+        say(f"exported the final policy to {layout.policy_hf}")
     dist.barrier()
 
 
 def plot_run(layout: RunLayout) -> None:
     if is_rank0():
-        print(f"wrote {plot_metrics(layout.root)}", flush=True)
+        say(f"wrote {plot_metrics(layout.root)}")
