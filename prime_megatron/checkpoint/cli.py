@@ -14,13 +14,13 @@ USER_ERRORS = (CheckpointError, MappingError, UnsupportedModelError, ValueError,
 
 
 def run_tool(name: str, work: Callable[[], str]) -> int:
-    """Run ``work`` (returns a summary line); user errors print ``error: ...`` and exit 2."""
+    """Run ``work`` (returns a summary line); a user error prints one line,
+    ``error: ... (nothing was written)``, and exits 2."""
     start = time.perf_counter()
     try:
         summary = work()
     except USER_ERRORS as e:
-        print(f"{name}: error: {e}", file=sys.stderr)
-        print(f"{name}: nothing was written", file=sys.stderr)
+        print(f"{name}: error: {e} (nothing was written)", file=sys.stderr)
         return 2
     print(f"{name}: {summary} ({time.perf_counter() - start:.1f} s)")
     return 0
