@@ -129,3 +129,14 @@ def load_checkpoint(
             opt.load_state_dict(per_rank["optimizers"][name])
         set_rng_state(per_rank["rng"])
     return state, exact
+
+
+def collector_state(state: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The collector's entry of ``path``'s trainer state (as ``load_checkpoint`` returned
+    it); a clear error for a checkpoint saved before the collector checkpointed itself."""
+    if "collector" not in state:
+        raise ValueError(
+            f"{path}/{STATE_FILE} has no 'collector' entry (an older format with "
+            "'sampler'/'buffer'): resume it with the prime_megatron that wrote it"
+        )
+    return state["collector"]

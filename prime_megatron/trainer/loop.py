@@ -147,14 +147,10 @@ class Trainer:
             return
         models, optimizers = self._trainable()
         state, exact = ckpt_io.load_checkpoint(path, models, optimizers, self._layout())
-        if "collector" not in state:  # saved before the collector checkpointed itself
-            raise ValueError(
-                f"{path}/{ckpt_io.STATE_FILE} has no 'collector' entry (an older format with "
-                "'sampler'/'buffer'): resume it with the prime_megatron that wrote it"
-            )
+        saved_collector = ckpt_io.collector_state(state, path)
         self.step = state["step"]
         self.engine.restore_weight_version(state["weight_version"])
-        self.collector.load_state_dict(state["collector"])
+        self.collector.load_state_dict(saved_collector)
         log0(f"resumed from {path} at step {self.step}" + ("" if exact else
              " (different layout: optimizer moments and RNG restarted)"))  # fmt: skip
 
