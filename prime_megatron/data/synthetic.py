@@ -249,7 +249,8 @@ def boxed_answer_correct(prompt: str, response: str) -> bool:
 
 def right_answer_wrong_step(prompt: str, response: str) -> bool:
     """Correct boxed answer reached through a wrong line: outcome rewards pay for it,
-    process rewards should not (docs/tiny-task.md: ~2.6 % after SFT)."""
+    process rewards should not (docs/tiny-task.md, the trial on the clean task: ~2.6 % after
+    SFT)."""
     return boxed_answer_correct(prompt, response) and first_wrong_step(prompt, response) is not None
 
 

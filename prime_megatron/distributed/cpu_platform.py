@@ -30,7 +30,8 @@ stand-in.
 Everything here patches ``torch.cuda`` attributes and Megatron module attributes, never
 megatron's files, and only when ``torch.cuda.is_available()`` is False. Written for and
 tested with ``MEGATRON_CORE_VERSION``; newer releases add new CUDA call sites, so
-``enable()`` refuses other versions unless told.
+``enable()`` refuses other versions unless told. Each shim and why it exists, and the CPU
+settings that live elsewhere: docs/cpu-platform.md.
 """
 
 from __future__ import annotations
