@@ -212,13 +212,13 @@ def _loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1), labels.flatten())
 
 
-def _megatron_from_hf(hf, arch, groups):
+def _megatron_from_hf(hf, arch, parallel):
     from prime_megatron.checkpoint.convert import load_full_hf_state
     from prime_megatron.models.builder import build_gpt_model, padded_vocab_size
 
-    padded = padded_vocab_size(arch.vocab_size, groups.tp_size)
+    padded = padded_vocab_size(arch.vocab_size, parallel.tp_size)
     model = build_gpt_model(
-        arch, groups, params_dtype=torch.float32, padded_vocab=padded, init_weights=False
+        arch, parallel, params_dtype=torch.float32, padded_vocab=padded, init_weights=False
     )
     # A copy: a Megatron-side in-place write must not reach the reference's weights too.
     state = {k: v.detach().clone() for k, v in hf.state_dict().items()}
@@ -226,14 +226,14 @@ def _megatron_from_hf(hf, arch, groups):
     return model, padded
 
 
-def _megatron_pass(model, groups, tokens: torch.Tensor, labels: torch.Tensor, vocab: int):
+def _megatron_pass(model, parallel, tokens: torch.Tensor, labels: torch.Tensor, vocab: int):
     from prime_megatron.models.forward import run_forward
 
     def step(out, mb):
         logits = out[..., :vocab].float()  # padded vocab rows dropped, as every caller does
         return _loss(logits, labels), logits.detach()
 
-    (logits,) = run_forward(model, groups, [{"tokens": tokens}], step, forward_only=False)
+    (logits,) = run_forward(model, parallel, [{"tokens": tokens}], step, forward_only=False)
     return logits, {n: p.grad for n, p in model.named_parameters()}
 
 
@@ -265,7 +265,7 @@ def _grad_report(meg: dict, ref: dict) -> dict:
     }
 
 
-def _parity_run(device: str, quick: bool, groups) -> dict:
+def _parity_run(device: str, quick: bool, parallel) -> dict:
     from prime_megatron.checkpoint.mapping import hf_to_megatron
     from prime_megatron.models.arch import ModelArch
     from prime_megatron.models.builder import layer_spec_kind
@@ -275,13 +275,13 @@ def _parity_run(device: str, quick: bool, groups) -> dict:
     config = hf_config(**({} if quick else PRESETS[name]))
     arch = ModelArch.from_hf_config(config)
     hf = random_hf_model(config, seed=0).to(device)
-    model, padded = _megatron_from_hf(hf, arch, groups)
+    model, padded = _megatron_from_hf(hf, arch, parallel)
     gen = torch.Generator().manual_seed(1)
     shape = PARITY_BATCH[quick]
     tokens, labels = (torch.randint(0, arch.vocab_size, shape, generator=gen).to(device)
                       for _ in range(2))  # fmt: skip
     ref_logits, ref_grads = _hf_pass(hf, tokens, labels)
-    logits, grads = _megatron_pass(model, groups, tokens, labels, arch.vocab_size)
+    logits, grads = _megatron_pass(model, parallel, tokens, labels, arch.vocab_size)
     report = {
         "model": f"{name} shape, random weights",
         "layer_spec": layer_spec_kind(),
@@ -310,10 +310,10 @@ def megatron_parity(device: str, quick: bool) -> dict:
     from prime_megatron.distributed.init import initialize_parallel, seed_all, shutdown_distributed
 
     torch.set_float32_matmul_precision("highest")  # TF32 would swamp a 1e-4 bar
-    groups = initialize_parallel(1, 1)
+    parallel = initialize_parallel(1, 1)
     try:
-        seed_all(0, groups)
-        result = _parity_run(device, quick, groups)
+        seed_all(0, parallel)
+        result = _parity_run(device, quick, parallel)
     finally:
         shutdown_distributed()
     return {**result, **info, "thresholds": [LOGITS_ATOL, GRAD_NORM_RTOL, GRAD_TENSOR_RTOL]}

@@ -76,7 +76,7 @@ def make_batch(prompts: int, k: int, vocab: int, pad_id: int, seed: int = 0) -> 
     return SampleBatch.from_groups(groups, pad_id)
 
 
-def build_pair(overrides: list[str], groups) -> tuple[torch.nn.Module, torch.nn.Module]:
+def build_pair(overrides: list[str], parallel) -> tuple[torch.nn.Module, torch.nn.Module]:
     """(Megatron GPTModel, transformers Qwen2 with the same weights)."""
     from prime_megatron.checkpoint.convert import load_full_hf_state
     from prime_megatron.models.builder import build_gpt_model, padded_vocab_size
@@ -86,8 +86,8 @@ def build_pair(overrides: list[str], groups) -> tuple[torch.nn.Module, torch.nn.
     config = synthetic_hf_config(cfg, build_char_tokenizer())
     arch = ModelArch.from_hf_config(config)
     hf = random_hf_model(_hf_config(config), seed=0).train()
-    padded = padded_vocab_size(arch.vocab_size, groups.tp_size)
-    ours = build_gpt_model(arch, groups, padded_vocab=padded, init_weights=False)
+    padded = padded_vocab_size(arch.vocab_size, parallel.tp_size)
+    ours = build_gpt_model(arch, parallel, padded_vocab=padded, init_weights=False)
     state = {k: v.detach().clone() for k, v in hf.state_dict().items()}
     load_full_hf_state(ours, state, arch, padded, torch.float32, "random transformers model")
     return ours, hf
@@ -108,9 +108,9 @@ def mean_logp_loss(total: float) -> Callable:
     return loss_fn
 
 
-def ours_step(model, groups, batch: SampleBatch, mbs: int, vocab: int) -> torch.Tensor:
+def ours_step(model, parallel, batch: SampleBatch, mbs: int, vocab: int) -> torch.Tensor:
     loss_fn = mean_logp_loss(batch.mask.sum().item())
-    return run_pass(model, groups, batch, mbs, loss_fn=loss_fn, vocab_size=vocab).logp
+    return run_pass(model, parallel, batch, mbs, loss_fn=loss_fn, vocab_size=vocab).logp
 
 
 def plain_step(model, batch: SampleBatch, mbs: int) -> torch.Tensor:
@@ -181,10 +181,10 @@ def time_pair(sides: dict[str, Callable[[], object]], models, repeats: int) -> d
     return {n: {k: statistics.median(v) for k, v in t.items()} for n, t in times.items()}
 
 
-def bench_model(name: str, groups, quick: bool, repeats: int) -> dict:
+def bench_model(name: str, parallel, quick: bool, repeats: int) -> dict:
     overrides, full, small = MODELS[name]
     prompts, k, mbs = small if quick else full
-    ours, plain = build_pair(overrides, groups)
+    ours, plain = build_pair(overrides, parallel)
     batch = make_batch(prompts, k, plain.config.vocab_size, plain.config.pad_token_id)
 
     def run_plain() -> torch.Tensor:
@@ -192,7 +192,7 @@ def bench_model(name: str, groups, quick: bool, repeats: int) -> dict:
             return plain_step(plain, batch, mbs)
 
     vocab = plain.config.vocab_size
-    sides = {"ours": lambda: ours_step(ours, groups, batch, mbs, vocab), "plain": run_plain}
+    sides = {"ours": lambda: ours_step(ours, parallel, batch, mbs, vocab), "plain": run_plain}
     parity = check_parity(ours, plain, sides["ours"], run_plain, batch)
     secs = time_pair(sides, (ours, plain), repeats)
     tokens = batch.tokens.numel()
@@ -222,11 +222,11 @@ def main() -> None:
     results = {"benchmark": "train_step", "threads": torch.get_num_threads()}
     results["cpus"] = os.cpu_count()
     results["loadavg_1m_before"] = round(os.getloadavg()[0], 2)
-    groups = initialize_parallel(1, 1)
+    parallel = initialize_parallel(1, 1)
     try:
-        seed_all(0, groups)
+        seed_all(0, parallel)
         for name in args.models.split(","):
-            results[name] = bench_model(name, groups, args.quick, repeats)
+            results[name] = bench_model(name, parallel, args.quick, repeats)
     finally:
         shutdown_distributed()
     results["loadavg_1m_after"] = round(os.getloadavg()[0], 2)

@@ -75,13 +75,13 @@ def raw_copy_seconds(nbytes: int, repeats: int) -> float:
     return best_of(repeats, lambda: dst.copy_(src))
 
 
-def disk_path(model, groups, arch, engine, out_dir: Path, config) -> None:
+def disk_path(model, parallel, arch, engine, out_dir: Path, config) -> None:
     """Naive sync: full HF state dict on rank 0 -> safetensors -> every vLLM reloads it."""
     from prime_megatron.checkpoint import hf_io
     from prime_megatron.resharding import iter_full_hf_tensors
 
     state = {}
-    for name, tensor in iter_full_hf_tensors(model, groups, arch):
+    for name, tensor in iter_full_hf_tensors(model, parallel, arch):
         if dist.get_rank() == 0:
             state[name] = tensor.clone()
     if dist.get_rank() == 0:
@@ -99,7 +99,7 @@ def _reload_from_dir(worker, path: str) -> None:
     worker.reload_weights(weights_path=path, is_checkpoint_format=True)
 
 
-def measure_syncs(model, groups, arch, engine, bucket_bytes: int, repeats: int) -> dict:
+def measure_syncs(model, parallel, arch, engine, bucket_bytes: int, repeats: int) -> dict:
     from prime_megatron.resharding import sync_weights
     from prime_megatron.resharding.memory import PeakRSS
 
@@ -107,7 +107,7 @@ def measure_syncs(model, groups, arch, engine, bucket_bytes: int, repeats: int) 
     for _ in range(repeats):
         dist.barrier()
         with PeakRSS() as mem:
-            stats = sync_weights(model, groups, arch, engine, bucket_bytes)
+            stats = sync_weights(model, parallel, arch, engine, bucket_bytes)
         dist.barrier()
         runs.append((stats["seconds"], stats, mem.peak_extra))
     best = min(runs, key=lambda r: r[0])
@@ -116,11 +116,11 @@ def measure_syncs(model, groups, arch, engine, bucket_bytes: int, repeats: int) 
     return {**best[1], "peak_extra_bytes": int(peak)}
 
 
-def vllm_reload_seconds(model, groups, arch, engine, repeats: int) -> float:
+def vllm_reload_seconds(model, parallel, arch, engine, repeats: int) -> float:
     """vLLM's in-place reload alone, from full HF tensors prepared in memory beforehand."""
     from prime_megatron.resharding import iter_full_hf_tensors
 
-    prepared = [(name, t.clone()) for name, t in iter_full_hf_tensors(model, groups, arch)]
+    prepared = [(name, t.clone()) for name, t in iter_full_hf_tensors(model, parallel, arch)]
 
     def push() -> None:
         engine.load_weights(prepared)
@@ -129,11 +129,11 @@ def vllm_reload_seconds(model, groups, arch, engine, repeats: int) -> float:
     return best_of(repeats, push)
 
 
-def greedy_agrees(model, groups, arch, engine) -> bool:
+def greedy_agrees(model, parallel, arch, engine) -> bool:
     from prime_megatron.resharding import greedy_decode_megatron
 
     prompts = [[1, 2, 3, 4, 5, 6, 7, 8]]
-    ours = greedy_decode_megatron(model, groups, prompts, 4, arch.vocab_size)
+    ours = greedy_decode_megatron(model, parallel, prompts, 4, arch.vocab_size)
     return engine.greedy(prompts, 4).response_ids == ours
 
 
@@ -150,11 +150,11 @@ def main() -> None:
     if args.layers:
         shape["num_hidden_layers"] = args.layers
     config = hf_config("Qwen2ForCausalLM", max_position_embeddings=4096, **shape)
-    groups = initialize_parallel(int(os.environ.get("WORLD_SIZE", "1")), 1)  # TP = world
-    seed_all(0, groups)
+    parallel = initialize_parallel(int(os.environ.get("WORLD_SIZE", "1")), 1)  # TP = world
+    seed_all(0, parallel)
     arch = ModelArch.from_hf_config(config)
     dtype = getattr(torch, args.dtype)
-    model = build_gpt_model(arch, groups, params_dtype=dtype)
+    model = build_gpt_model(arch, parallel, params_dtype=dtype)
     config_dir = shared_tempdir(args.workdir)
     if dist.get_rank() == 0:
         config.save_pretrained(config_dir)
@@ -164,20 +164,20 @@ def main() -> None:
                             load_format="dummy", bucket_mb=args.bucket_mb)  # fmt: skip
     engine = RolloutEngine(config_dir, rollout)
     bucket = rollout.bucket_bytes
-    plan = build_plan(model, groups, arch, bucket)
+    plan = build_plan(model, parallel, arch, bucket)
     largest = max(e.nbytes for e in plan.entries)
     n_params = sum(e.numel for e in plan.entries) - sum(
         (e.shape[0] - arch.vocab_size) * e.shape[1] for e in plan.entries if e.rule.kind == "vocab"
     )
 
-    sync = measure_syncs(model, groups, arch, engine, bucket, args.repeats)
-    agrees = greedy_agrees(model, groups, arch, engine)
+    sync = measure_syncs(model, parallel, arch, engine, bucket, args.repeats)
+    agrees = greedy_agrees(model, parallel, arch, engine)
     raw = raw_copy_seconds(plan.total_bytes, args.repeats)
-    reload_only = vllm_reload_seconds(model, groups, arch, engine, args.repeats)
+    reload_only = vllm_reload_seconds(model, parallel, arch, engine, args.repeats)
     disk_dir = shared_tempdir(args.workdir)
-    disk = best_of(args.repeats, lambda: disk_path(model, groups, arch, engine, disk_dir, config))
+    disk = best_of(args.repeats, lambda: disk_path(model, parallel, arch, engine, disk_dir, config))
     dist.barrier()
-    same_tp = args.rollout_tp == groups.tp_size
+    same_tp = args.rollout_tp == parallel.tp_size
     vs_reload = TARGET_VS_RELOAD_SAME_TP if same_tp else TARGET_VS_RELOAD_OTHER_TP
     if dist.get_rank() == 0:
         for d in (config_dir, disk_dir):
@@ -190,7 +190,7 @@ def main() -> None:
             "layers": shape["num_hidden_layers"],
             "params": n_params,
             "dtype": args.dtype,
-            "megatron_tp": groups.tp_size,
+            "megatron_tp": parallel.tp_size,
             "rollout_tp": args.rollout_tp,
             "bytes_per_rank": plan.total_bytes,
             "bucket_mb": args.bucket_mb,

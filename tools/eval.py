@@ -46,11 +46,11 @@ def load_engine(model_dir: Path, rollout_cfg, scratch: Path):
     from prime_megatron.resharding import sync_weights
     from prime_megatron.trainer.setup import rollout_model_dir
 
-    groups = initialize_parallel(1, 1)
-    model, meta = load_megatron_model(model_dir, groups)
+    parallel = initialize_parallel(1, 1)
+    model, meta = load_megatron_model(model_dir, parallel)
     hf_dir = rollout_model_dir(scratch, model_dir / HF_SIDE_DIR, meta.hf_config)
     engine = RolloutEngine(hf_dir, replace(rollout_cfg, load_format="dummy"))
-    sync_weights(model, groups, meta.arch, engine, rollout_cfg.bucket_bytes)
+    sync_weights(model, parallel, meta.arch, engine, rollout_cfg.bucket_bytes)
     return engine, hf_dir
 
 

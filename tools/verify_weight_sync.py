@@ -45,9 +45,9 @@ def run(args: argparse.Namespace) -> dict:
     from prime_megatron.resharding import sync_weights, verify_weight_sync
     from prime_megatron.rollout import RolloutConfig, RolloutEngine
 
-    groups = initialize_parallel(args.tp, args.pp)
-    seed_all(args.seed, groups)
-    model, meta = load_megatron_model(args.ckpt, groups)
+    parallel = initialize_parallel(args.tp, args.pp)
+    seed_all(args.seed, parallel)
+    model, meta = load_megatron_model(args.ckpt, parallel)
     cfg = RolloutConfig(
         tensor_parallel_size=args.rollout_tp,
         max_prompt_len=args.prompt_len,
@@ -59,12 +59,12 @@ def run(args: argparse.Namespace) -> dict:
         load_format="dummy",  # every weight vLLM uses must come through the sync
     )
     engine = RolloutEngine(args.ckpt / HF_SIDE_DIR, cfg, seed=args.seed)
-    sync = sync_weights(model, groups, meta.arch, engine, cfg.bucket_bytes)
+    sync = sync_weights(model, parallel, meta.arch, engine, cfg.bucket_bytes)
     gen = torch.Generator().manual_seed(args.seed)
     vocab = meta.arch.vocab_size
     prompts = torch.randint(0, vocab, (args.prompts, args.prompt_len), generator=gen).tolist()
     report = verify_weight_sync(
-        model, groups, engine, prompts, vocab, args.max_new_tokens, args.samples, args.seed
+        model, parallel, engine, prompts, vocab, args.max_new_tokens, args.samples, args.seed
     )
     limit = args.max_logp_diff or (1e-3 if meta.params_dtype == "float32" else 0.1)
     worst = max(report["greedy_logp"]["abs_max"], report["sampled_logp"]["abs_max"])

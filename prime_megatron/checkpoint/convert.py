@@ -108,17 +108,17 @@ class InMemoryHFCheckpoint:
         hf_state = hf_io.read_hf_state_dict(self.hf_dir)
         self.full = hf_to_megatron(hf_state, arch, padded, layer_spec_kind())
 
-    def load(self, groups):
-        """This rank's model chunk for ``groups``, with its own copy of the weights."""
+    def load(self, parallel):
+        """This rank's model chunk for ``parallel``, with its own copy of the weights."""
         from prime_megatron.resharding.scatter import load_full_tensors
 
         meta = self.meta
         model = build_gpt_model(
-            meta.arch, groups, params_dtype=meta.dtype, padded_vocab=meta.padded_vocab_size,
+            meta.arch, parallel, params_dtype=meta.dtype, padded_vocab=meta.padded_vocab_size,
             init_weights=False,
         )  # fmt: skip
         try:
-            load_full_tensors(model, self.full, groups)
+            load_full_tensors(model, self.full, parallel)
         except MappingError as e:
             raise MappingError(f"{self.hf_dir}: {e}") from e
         return model
@@ -174,15 +174,15 @@ def convert_megatron_to_hf(ckpt_dir: Path, out_dir: Path, overwrite: bool = Fals
     write_hf_checkpoint(out_dir, meta.hf_config, hf_state, ckpt_dir / HF_SIDE_DIR, overwrite)
 
 
-def load_megatron_model(ckpt_dir: Path, groups, params_dtype: torch.dtype | None = None):
-    """Collective: build this rank's model chunk for ``groups`` and load the checkpoint into it.
+def load_megatron_model(ckpt_dir: Path, parallel, params_dtype: torch.dtype | None = None):
+    """Collective: build this rank's model chunk for ``parallel`` and load the checkpoint into it.
 
     Returns ``(model, meta)``. Any layout works whose TP divides the padded vocab size.
     """
     meta = ModelCheckpointMeta.read(Path(ckpt_dir))
     model = build_gpt_model(
         meta.arch,
-        groups,
+        parallel,
         params_dtype=params_dtype or meta.dtype,
         padded_vocab=meta.padded_vocab_size,
         init_weights=False,

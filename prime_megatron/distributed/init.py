@@ -114,12 +114,12 @@ def initialize_parallel(tp: int = 1, pp: int = 1, vpp: int | None = None) -> Par
     )
 
 
-def seed_all(seed: int, groups: ParallelGroups | None = None) -> None:
+def seed_all(seed: int, parallel: ParallelGroups | None = None) -> None:
     """Seed python, numpy, torch and Megatron's tensor-parallel RNG streams."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    if groups is not None:
+    if parallel is not None:
         from megatron.core import tensor_parallel
 
-        tensor_parallel.model_parallel_cuda_manual_seed(seed, tp_rank=groups.tp_rank)
+        tensor_parallel.model_parallel_cuda_manual_seed(seed, tp_rank=parallel.tp_rank)

@@ -114,6 +114,6 @@ def test_loading_at_a_tp_that_does_not_divide_the_padded_vocab_is_rejected():
     arch = ModelArch.from_hf_config(
         hf_config(num_attention_heads=6, num_key_value_heads=6, intermediate_size=384)
     )
-    groups = SimpleNamespace(tp_size=3, pp_size=1)  # never reaches Megatron
+    parallel = SimpleNamespace(tp_size=3, pp_size=1)  # never reaches Megatron
     with pytest.raises(ValueError, match="re-convert the checkpoint with --tp 3"):
-        build_gpt_model(arch, groups, padded_vocab=256)
+        build_gpt_model(arch, parallel, padded_vocab=256)

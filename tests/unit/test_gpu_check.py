@@ -72,7 +72,7 @@ def test_gpu_build_without_te_asks_for_no_te_kernels(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(builder, "te_available", lambda: False)
     arch = ModelArch.from_hf_config({"architectures": ["Qwen2ForCausalLM"], **TINY_DEFAULTS})
-    groups = ParallelGroups(None, None, None, 1, 1, 1, 0, 0, 0, None)
-    config = builder.transformer_config(arch, groups, torch.float32)
+    parallel = ParallelGroups(None, None, None, 1, 1, 1, 0, 0, 0, None)
+    config = builder.transformer_config(arch, parallel, torch.float32)
     assert not (config.apply_rope_fusion or config.masked_softmax_fusion)
     assert not config.persist_layer_norm and not config.use_cpu_initialization

@@ -24,18 +24,18 @@ def main() -> None:
     from prime_megatron.distributed.init import initialize_parallel, seed_all
     from prime_megatron.models.forward import full_logits
 
-    groups = initialize_parallel(tp, pp)
-    seed_all(1234, groups)
+    parallel = initialize_parallel(tp, pp)
+    seed_all(1234, parallel)
     if ckpt == "from-hf":
         source = InMemoryHFCheckpoint(Path(hf_dir), tp, pp, torch.float32)
-        model, meta, side_files = source.load(groups), source.meta, Path(hf_dir)
+        model, meta, side_files = source.load(parallel), source.meta, Path(hf_dir)
     else:
-        model, meta = load_megatron_model(Path(ckpt), groups)
+        model, meta = load_megatron_model(Path(ckpt), parallel)
         side_files = Path(ckpt) / "hf"
     vocab = meta.arch.vocab_size
     tokens = torch.randint(0, vocab, (4, 24), generator=torch.Generator().manual_seed(0))
-    logits = full_logits(model, groups, tokens, vocab, micro_batch_size=2)
-    if groups.is_last_stage:
+    logits = full_logits(model, parallel, tokens, vocab, micro_batch_size=2)
+    if parallel.is_last_stage:
         hf = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
         with torch.no_grad():
             ref = hf(tokens).logits
@@ -45,11 +45,11 @@ def main() -> None:
         assert diff <= 1e-4, diff
     else:
         assert logits is None
-    _check_trainer_logprobs(model, groups, tokens, vocab, hf_dir)
+    _check_trainer_logprobs(model, parallel, tokens, vocab, hf_dir)
     save_megatron_checkpoint(model, Path(out), meta, hf_side_files=side_files, overwrite=True)
 
 
-def _check_trainer_logprobs(model, groups, tokens, vocab: int, hf_dir: str) -> None:
+def _check_trainer_logprobs(model, parallel, tokens, vocab: int, hf_dir: str) -> None:
     """The trainer's pass (vocab-parallel, padded output layer) gives transformers' log-probs
     over the real vocabulary: Megatron's padding rows stay out of the softmax."""
     from transformers import AutoModelForCausalLM
@@ -58,7 +58,7 @@ def _check_trainer_logprobs(model, groups, tokens, vocab: int, hf_dir: str) -> N
     from prime_megatron.passes.run import run_pass
 
     batch = SampleBatch.from_pairs([(t[:4].tolist(), t[4:].tolist()) for t in tokens], pad_id=0)
-    logp = run_pass(model, groups, batch, 2, vocab_size=vocab).logp
+    logp = run_pass(model, parallel, batch, 2, vocab_size=vocab).logp
     hf = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
     with torch.no_grad():
         ref = torch.log_softmax(hf(batch.tokens).logits[:, :-1], dim=-1)

@@ -22,14 +22,14 @@ N_SYNCS = 12
 RSS_SLACK = 24 * 2**20
 
 
-def log(groups, *msg) -> None:
+def log(parallel, *msg) -> None:
     import torch.distributed as dist
 
     if dist.get_rank() == 0:
         print(*msg, flush=True)
 
 
-def optimizer_step(model, groups, vocab: int) -> None:
+def optimizer_step(model, parallel, vocab: int) -> None:
     """One Adam step on a cross-entropy loss, through Megatron's schedule (all stages)."""
     import torch.distributed as dist
     from megatron.core import parallel_state
@@ -45,8 +45,8 @@ def optimizer_step(model, groups, vocab: int) -> None:
         return vocab_parallel_cross_entropy(out.float(), mb["labels"]).mean(), None
 
     model.zero_grad()
-    run_forward(model, groups, [{"tokens": tokens, "labels": labels}], step, forward_only=False)
-    if groups.pp_size > 1 and model.share_embeddings_and_output_weights:
+    run_forward(model, parallel, [{"tokens": tokens, "labels": labels}], step, forward_only=False)
+    if parallel.pp_size > 1 and model.share_embeddings_and_output_weights:
         # The first stage's embedding and the last stage's tied copy must take the same step.
         weight = model.shared_embedding_or_output_weight()
         dist.all_reduce(weight.grad, group=parallel_state.get_embedding_group())
@@ -54,11 +54,11 @@ def optimizer_step(model, groups, vocab: int) -> None:
     opt.step()
 
 
-def check_sync(model, groups, arch, engine, prompts, tag: str) -> list[list[int]]:
+def check_sync(model, parallel, arch, engine, prompts, tag: str) -> list[list[int]]:
     from prime_megatron.resharding import verify_weight_sync
 
-    report = verify_weight_sync(model, groups, engine, prompts, arch.vocab_size, NEW_TOKENS)
-    log(groups, f"VERIFY {tag}", json.dumps(report))
+    report = verify_weight_sync(model, parallel, engine, prompts, arch.vocab_size, NEW_TOKENS)
+    log(parallel, f"VERIFY {tag}", json.dumps(report))
     assert report["greedy_match"], report
     assert report["greedy_logp"]["abs_max"] < 1e-3, report
     assert report["sampled_logp"]["abs_max"] < 1e-3, report
@@ -100,16 +100,16 @@ def check_sampling(engine, prompts) -> None:
     assert len(big) == len(many) * K and big.group_index[-1] == len(many) - 1
 
 
-def check_memory(model, groups, arch, engine) -> None:
+def check_memory(model, parallel, arch, engine) -> None:
     from prime_megatron.resharding import sync_weights
     from prime_megatron.resharding.memory import rss_bytes
 
     rss = []
     for _ in range(N_SYNCS):
-        sync_weights(model, groups, arch, engine, BUCKET_BYTES)
+        sync_weights(model, parallel, arch, engine, BUCKET_BYTES)
         rss.append(rss_bytes())
     growth = rss[-1] - rss[2]  # the first syncs warm up allocator pools
-    log(groups, f"RSS after syncs (MiB): {[round(r / 2**20) for r in rss]}")
+    log(parallel, f"RSS after syncs (MiB): {[round(r / 2**20) for r in rss]}")
     assert growth < RSS_SLACK, f"RSS grew {growth / 2**20:.1f} MiB over {N_SYNCS - 3} syncs"
 
 
@@ -120,9 +120,9 @@ def main() -> None:
     from prime_megatron.resharding import build_plan, sync_weights
     from prime_megatron.rollout import RolloutConfig, RolloutEngine
 
-    groups = initialize_parallel(int(tp), int(pp))
-    seed_all(1234, groups)
-    model, meta = load_megatron_model(Path(ckpt), groups)
+    parallel = initialize_parallel(int(tp), int(pp))
+    seed_all(1234, parallel)
+    model, meta = load_megatron_model(Path(ckpt), parallel)
     arch = meta.arch
     cfg = RolloutConfig(tensor_parallel_size=int(rollout_tp), max_prompt_len=16,
                         max_response_len=10, kv_cache_gib=0.25, load_format="dummy")  # fmt: skip
@@ -135,21 +135,21 @@ def main() -> None:
     except RuntimeError as e:
         assert "sync" in str(e)
 
-    stats = sync_weights(model, groups, arch, engine, BUCKET_BYTES)
-    log(groups, "SYNC", json.dumps(stats))
-    check_buckets(stats, build_plan(model, groups, arch, BUCKET_BYTES))
-    before = check_sync(model, groups, arch, engine, prompts, "v1")
+    stats = sync_weights(model, parallel, arch, engine, BUCKET_BYTES)
+    log(parallel, "SYNC", json.dumps(stats))
+    check_buckets(stats, build_plan(model, parallel, arch, BUCKET_BYTES))
+    before = check_sync(model, parallel, arch, engine, prompts, "v1")
 
-    optimizer_step(model, groups, arch.vocab_size)
+    optimizer_step(model, parallel, arch.vocab_size)
     assert engine.greedy(prompts, NEW_TOKENS).response_ids == before  # vLLM not yet synced
-    stats = sync_weights(model, groups, arch, engine, BUCKET_BYTES)
+    stats = sync_weights(model, parallel, arch, engine, BUCKET_BYTES)
     assert stats["weight_version"] == 2, stats
-    after = check_sync(model, groups, arch, engine, prompts, "v2")
+    after = check_sync(model, parallel, arch, engine, prompts, "v2")
     assert after != before, "the optimizer step did not change vLLM's outputs"
 
     check_sampling(engine, prompts)
-    check_memory(model, groups, arch, engine)
-    log(groups, f"SYNC_CHECK_OK tp={tp} pp={pp} rollout_tp={rollout_tp}")
+    check_memory(model, parallel, arch, engine)
+    log(parallel, f"SYNC_CHECK_OK tp={tp} pp={pp} rollout_tp={rollout_tp}")
 
 
 if __name__ == "__main__":
