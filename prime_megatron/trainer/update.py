@@ -95,6 +95,8 @@ def learn(
         algo.process_gamma,
     )  # fmt: skip
     if process_rewards is not None:
+        mean = (process_rewards * batch.mask).sum() / batch.mask.sum()
+        metrics["reward/process_token_mean"] = float(mean)
         metrics.update(_process_share(batch, process_rewards, algo))
     if update_policy:
         with timer(Phase.POLICY_UPDATE):
@@ -151,7 +153,6 @@ def _process_rewards(
         prm_logp, ref_logp, batch.mask, algo.beta, algo.reward_granularity,
         algo.process_reward_norm,
     )  # fmt: skip
-    metrics["reward/process_token_mean"] = float((rewards * batch.mask).sum() / batch.mask.sum())
     return rewards, (prm_logp - ref_logp) * batch.mask, metrics
 
 

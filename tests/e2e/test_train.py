@@ -139,14 +139,21 @@ def test_crash_mid_save_leaves_previous_checkpoint(tmp_path, sft_ckpt):
     assert [r["step"] for r in step_records(run)][-2:] == [2, 3]
 
 
-def test_outcome_only_rloo_mode(tmp_path, sft_ckpt):
+@pytest.mark.parametrize("process_rewards", ["none", "oracle"])
+def test_outcome_only_rloo_mode(tmp_path, sft_ckpt, process_rewards):
+    """RLOO without a PRM; with the oracle, the task's labels are its process stream."""
     run = tmp_path / "run"
-    run_ok(
-        run, 1, f"sft.checkpoint={sft_ckpt}", "run.steps=2", "use_prm=false", "run.eval_prompts=0"
-    )
+    oracle = ["algo.process_reward_source=oracle", "algo.process_gamma=0"]
+    run_ok(run, 1, f"sft.checkpoint={sft_ckpt}", "run.steps=2", "use_prm=false",
+           "run.eval_prompts=0", *(oracle if process_rewards == "oracle" else []))  # fmt: skip
     records = step_records(run)
     assert len(records) == 2 and all("prm/pairwise_acc" not in r for r in records)
     assert all(_finite(r) for r in records)
+    token_means = [r.get("reward/process_token_mean") for r in records]
+    if process_rewards == "none":
+        assert token_means == [None, None]
+    else:  # -1 on each wrong sample's first wrong token; the 60-step SFT model errs often
+        assert all(m <= 0 for m in token_means) and min(token_means) < 0, token_means
 
 
 def test_two_node_launch_on_one_machine(tmp_path, sft_ckpt):
