@@ -26,7 +26,9 @@ filtered-out), held-out greedy pass@1 with 95 % intervals, seconds per step by p
 over training, and the implicit PRM's learning (pairwise accuracy, outcome AUROC, online
 first-wrong-step AUROC against the confidence/position baselines and on SFT samples; means
 over the last third of training, per seed and over seeds). Writes train_accuracy.png,
-raws_rate.png, time_per_step.png and prm_learning.png into OUT.
+raws_rate.png, time_per_step.png and prm_learning.png into OUT. With --oracle-arm a third
+arm per seed, OUT/oracle_seed<s> (RLOO plus the task's exact per-token step credit, no PRM),
+is compared with RLOO the same way under "oracle_vs_rloo": the most dense credit could add.
 """
 
 from __future__ import annotations
@@ -55,7 +57,10 @@ from prime_megatron.evidence.runs import (
 from prime_megatron.evidence.stats import at_most, round_floats
 
 ARMS = {"prime": True, "rloo": False}  # arm -> use_prm
-COLORS = {"prime": "tab:blue", "rloo": "tab:orange"}
+# --oracle-arm: RLOO plus the task's exact step labels as per-token process rewards, what a
+# perfect PRM could add (docs/implicit-prm.md); no PRM, so it costs what RLOO costs.
+ORACLE = ("algo.process_reward_source=oracle", "algo.process_gamma=0")
+COLORS = {"prime": "tab:blue", "rloo": "tab:orange", "oracle": "tab:green"}
 TARGET_SAMPLES_RATIO = 0.5
 TARGET_TIME_RATIO = 1.2
 # Online step credit over training: the PRM on policy samples, its baselines on the same
@@ -79,20 +84,30 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--window", type=int, default=5, help="smoothing window (steps)")
     p.add_argument("--bins", type=int, default=4, help="stretches of training for the RAWS rate")
     p.add_argument("--skip-steps", type=int, default=1, help="warm-up steps left out of timing")
+    oracle = "also train OUT/oracle_seed<s>: RLOO + exact per-token step credit"
+    p.add_argument("--oracle-arm", action="store_true", help=oracle)
     add_run_args(p)
     return p.parse_args(argv)
 
 
 def run_all(args: argparse.Namespace) -> dict[str, list]:
-    """Train (or reuse) every run, seed by seed, PRIME then RLOO; load them."""
+    """Train (or reuse) every run, seed by seed, PRIME then RLOO (then the oracle); load them."""
     spec = spec_from_args(args, args.out)
-    runs: dict[str, list] = {arm: [] for arm in ARMS}
+    runs: dict[str, list] = {arm: [] for arm in arm_args(args)}
     for seed in range(1, args.seeds + 1):
-        for arm, use_prm in ARMS.items():
+        for arm, (use_prm, overrides) in arm_args(args).items():
             run_dir = args.out / f"{arm}_seed{seed}"
-            launch(run_dir, trainer_args(spec, run_dir, use_prm, seed))
+            launch(run_dir, trainer_args(spec, run_dir, use_prm, seed, overrides))
             runs[arm].append(load_run(run_dir))
     return runs
+
+
+def arm_args(args: argparse.Namespace) -> dict[str, tuple[bool, tuple[str, ...]]]:
+    """arm -> (use_prm, its own trainer overrides)."""
+    arms = {arm: (use_prm, ()) for arm, use_prm in ARMS.items()}
+    if args.oracle_arm:
+        arms["oracle"] = (False, ORACLE)
+    return arms
 
 
 def analyse(runs: dict[str, list], args: argparse.Namespace) -> dict:
@@ -104,6 +119,7 @@ def analyse(runs: dict[str, list], args: argparse.Namespace) -> dict:
     prm = seed_summary(prime)
     held = heldout_comparison(prime, rloo)
     diff = held["prime_minus_rloo"] if held else None
+    oracle = {"oracle_vs_rloo": versus_rloo(runs["oracle"], rloo, args)} if "oracle" in runs else {}
     return {
         "benchmark": "sample_efficiency",
         "seeds": args.seeds,
@@ -115,7 +131,7 @@ def analyse(runs: dict[str, list], args: argparse.Namespace) -> dict:
         "heldout": held,
         "heldout_sampled": heldout_comparison(prime, rloo, key="sampled_pass@1"),
         "time_per_step": timing,
-        "raws_over_training": {arm: raws_over_training(runs[arm], args.bins) for arm in ARMS},
+        "raws_over_training": {arm: raws_over_training(runs[arm], args.bins) for arm in runs},
         "prm_last_third": prm,
         "prm_over_training": over_training(prime, [*PRM_CURVES, *CREDIT_CURVES], args.bins),
         "targets": {
@@ -124,6 +140,21 @@ def analyse(runs: dict[str, list], args: argparse.Namespace) -> dict:
             "prime_heldout_ge_rloo": None if diff is None else diff >= 0,
             **credit_targets(prm),
         },
+        **oracle,
+    }
+
+
+def versus_rloo(arm: list, rloo: list, args: argparse.Namespace) -> dict:
+    """Another arm against RLOO, as PRIME is above ("prime" keys renamed to "oracle")."""
+    parts = {
+        "train_accuracy": accuracy_ends(arm, args.window),
+        "samples_to_rloo_final": sample_efficiency(arm, rloo, args.window, "trained"),
+        "heldout": heldout_comparison(arm, rloo),
+        "heldout_sampled": heldout_comparison(arm, rloo, key="sampled_pass@1"),
+    }
+    return {
+        name: {key.replace("prime", "oracle", 1): value for key, value in (part or {}).items()}
+        for name, part in parts.items()
     }
 
 

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -92,8 +93,11 @@ def spec_from_args(args: argparse.Namespace, out: Path) -> RunSpec:
     )
 
 
-def trainer_args(spec: RunSpec, run_dir: Path, use_prm: bool, seed: int) -> list[str]:
-    """Command-line arguments of the trainer for one run (``--config`` first if given)."""
+def trainer_args(
+    spec: RunSpec, run_dir: Path, use_prm: bool, seed: int, arm: Sequence[str] = ()
+) -> list[str]:
+    """Command-line arguments of the trainer for one run (``--config`` first if given);
+    ``arm``: the arm's own overrides (the spec's passthrough ones still win)."""
     config = ["--config", spec.config] if spec.config else []
     optional = [
         f"{key}={getattr(spec, name)}"
@@ -118,6 +122,7 @@ def trainer_args(spec: RunSpec, run_dir: Path, use_prm: bool, seed: int) -> list
         "run.export_hf=false",
         "run.plot=false",
         "run.tensorboard=false",
+        *arm,
         *spec.extra,
     ]
 

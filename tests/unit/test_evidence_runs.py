@@ -177,3 +177,32 @@ def test_step_credit_script_on_a_dumped_run(tmp_path, capsys):
     assert [s["steps"] for s in out["over_training"]] == [[2, 2], [3, 3]]
     assert out["auroc_final"] == 0.75 and out["target_auroc_ge_0.8"] is False
     assert out["raws_responses"]["responses"] == 2
+
+
+def test_sample_efficiency_oracle_arm(tmp_path, capsys):
+    se = benchmark("sample_efficiency")
+    argv = ["--out", str(tmp_path), "--seeds", "2", "--steps", "4", "--window", "2", "--bins",
+            "2", "--oracle-arm", "--override", "algo.process_gamma=0.5"]  # fmt: skip
+    args = se.parse(argv)
+    spec = spec_from_args(args, tmp_path)
+    arms = se.arm_args(args)
+    assert list(arms) == ["prime", "rloo", "oracle"] and arms["oracle"][0] is False
+    for seed in (1, 2):
+        for arm, (use_prm, overrides) in arms.items():
+            run_dir = tmp_path / f"{arm}_seed{seed}"
+            acc0 = {"prime": 0.45, "rloo": 0.4, "oracle": 0.55}[arm]
+            write_run(run_dir, 4, use_prm, trainer_args(spec, run_dir, use_prm, seed, overrides),
+                      acc0)  # fmt: skip
+    oracle_args = trainer_args(spec, tmp_path / "oracle_seed1", False, 1, arms["oracle"][1])
+    assert "algo.process_reward_source=oracle" in oracle_args and "use_prm=false" in oracle_args
+    assert oracle_args[-1] == "algo.process_gamma=0.5"  # the passthrough override still wins
+    se.main(argv)
+    out = json.loads(capsys.readouterr().out)
+    versus = out["oracle_vs_rloo"]
+    # oracle smoothed [.625, .675, .725] is above RLOO's final .575 from its first point (8)
+    reach = versus["samples_to_rloo_final"]
+    assert (reach["rloo_samples"], reach["oracle_samples"]) == (16.0, 8.0)
+    assert reach["oracle_over_rloo"] == 0.5
+    assert versus["heldout"]["oracle_minus_rloo"] == 0.0 and "oracle" in versus["heldout"]
+    assert versus["train_accuracy"]["final"] > out["train_accuracy"]["rloo"]["final"]
+    assert set(out["raws_over_training"]) == {"prime", "rloo", "oracle"}
