@@ -48,6 +48,11 @@ class ArithmeticConfig:
     max_ops: int = 4
     # Share of 2-digit operands; 0 -> too easy, 1 -> too hard (docs/tiny-task.md).
     p_two_digit: float = 0.5
+    # The operations drawn (uniformly) per step. "+" alone keeps the running total
+    # non-negative, so about half the steps of 2-digit chains are carry steps: several
+    # uncertain decisions per response instead of ~0.9 (docs/implicit-prm.md, the
+    # dense-credit testbed).
+    operators: str = "+-"
     train_prompts: int = 20000  # RL train prompts (the SFT rows are their worked solutions)
     heldout_prompts: int = 1000
     # Share of carry steps whose SFT solution forgets the carry/borrow (0 = clean SFT data).
@@ -62,6 +67,9 @@ class ArithmeticConfig:
         check(self.min_ops >= 1, "synthetic.min_ops", self.min_ops, ">= 1")
         check(self.max_ops >= self.min_ops, "synthetic.max_ops", self.max_ops, ">= min_ops")
         check(0 <= self.p_two_digit <= 1, "synthetic.p_two_digit", self.p_two_digit, "in [0, 1]")
+        ops = self.operators
+        valid = ops != "" and set(ops) <= set("+-") and len(set(ops)) == len(ops)
+        check(valid, "synthetic.operators", ops, "distinct characters from '+-', at least one")
         check(self.train_prompts >= 1, "synthetic.train_prompts", self.train_prompts, ">= 1")
         check(self.heldout_prompts >= 0, "synthetic.heldout_prompts", self.heldout_prompts, ">= 0")
         rate = self.sft_error_rate
@@ -144,7 +152,7 @@ def sample_problem(rng: random.Random, cfg: ArithmeticConfig) -> Problem:
         rng.randint(10, 99) if rng.random() < cfg.p_two_digit else rng.randint(1, 9)
         for _ in range(n_ops + 1)
     )
-    return Problem(operands, tuple(rng.choice("+-") for _ in range(n_ops)))
+    return Problem(operands, tuple(rng.choice(cfg.operators) for _ in range(n_ops)))
 
 
 def generate(
@@ -295,10 +303,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--min-ops", type=int, default=d.min_ops)
     parser.add_argument("--max-ops", type=int, default=d.max_ops)
     parser.add_argument("--p-two-digit", type=float, default=d.p_two_digit)
+    parser.add_argument("--operators", default=d.operators)
     parser.add_argument("--sft-error-rate", type=float, default=d.sft_error_rate)
     args = parser.parse_args(argv)
     cfg = ArithmeticConfig(
-        args.min_ops, args.max_ops, args.p_two_digit, sft_error_rate=args.sft_error_rate
+        args.min_ops,
+        args.max_ops,
+        args.p_two_digit,
+        operators=args.operators,
+        sft_error_rate=args.sft_error_rate,
     )
     cfg.validate()
     train, heldout = make_splits(args.n_sft + args.n_train, args.n_heldout, cfg, args.seed)

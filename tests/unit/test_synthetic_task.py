@@ -86,7 +86,32 @@ def test_heldout_larger_than_the_problem_space_fails_clearly():
         make_splits(10, 500, tiny, seed=1)
 
 
-@pytest.mark.parametrize("field,value", [("min_ops", 0), ("max_ops", 1), ("p_two_digit", 1.5)])
+def test_addition_only_chains_have_several_carry_steps():
+    mixed = generate(2000, ArithmeticConfig(3, 5, 0.5), seed=1)
+    added = generate(2000, ArithmeticConfig(3, 5, 0.5, operators="+"), seed=1)
+    assert {op for p in added for op in p.ops} == {"+"}
+    assert all(parse_prompt(p.prompt) == p for p in added)
+
+    def carries(problem):
+        return sum(carry_steps(problem.solution))
+
+    # Without subtraction the running total stays non-negative, so carry steps stay
+    # possible: about 1.9 per chain of 3-5 additions against about 1.1 for mixed chains.
+    assert sum(map(carries, added)) / 2000 > 1.7
+    assert sum(map(carries, mixed)) / 2000 < 1.3
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("min_ops", 0),
+        ("max_ops", 1),
+        ("p_two_digit", 1.5),
+        ("operators", ""),
+        ("operators", "*"),
+        ("operators", "++"),
+    ],
+)
 def test_config_validation_names_the_field(field, value):
     cfg = ArithmeticConfig(**{"min_ops": 2, "max_ops": 4, field: value})
     with pytest.raises(ConfigError, match=f"synthetic.{field}"):
