@@ -36,6 +36,7 @@ _PROMPT = re.compile(r"\d+(?:[+-]\d+)+")
 
 
 ERROR_KINDS = ("carry",)
+OPERATORS = "+-"  # what a chain may use; the prompt and step patterns read the same two
 _STEP = re.compile(r"(-?\d+)([+-])(\d+)=(-?\d+)")
 
 
@@ -52,7 +53,7 @@ class ArithmeticConfig:
     # non-negative, so about half the steps of 2-digit chains are carry steps: several
     # uncertain decisions per response instead of ~0.9 (docs/implicit-prm.md, the
     # dense-credit testbed).
-    operators: str = "+-"
+    operators: str = OPERATORS
     train_prompts: int = 20000  # RL train prompts (the SFT rows are their worked solutions)
     heldout_prompts: int = 1000
     # Share of carry steps whose SFT solution forgets the carry/borrow (0 = clean SFT data).
@@ -68,8 +69,9 @@ class ArithmeticConfig:
         check(self.max_ops >= self.min_ops, "synthetic.max_ops", self.max_ops, ">= min_ops")
         check(0 <= self.p_two_digit <= 1, "synthetic.p_two_digit", self.p_two_digit, "in [0, 1]")
         ops = self.operators
-        valid = ops != "" and set(ops) <= set("+-") and len(set(ops)) == len(ops)
-        check(valid, "synthetic.operators", ops, "distinct characters from '+-', at least one")
+        valid = ops != "" and set(ops) <= set(OPERATORS) and len(set(ops)) == len(ops)
+        allowed = f"distinct characters from {OPERATORS!r}, at least one"
+        check(valid, "synthetic.operators", ops, allowed)
         check(self.train_prompts >= 1, "synthetic.train_prompts", self.train_prompts, ">= 1")
         check(self.heldout_prompts >= 0, "synthetic.heldout_prompts", self.heldout_prompts, ">= 0")
         rate = self.sft_error_rate
