@@ -29,6 +29,8 @@ over the last third of training, per seed and over seeds). Writes train_accuracy
 raws_rate.png, time_per_step.png and prm_learning.png into OUT. With --oracle-arm a third
 arm per seed, OUT/oracle_seed<s> (RLOO plus the task's exact per-token step credit, no PRM),
 is compared with RLOO the same way under "oracle_vs_rloo": the most dense credit could add.
+--prime-override gives the PRIME arm settings of its own (e.g. its process-stream weight),
+so a PRIME variant can be compared with RLOO and oracle runs that are reused unchanged.
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-steps", type=int, default=1, help="warm-up steps left out of timing")
     oracle = "also train OUT/oracle_seed<s>: RLOO + exact per-token step credit"
     p.add_argument("--oracle-arm", action="store_true", help=oracle)
+    p.add_argument("--prime-override", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="trainer override for the PRIME arm only (repeatable)")  # fmt: skip
     add_run_args(p)
     return p.parse_args(argv)
 
@@ -105,6 +109,7 @@ def run_all(args: argparse.Namespace) -> dict[str, list]:
 def arm_args(args: argparse.Namespace) -> dict[str, tuple[bool, tuple[str, ...]]]:
     """arm -> (use_prm, its own trainer overrides)."""
     arms = {arm: (use_prm, ()) for arm, use_prm in ARMS.items()}
+    arms["prime"] = (True, tuple(args.prime_override))
     if args.oracle_arm:
         arms["oracle"] = (False, ORACLE)
     return arms

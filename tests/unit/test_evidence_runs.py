@@ -182,11 +182,14 @@ def test_step_credit_script_on_a_dumped_run(tmp_path, capsys):
 def test_sample_efficiency_oracle_arm(tmp_path, capsys):
     se = benchmark("sample_efficiency")
     argv = ["--out", str(tmp_path), "--seeds", "2", "--steps", "4", "--window", "2", "--bins",
-            "2", "--oracle-arm", "--override", "algo.process_gamma=0.5"]  # fmt: skip
+            "2", "--oracle-arm", "--override", "algo.process_gamma=0.5",
+            "--prime-override", "algo.process_coef=3"]  # fmt: skip
     args = se.parse(argv)
     spec = spec_from_args(args, tmp_path)
     arms = se.arm_args(args)
     assert list(arms) == ["prime", "rloo", "oracle"] and arms["oracle"][0] is False
+    assert arms["prime"] == (True, ("algo.process_coef=3",))  # the PRIME arm's alone
+    assert all("algo.process_coef=3" not in arms[arm][1] for arm in ("rloo", "oracle"))
     for seed in (1, 2):
         for arm, (use_prm, overrides) in arms.items():
             run_dir = tmp_path / f"{arm}_seed{seed}"
