@@ -16,6 +16,7 @@ PRM_LOSSES = ("ce", "dpo")
 PRM_UPDATES = ("after", "before")
 PRM_REFERENCES = ("sft", "policy")
 PROCESS_REWARD_SOURCES = ("prm", "oracle")
+PROCESS_REWARD_BASES = ("prm_reference", "policy")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,14 @@ class AlgoConfig:
     # synthetic task's exact labels (-1 on the first token that leaves the reference
     # solution): a ceiling for what dense credit can add, not a method (ours).
     process_reward_source: str = "prm"
+    # What the PRM's process rewards are measured against: "prm_reference", its own
+    # reference (PRIME: r_t = beta log pi_prm/pi_ref); "policy", the policy that sampled the
+    # batch (ours): r_t = beta log pi_prm/pi_old, the PRM's belief beyond the policy's own.
+    # With the SFT reference that is PRIME's reward plus a per-token KL penalty of weight
+    # beta, which cancels the reward a PRM that drifts with the policy hands the policy for
+    # moving where it already moves (docs/implicit-prm.md). The PRM still trains on Q
+    # against its reference.
+    process_reward_basis: str = "prm_reference"
     # Whiten advantages over the batch's valid tokens (official).
     whiten: bool = True
     # PPO clip epsilon (paper + official: 0.2).
@@ -97,10 +106,16 @@ class AlgoConfig:
             "process_baseline": BASELINES,
             "loss_agg": LOSS_AGGS,
             "process_reward_source": PROCESS_REWARD_SOURCES,
+            "process_reward_basis": PROCESS_REWARD_BASES,
         }
         for field, allowed in choices.items():
             value = getattr(self, field)
             check(value in allowed, f"algo.{field}", value, f"one of {allowed}")
+        check(
+            self.process_reward_basis == "prm_reference" or self.prm_reference == "sft",
+            "algo.process_reward_basis", self.process_reward_basis,
+            "'prm_reference' when algo.prm_reference=policy (the PRM's reference is the policy)",
+        )  # fmt: skip
 
     def _check_ranges(self) -> None:
         check(self.beta > 0, "algo.beta", self.beta, "must be > 0")

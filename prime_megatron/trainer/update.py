@@ -84,8 +84,9 @@ def learn(
         # The PRM's reference: the frozen SFT model, or the policy that sampled the batch
         # (paper Appendix B.1), which cancels the policy's own drift from the PRM's rewards.
         prm_ref_logp = sampled.logp if algo.prm_reference == "policy" else sft_logp
+        basis_logp = sampled.logp if algo.process_reward_basis == "policy" else prm_ref_logp
         process_rewards, token_q, metrics = _process_rewards(
-            models, parallel, batch, prm_ref_logp, settings, timer
+            models, parallel, batch, prm_ref_logp, basis_logp, settings, timer
         )
     if oracle_rewards is not None:
         process_rewards = oracle_rewards
@@ -127,10 +128,11 @@ def separate_policy_forward(settings: UpdateSettings) -> bool:
 
     With one mini-batch the update's forward sees the weights that sampled the batch, so its
     detached log-probs are the "old" ones (ratio 1, same gradient). Several mini-batches
-    step the optimizer between forwards, and a PRM with the policy as its reference reads
-    them before the update runs."""
+    step the optimizer between forwards, and a PRM with the policy as its reference (or as
+    its rewards' basis) reads them before the update runs."""
+    algo = settings.algo
     return settings.mini_batches > 1 or (
-        settings.use_prm and settings.algo.prm_reference == "policy"
+        settings.use_prm and "policy" in (algo.prm_reference, algo.process_reward_basis)
     )
 
 
@@ -144,13 +146,21 @@ def _forward(
 
 
 def _process_rewards(
-    models: Models, parallel, batch, ref_logp, settings: UpdateSettings, timer: PhaseTimer
+    models: Models,
+    parallel,
+    batch,
+    ref_logp,
+    basis_logp,
+    settings: UpdateSettings,
+    timer: PhaseTimer,
 ) -> tuple[Tensor, Tensor, dict[str, float]]:
-    """The PRM's phase: (implicit process rewards [N, S-1], their raw token Q, metrics)."""
+    """The PRM's phase: (process rewards [N, S-1], the PRM's raw token Q, metrics). The PRM
+    trains and is measured against ``ref_logp``; its rewards are taken against
+    ``basis_logp`` (``algo.process_reward_basis``)."""
     algo = settings.algo
     prm_logp, metrics = _prm_phase(models, parallel, batch, ref_logp, settings, timer)
     rewards = implicit_process_rewards(
-        prm_logp, ref_logp, batch.mask, algo.beta, algo.reward_granularity,
+        prm_logp, basis_logp, batch.mask, algo.beta, algo.reward_granularity,
         algo.process_reward_norm,
     )  # fmt: skip
     return rewards, (prm_logp - ref_logp) * batch.mask, metrics

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from prime_megatron.algo.config import AlgoConfig
 from tests.dist.conftest import SCRIPTS
 from tests.torchrun import run_torchrun
 
@@ -82,6 +83,23 @@ def test_dpo_pre_pass_uses_the_rollout_temperature(megatron_ckpts):
     dpo = _run(ckpt, 1, 1, 1, schedule=(1, 1), prm_loss="dpo", temperature=0.7)
     assert dpo["metrics"]["prm/q_mean"] == 0.0
     assert dpo["prm_logp_sum"] == pytest.approx(ce["prm_logp_sum"], rel=1e-6)
+
+
+def test_process_rewards_against_the_policy(megatron_ckpts):
+    # Before its first update the PRM equals its SFT reference, so PRIME's rewards are 0.
+    # Measured against a policy that has left the SFT model, each token's reward is
+    # beta * (log pi_ref - log pi_policy): the per-token KL penalty that basis adds. The PRM
+    # itself trains the same either way (against its reference).
+    ckpt = megatron_ckpts["qwen2"]
+    common = {"schedule": (1, 1), "perturb_policy": 1, "process_reward_norm": "none"}
+    plain = _run(ckpt, 1, 1, 1, **common)
+    basis = _run(ckpt, 1, 1, 1, **common, process_reward_basis="policy")
+    assert plain["metrics"]["reward/process_token_mean"] == 0.0
+    expected = AlgoConfig().beta * basis["ref_minus_policy_token_mean"]
+    assert abs(expected) > 1e-4
+    assert basis["metrics"]["reward/process_token_mean"] == pytest.approx(expected, rel=1e-4)
+    assert basis["prm_logp_sum"] == pytest.approx(plain["prm_logp_sum"], rel=1e-6)
+    assert basis["metrics"]["policy/pg_loss"] != plain["metrics"]["policy/pg_loss"]
 
 
 @pytest.mark.parametrize("nproc, tp, pp", [(1, 1, 1), (2, 1, 2)])

@@ -33,6 +33,12 @@ def test_defaults_are_valid_and_shipped_configs_load():
         (["algo.prm_warmup_steps=5", "use_prm=false"], 1, "0 with use_prm=false"),
         (["algo.prm_warmup_steps=5", "run.steps=5"], 1, "must be < run.steps=5"),
         (["algo.accuracy_low=0.9", "algo.accuracy_high=0.5"], 1, "algo.accuracy_high"),
+        (["algo.process_reward_basis=sft"], 1, "algo.process_reward_basis='sft' is invalid"),
+        (
+            ["algo.prm_reference=policy", "algo.process_reward_basis=policy"],
+            1,
+            "algo.process_reward_basis='policy' is invalid: 'prm_reference' when",
+        ),
         (["model.source=megatron", "model.path=/no/such/dir"], 1, "model.path"),
         (["run.resume=/no/such/ckpt"], 1, "run.resume"),
         (["policy_optim.lr=-1"], 1, "policy_optim.lr"),

@@ -5,7 +5,8 @@ across layouts.
 args: HF_DIR TP PP [KEY=VALUE ...], keys (default): prm_update (after), prm_loss (ce),
       prm_mini_batches (1), prm_epochs (1), mini_batches (1), separate_forward (0: 1 forces
       the policy's own log-prob forward), temperature (1.0), update_policy (1: 0 is the PRM
-      warm-up)
+      warm-up), process_reward_basis (prm_reference), process_reward_norm (batch_norm),
+      perturb_policy (0: 1 moves the policy off the reference before the update)
 """
 
 import json
@@ -33,6 +34,7 @@ def fixed_batch(vocab: int, k: int = 4, n_prompts: int = 6):
 
 def main() -> None:
 
+    import torch
     import torch.distributed as dist
 
     from prime_megatron.algo.config import AlgoConfig
@@ -48,7 +50,8 @@ def main() -> None:
     ckpt, tp, pp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     opts = {"prm_update": "after", "prm_loss": "ce", "prm_mini_batches": "1", "prm_epochs": "1",
             "mini_batches": "1", "separate_forward": "0", "temperature": "1.0",
-            "update_policy": "1"}  # fmt: skip
+            "update_policy": "1", "process_reward_basis": "prm_reference",
+            "process_reward_norm": "batch_norm", "perturb_policy": "0"}  # fmt: skip
     opts.update(arg.split("=", 1) for arg in sys.argv[4:])
     if opts["separate_forward"] == "1":  # the reference for the skipped forward
         update.separate_policy_forward = lambda _settings: True
@@ -63,10 +66,17 @@ def main() -> None:
     def adam(model, clip):
         return ShardedAdamW(list(model.parameters()), parallel, lr=1e-3, grad_clip=clip)
 
+    if opts["perturb_policy"] == "1":  # a policy that has left the SFT model
+        torch.manual_seed(1)
+        with torch.no_grad():
+            for param in policy.parameters():
+                param.add_(0.05 * torch.randn_like(param))
     models = Models(policy, adam(policy, 1.0), prm, adam(prm, 10.0), ref)
     batch = fixed_batch(vocab=VOCAB)
     algo = AlgoConfig(prm_update=opts["prm_update"], prm_loss=opts["prm_loss"], kl_coef=0.01,
-                      entropy_coef=0.001, prm_epochs=int(opts["prm_epochs"]))  # fmt: skip
+                      entropy_coef=0.001, prm_epochs=int(opts["prm_epochs"]),
+                      process_reward_basis=opts["process_reward_basis"],
+                      process_reward_norm=opts["process_reward_norm"])  # fmt: skip
     settings = UpdateSettings(
         algo, use_prm=True, mini_batches=int(opts["mini_batches"]), micro_batch_size=5,
         temperature=float(opts["temperature"]), vocab_size=VOCAB,
@@ -74,6 +84,7 @@ def main() -> None:
     )  # fmt: skip
     update_policy = opts["update_policy"] == "1"
     before = run_pass(models.policy, parallel, batch, 7, vocab_size=VOCAB).logp
+    ref_logp = run_pass(models.ref, parallel, batch, 7, vocab_size=VOCAB).logp
     metrics = learn(models, parallel, batch, settings, PhaseTimer(), update_policy).metrics
     after = run_pass(models.policy, parallel, batch, 7, vocab_size=VOCAB).logp
     prm_after = run_pass(models.prm, parallel, batch, 7, vocab_size=VOCAB).logp
@@ -82,7 +93,9 @@ def main() -> None:
     if dist.get_rank() == 0:
         out = {"metrics": metrics, "policy_logp_sum": float((after * batch.mask).sum()),
                "policy_logp_before_sum": float((before * batch.mask).sum()),
-               "prm_logp_sum": float((prm_after * batch.mask).sum())}  # fmt: skip
+               "prm_logp_sum": float((prm_after * batch.mask).sum()),
+               "ref_minus_policy_token_mean": float(((ref_logp - before) * batch.mask).sum()
+                                                    / batch.mask.sum())}  # fmt: skip
         print("RESULT " + json.dumps(out), flush=True)
 
 
