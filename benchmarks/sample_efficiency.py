@@ -108,8 +108,7 @@ def run_all(args: argparse.Namespace) -> dict[str, list]:
 
 def arm_args(args: argparse.Namespace) -> dict[str, tuple[bool, tuple[str, ...]]]:
     """arm -> (use_prm, its own trainer overrides)."""
-    arms = {arm: (use_prm, ()) for arm, use_prm in ARMS.items()}
-    arms["prime"] = (True, tuple(args.prime_override))
+    arms = {"prime": (ARMS["prime"], tuple(args.prime_override)), "rloo": (ARMS["rloo"], ())}
     if args.oracle_arm:
         arms["oracle"] = (False, ORACLE)
     return arms
