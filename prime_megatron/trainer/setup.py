@@ -48,8 +48,11 @@ def ensure_start_checkpoint(
     seed_all(cfg.run.seed, parallel)
     model = build_gpt_model(arch, parallel, params_dtype=getattr(torch, cfg.model.dtype))
     examples = sft_examples(plan.rows, encode, tokenizer)
+    # Capped at a rank's share of the batch: rows past it would be padding, computed in full.
+    rows_per_rank = -(-cfg.sft.batch_size // parallel.dp_size)
+    micro = min(rows_per_rank, cfg.batch.micro_batch_size * 4)
     run_sft(model, parallel, examples, cfg.sft.steps, cfg.sft.batch_size, cfg.sft.lr,
-            cfg.batch.micro_batch_size * 4, tokenizer.pad_token_id, cfg.run.seed,
+            micro, tokenizer.pad_token_id, cfg.run.seed,
             cfg.sft.grad_clip, show_progress=is_rank0(), vocab_size=arch.vocab_size)  # fmt: skip
     meta = ModelCheckpointMeta(
         hf_config=start.hf_config,
