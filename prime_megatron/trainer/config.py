@@ -157,8 +157,10 @@ class OptimConfig:
 class SFTConfig:
     # model.source=synthetic only, where it must stay on: that model starts from its SFT.
     enabled: bool = True
-    # The loss drops late (grokking-like): 800 steps left greedy pass@1 at 0.50 and sampled
-    # at 0.33, from which RL only lost accuracy; 1600 steps give 0.79 / 0.73 (~6 min).
+    # The loss drops late (grokking-like). Clean task: 800 steps left greedy pass@1 at 0.50,
+    # sampled 0.33, from which RL only lost accuracy; 1600 gave 0.79 / 0.73. Planted-error
+    # default (before RL, greedy / sampled): 1600 x 64 0.52 / 0.49; 800 x 64 0.10 / 0.06;
+    # 1600 x 32 0.20 / 0.10 (half the SFT time each, both too weak a start).
     steps: int = 1600
     batch_size: int = 64
     lr: float = 2e-3
