@@ -9,8 +9,9 @@ Megatron's pipeline schedule over micro-batches, the chunked log-prob kernel, ba
 Plain: transformers ``Qwen2ForCausalLM`` (its default attention) with the same weights,
 mapped HF -> Megatron by ``prime_megatron.checkpoint``; the same micro-batches, each one
 forward, the same log-prob kernel, the same loss, backward. Both get the same
-``SampleBatch`` (prompt + response rows, right-padded) and the same thread count; the loss
-is minus the mean response-token log-prob.
+``SampleBatch`` (prompt + response rows, right-padded; the same length-sorted, trimmed
+micro-batches) and the same thread count; the loss is minus the mean response-token
+log-prob.
 
 Megatron's output layer holds the padded vocab (a multiple of 128); ``run_pass`` masks the
 padding columns out of the softmax, so both sides compute one function. Before timing, the
@@ -20,8 +21,9 @@ script stops).
 Models: ``configs/tiny_cpu.yaml``'s (synthetic char tokenizer vocab) and the same config
 at hidden 512, 6 layers, 8 heads, ffn 2048 (~25M parameters). Time = median over
 ``--repeats`` steps, the two sides alternating, after one warm-up step each; tokens/s counts
-every position of the padded batch. Prints one JSON line; ``ratio`` = ours / plain tokens/s
-(wall time), ``ratio_cpu`` the same from process CPU time.
+every position of the padded batch (the trimmed micro-batches compute fewer). Prints one
+JSON line; ``ratio`` = ours / plain tokens/s (wall time), ``ratio_cpu`` the same from
+process CPU time.
 """
 
 import argparse
@@ -39,7 +41,7 @@ from prime_megatron.data.tokenizer import build_char_tokenizer
 from prime_megatron.distributed.init import initialize_parallel, seed_all, shutdown_distributed
 from prime_megatron.kernels import token_logprobs
 from prime_megatron.models.arch import ModelArch
-from prime_megatron.passes.batch import IGNORE, Group, SampleBatch
+from prime_megatron.passes.batch import IGNORE, Group, SampleBatch, ragged_micro_batches
 from prime_megatron.passes.run import run_pass
 from prime_megatron.trainer.config import TrainConfig
 from prime_megatron.trainer.inputs import synthetic_hf_config
@@ -114,15 +116,17 @@ def ours_step(model, parallel, batch: SampleBatch, mbs: int, vocab: int) -> torc
 
 
 def plain_step(model, batch: SampleBatch, mbs: int) -> torch.Tensor:
-    """The same loss and micro-batches through transformers, gradients accumulated."""
-    total, out = batch.mask.sum().item(), []
-    for i in range(0, batch.size, mbs):
-        mb = batch.select(slice(i, i + mbs))
+    """The same loss and micro-batches (rows sorted by length, each micro-batch trimmed to
+    its longest, as ``run_pass`` lays them out without PP) through transformers, gradients
+    accumulated."""
+    total, out = batch.mask.sum().item(), torch.zeros_like(batch.mask)
+    for rows, width in ragged_micro_batches(batch.lengths(), mbs, batch.tokens.shape[1]):
+        mb = batch.select(rows).trimmed(width)
         logits = model(mb.tokens).logits[:, :-1]
         logp = token_logprobs(logits, mb.labels, 1.0, IGNORE)
         (-(logp * mb.mask).sum() / total).backward()
-        out.append(logp.detach())
-    return torch.cat(out)
+        out[rows, : width - 1] = logp.detach()
+    return out
 
 
 def _layer_grad_norm(model) -> float:

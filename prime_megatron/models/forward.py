@@ -67,7 +67,8 @@ def run_forward(
         mb = next(data_iterator)
         key_mask = mb.get("key_mask")
         if key_mask is None:
-            positions = torch.arange(shape[1], device=mb["tokens"].device).expand(shape[0], -1)
+            b, s = mb["tokens"].shape  # micro-batches may differ in width without PP
+            positions = torch.arange(s, device=mb["tokens"].device).expand(b, -1)
             mask = None
         else:
             positions, mask = position_ids_for(key_mask), causal_padding_mask(key_mask)

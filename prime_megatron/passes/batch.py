@@ -64,6 +64,25 @@ class SampleBatch:
     def with_extras(self, **tensors: Tensor) -> SampleBatch:
         return replace(self, extras={**self.extras, **tensors})
 
+    def lengths(self) -> Tensor:
+        """[N] long: the tokens each row needs, up to and including its last response
+        label (1 for a row without one). Columns past it hold only padding and ignored
+        labels, so dropping them changes no log-prob a row's response gets."""
+        positions = torch.arange(1, self.mask.shape[1] + 1, device=self.mask.device)
+        return (self.mask.bool() * positions).amax(dim=1) + 1
+
+    def trimmed(self, width: int) -> SampleBatch:
+        """The first ``width`` token columns (``width - 1`` label columns) of every row;
+        extras laid out per label ([N, S-1]) are cut alike, per-sample ones kept."""
+        labels = self.tokens.shape[1] - 1
+        mapped = {
+            f.name: _cut(getattr(self, f.name), labels, width - 1)
+            for f in fields(self)
+            if f.name not in ("tokens", "extras")
+        }
+        extras = {k: _cut(v, labels, width - 1) for k, v in self.extras.items()}
+        return SampleBatch(tokens=self.tokens[:, :width], **mapped, extras=extras)
+
     @classmethod
     def from_groups(cls, groups: list[Group], pad_id: int, pad_to_multiple: int = 8) -> SampleBatch:
         rows = [
@@ -104,3 +123,26 @@ class SampleBatch:
             Group(list(p), [list(r)], [[0.0] * len(r)], [False], [0.0], 0, 0) for p, r in pairs
         ]
         return cls.from_groups(groups, pad_id)
+
+
+def _cut(t: Tensor, labels: int, keep: int) -> Tensor:
+    """``t`` cut to ``keep`` label columns if it is laid out per label, else ``t``."""
+    return t[:, :keep] if t.dim() == 2 and t.shape[1] == labels else t
+
+
+def ragged_micro_batches(
+    lengths: Tensor, micro_batch_size: int, max_width: int, pad_to_multiple: int = 8
+) -> list[tuple[Tensor, int]]:
+    """Rows sorted by length (stable), ``micro_batch_size`` at a time, each group with the
+    token width its longest row needs rounded up to ``pad_to_multiple`` (at most
+    ``max_width``, the batch's own).
+
+    lengths: [N] long (``SampleBatch.lengths``). Returns (row indices [b], width) per
+    micro-batch: short rows no longer pay for the longest row of the whole batch.
+    """
+    order = torch.argsort(lengths, stable=True)
+    out = []
+    for rows in order.split(micro_batch_size):
+        longest = int(lengths[rows].max())
+        out.append((rows, min(max_width, -(-longest // pad_to_multiple) * pad_to_multiple)))
+    return out

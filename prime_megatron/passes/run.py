@@ -21,7 +21,7 @@ from prime_megatron.distributed.rank import compute_device
 from prime_megatron.distributed.split import split_even
 from prime_megatron.kernels import token_logprobs, token_logprobs_and_entropy
 from prime_megatron.models.forward import run_forward
-from prime_megatron.passes.batch import IGNORE, SampleBatch
+from prime_megatron.passes.batch import IGNORE, SampleBatch, ragged_micro_batches
 
 # loss_fn(logp [b, S-1], entropy [b, S-1] or None, micro_batch) -> (loss, additive metrics)
 LossFn = Callable[[Tensor, Tensor | None, SampleBatch], tuple[Tensor, dict[str, float]]]
@@ -29,7 +29,7 @@ LossFn = Callable[[Tensor, Tensor | None, SampleBatch], tuple[Tensor, dict[str, 
 
 @dataclass
 class PassResult:
-    logp: Tensor  # [N, S-1], detached, full batch, every rank
+    logp: Tensor  # [N, S-1], detached, full batch, every rank; 0 off the labels
     entropy: Tensor | None  # [N, S-1] when asked for
     metrics: dict[str, float]  # summed over micro-batches and DP ranks
 
@@ -55,19 +55,11 @@ def run_pass(
     """
     device = compute_device()
     mine = batch.select(split_even(batch.size, parallel.dp_size)[parallel.dp_rank]).to(device)
-    # Pipeline p2p buffers have one fixed shape: pad the last micro-batch with empty rows.
-    padded = _pad_rows(mine, -(-mine.size // micro_batch_size) * micro_batch_size)
-    micro = [
-        {"tokens": mb.tokens, "mb": mb, "real": max(0, min(micro_batch_size, mine.size - i))}
-        for i, mb in (
-            (i, padded.select(slice(i, i + micro_batch_size)))
-            for i in range(0, padded.size, micro_batch_size)
-        )
-    ]
+    micro = _micro_batches(mine, micro_batch_size, ragged=parallel.pp_size == 1)
 
     def step(out: Tensor, m: dict) -> tuple[Tensor | None, tuple]:
         logp, ent = _token_stats(out, m["mb"], parallel, temperature, with_entropy, vocab_size)
-        n = m["real"]
+        n = len(m["rows"])
         loss, metrics = None, {}
         if loss_fn is not None:
             real = m["mb"].select(slice(0, n))
@@ -79,15 +71,37 @@ def run_pass(
     if micro:
         with torch.set_grad_enabled(loss_fn is not None):
             outs = run_forward(model, parallel, micro, step, forward_only=loss_fn is None)
-    width = batch.tokens.shape[1] - 1
-    local = torch.zeros(2, mine.size, width, device=device)
-    if outs:
-        local[0] = torch.cat([lp for lp, _, _ in outs])
+    # Off-label positions are 0 in the kernels' outputs: trimmed columns are zeros too.
+    # Only the last stage has outputs; the others receive them in the broadcast.
+    local = torch.zeros(2, mine.size, batch.tokens.shape[1] - 1, device=device)
+    for m, (logp, ent, _) in zip(micro if outs else [], outs, strict=True):
+        local[0, m["rows"], : logp.shape[1]] = logp
         if with_entropy:
-            local[1] = torch.cat([e for _, e, _ in outs])
+            local[1, m["rows"], : ent.shape[1]] = ent
     full = _gather_dp(broadcast_from_last_stage(local, parallel), batch.size, parallel).cpu()
     metrics = _sum_metrics([m for _, _, m in outs], parallel, device)
     return PassResult(full[0], full[1] if with_entropy else None, metrics)
+
+
+def _micro_batches(mine: SampleBatch, micro_batch_size: int, ragged: bool) -> list[dict]:
+    """This rank's micro-batches, each with the rows of ``mine`` it holds ("rows").
+
+    ``ragged``: rows sorted by length, each micro-batch trimmed to its longest row (the
+    same log-probs and losses with less padding computed). Otherwise (pipeline p2p
+    buffers have one fixed shape) rows in order at full width, the last micro-batch
+    padded with empty rows."""
+    if ragged:
+        plan = ragged_micro_batches(mine.lengths(), micro_batch_size, mine.tokens.shape[1])
+        chunks = [(rows, mine.select(rows).trimmed(width)) for rows, width in plan]
+    else:
+        padded = _pad_rows(mine, -(-mine.size // micro_batch_size) * micro_batch_size)
+        starts = range(0, padded.size, micro_batch_size)
+        chunks = [
+            (torch.arange(i, min(i + micro_batch_size, mine.size), device=mine.tokens.device),
+             padded.select(slice(i, i + micro_batch_size)))
+            for i in starts
+        ]  # fmt: skip
+    return [{"tokens": mb.tokens, "mb": mb, "rows": rows} for rows, mb in chunks]
 
 
 def _pad_rows(batch: SampleBatch, n: int) -> SampleBatch:

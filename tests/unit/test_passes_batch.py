@@ -1,6 +1,6 @@
 import torch
 
-from prime_megatron.passes.batch import IGNORE, Group, SampleBatch
+from prime_megatron.passes.batch import IGNORE, Group, SampleBatch, ragged_micro_batches
 
 
 def test_layout_of_prompt_response_and_padding():
@@ -30,3 +30,44 @@ def test_from_pairs_is_one_group_per_pair():
     assert b.group.tolist() == [0, 1] and b.mask.sum(1).tolist() == [2.0, 1.0]
     assert b.labels[0, 1:3].tolist() == [7, 8] and b.labels[1, 0].item() == 9
     assert b.rollout_logp.abs().sum() == 0 and not b.truncated.any()
+
+
+def _ragged_batch() -> SampleBatch:
+    g = Group([5, 6], [[7, 8, 9, 1, 2], [10], []], [[0.0] * 5, [0.0], []], [False] * 3,
+              [1.0, 0.0, 0.0], 0, 0)  # fmt: skip
+    return SampleBatch.from_groups([g], pad_id=0, pad_to_multiple=4)
+
+
+def test_lengths_end_at_the_last_response_label():
+    b = _ragged_batch()
+    assert b.tokens.shape[1] == 8
+    # prompt 2 + response 5 tokens; prompt 2 + 1; no response: nothing to predict
+    assert b.lengths().tolist() == [7, 3, 1]
+
+
+def test_trimmed_cuts_per_label_tensors_and_keeps_per_sample_ones():
+    b = _ragged_batch().with_extras(adv=torch.ones(3, 7), old=torch.arange(3.0))
+    t = b.trimmed(3)
+    assert t.tokens.tolist() == b.tokens[:, :3].tolist()
+    assert t.labels.shape == t.mask.shape == t.rollout_logp.shape == (3, 2)
+    assert t.extras["adv"].shape == (3, 2) and t.extras["old"].tolist() == [0.0, 1.0, 2.0]
+    assert t.outcome.tolist() == b.outcome.tolist() and t.group.tolist() == b.group.tolist()
+
+
+def test_ragged_micro_batches_sort_rows_and_trim_each_to_its_longest():
+    lengths = torch.tensor([30, 5, 17, 5, 40, 9])
+    plan = ragged_micro_batches(lengths, micro_batch_size=4, max_width=40)
+    rows = torch.cat([r for r, _ in plan])
+    assert sorted(rows.tolist()) == list(range(6))  # every row exactly once
+    assert [r.tolist() for r, _ in plan] == [[1, 3, 5, 2], [0, 4]]  # stable order
+    assert [w for _, w in plan] == [24, 40]  # 17 -> 24; 40 capped at the batch's width
+    for r, w in plan:
+        assert bool((lengths[r] <= w).all())
+
+
+def test_a_trimmed_batch_keeps_every_response_label():
+    b = _ragged_batch()
+    for rows, width in ragged_micro_batches(b.lengths(), 2, b.tokens.shape[1], 4):
+        part = b.select(rows).trimmed(width)
+        assert part.mask.sum() == b.select(rows).mask.sum()
+        assert (part.labels != IGNORE).sum() == (b.select(rows).labels != IGNORE).sum()

@@ -57,7 +57,11 @@ def _check_trainer_logprobs(model, parallel, tokens, vocab: int, hf_dir: str) ->
     from prime_megatron.passes.batch import SampleBatch
     from prime_megatron.passes.run import run_pass
 
-    batch = SampleBatch.from_pairs([(t[:4].tolist(), t[4:].tolist()) for t in tokens], pad_id=0)
+    # Ragged responses, longest and shortest in different micro-batches: without PP the
+    # pass sorts and trims them, and must still put each log-prob in its own place.
+    ends = [24, 6, 13, 9]
+    pairs = [(t[:4].tolist(), t[4:end].tolist()) for t, end in zip(tokens, ends, strict=True)]
+    batch = SampleBatch.from_pairs(pairs, pad_id=0)
     logp = run_pass(model, parallel, batch, 2, vocab_size=vocab).logp
     hf = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
     with torch.no_grad():
@@ -66,6 +70,7 @@ def _check_trainer_logprobs(model, parallel, tokens, vocab: int, hf_dir: str) ->
     diff = ((logp - ref) * batch.mask).abs().max().item()
     print(f"TRAINER_LOGPROBS max_abs_diff={diff:.3e}", flush=True)
     assert diff <= 1e-4, diff
+    assert not logp[~batch.mask.bool()].any()  # off the responses: zeros, as documented
 
 
 if __name__ == "__main__":
