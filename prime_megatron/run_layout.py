@@ -13,6 +13,8 @@ trainer. ``<run.output_dir>/``::
     samples/               step_NNNNNN.jsonl sample dumps (run.dump_samples_every)
     policy_hf/             the final policy as an HF checkpoint (run.export_hf)
     metrics.jsonl          one line per step, plus eval_before / eval_after events
+    eval/                  eval_before.jsonl, eval_after.jsonl (greedy) and their _sampled
+                           twins: every held-out response with its row and score
     metrics.png            curves of metrics.jsonl (run.plot)
     tensorboard/           TensorBoard events (run.tensorboard)
     wandb/                 wandb's own files (run.wandb_project)
@@ -84,6 +86,10 @@ class RunLayout:
     @property
     def metrics(self) -> Path:
         return self.root / "metrics.jsonl"
+
+    def eval_responses(self, name: str) -> Path:
+        """The held-out responses of evaluation ``name`` (e.g. "eval_after_sampled")."""
+        return self.root / "eval" / f"{name}.jsonl"
 
     @property
     def metrics_plot(self) -> Path:

@@ -21,15 +21,18 @@ from prime_megatron.trainer.collect import PromptEncoder, score_on_rank0
 class EvalResult:
     metrics: dict[str, float]
     per_prompt: list[float]  # mean score of each evaluated prompt, in row order
+    # Every response: {"row": index in the given rows, "response", "score"}, in order.
+    responses: list[dict]
 
 
 def evaluate(
     engine, rows: list, encode: PromptEncoder, tokenizer, rewards, samples: int = 1, seed: int = 0
 ) -> EvalResult:
     """Collective. Accuracy of the engine's current weights on ``rows``."""
-    pairs = [(r, encode(r.messages)) for r in rows]
-    pairs = [(r, ids) for r, ids in pairs if ids is not None]
-    rows, prompts = [r for r, _ in pairs], [ids for _, ids in pairs]
+    encoded = [(i, r, encode(r.messages)) for i, r in enumerate(rows)]
+    encoded = [(i, r, ids) for i, r, ids in encoded if ids is not None]
+    indices, rows = [i for i, _, _ in encoded], [r for _, r, _ in encoded]
+    prompts = [ids for _, _, ids in encoded]
     temperature = 0.0 if samples == 1 else None
     out = engine.generate(prompts, samples, seed=seed, temperature=temperature)
     texts = tokenizer.batch_decode(out.response_ids, skip_special_tokens=True)
@@ -46,7 +49,11 @@ def evaluate(
     if samples > 1:
         result[f"maj@{samples}"] = _majority_accuracy(texts, scores, samples, n)
     result.update({f"fail_{k}": float(v) for k, v in failures.items() if v})
-    return EvalResult(result, per_prompt)
+    responses = [
+        {"row": indices[g], "response": text, "score": score}
+        for g, text, score in zip(out.group_index, texts, scores, strict=True)
+    ]
+    return EvalResult(result, per_prompt, responses)
 
 
 def prompt_means(scores: list[float], samples: int) -> list[float]:

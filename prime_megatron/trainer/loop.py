@@ -201,6 +201,10 @@ class Trainer:
                 result[f"{prefix}pass@1_change"] = change
                 result[f"{prefix}pass@1_change_ci95"] = ci95
         result["prompts"] = runs[""].metrics["prompts"]
+        if is_rank0():
+            for prefix, run in runs.items():
+                kind = prefix.rstrip("_") or "greedy"
+                self._write_eval_responses(name if kind == "greedy" else f"{name}_{kind}", run)
         if name == "eval_before":
             self._eval_before = {prefix: run.per_prompt for prefix, run in runs.items()}
         if self.logger is not None:
@@ -209,6 +213,11 @@ class Trainer:
             )
         self.seconds["eval"] = self.seconds.get("eval", 0.0) + time.perf_counter() - began
         return result
+
+    def _write_eval_responses(self, name: str, run) -> None:
+        path = self.layout.eval_responses(name)
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("".join(json.dumps(r) + "\n" for r in run.responses))
 
     def train(self) -> dict:
         cfg = self.cfg

@@ -99,6 +99,14 @@ def test_train_from_an_hf_dir_and_eval_the_export(tmp_path, sft_ckpt):
     assert proc.returncode == 0, proc.stderr[-4000:]
     scored = json.loads([x for x in proc.stdout.splitlines() if x.startswith('{"model"')][-1])
     assert scored["pass@1"] == eval_after["pass@1"], (scored, eval_after)
+    # Every held-out response is kept, with its row and score, before and after RL.
+    for name in ("eval_before", "eval_after"):
+        lines = run.eval_responses(name).read_text().splitlines()
+        responses = [json.loads(x) for x in lines]
+        assert [r["row"] for r in responses] == list(range(int(eval_after["prompts"])))
+        assert all(isinstance(r["response"], str) for r in responses)
+    accuracy = sum(r["score"] for r in responses) / len(responses)
+    assert round(accuracy, 4) == eval_after["pass@1"], (accuracy, eval_after)
 
 
 def test_resume_is_exact(tmp_path, sft_ckpt):
