@@ -12,6 +12,7 @@ trainer. ``<run.output_dir>/``::
     checkpoints/           step_NNNNNN/ RL checkpoints (trainer/checkpointing.py)
     samples/               step_NNNNNN.jsonl sample dumps (run.dump_samples_every)
     policy_hf/             the final policy as an HF checkpoint (run.export_hf)
+    prm_hf/                the trained implicit PRM, likewise (run.export_prm_hf)
     metrics.jsonl          one line per step, plus eval_before / eval_after events
     eval/                  eval_before.jsonl, eval_after.jsonl (greedy) and their _sampled
                            twins: every held-out response with its row and score
@@ -82,6 +83,10 @@ class RunLayout:
     @property
     def policy_hf(self) -> Path:
         return self.root / "policy_hf"
+
+    @property
+    def prm_hf(self) -> Path:
+        return self.root / "prm_hf"
 
     @property
     def metrics(self) -> Path:

@@ -120,6 +120,7 @@ def trainer_args(
         "run.resume=never",
         "run.save_every=0",
         "run.export_hf=false",
+        "run.export_prm_hf=false",
         "run.plot=false",
         "run.tensorboard=false",
         *arm,

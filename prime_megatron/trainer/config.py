@@ -46,6 +46,7 @@ class RunConfig:
     # against the models' own confidence, position and random baselines (credit/*).
     step_credit_every: int = 0
     export_hf: bool = True  # write the final policy as an HF checkpoint
+    export_prm_hf: bool = True  # and the trained implicit PRM (with use_prm), to prm_hf/
     plot: bool = True  # PNG curves of the run's metrics at the end
     stop_after_steps: int = 0  # testing aid: stop (as if killed) after this many steps
 

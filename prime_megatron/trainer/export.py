@@ -1,6 +1,8 @@
-"""End-of-run outputs: the final policy as an HF checkpoint, and metric plots."""
+"""End-of-run outputs: the final policy (and implicit PRM) as HF checkpoints, metric plots."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -15,18 +17,21 @@ from prime_megatron.run_layout import RunLayout
 from prime_megatron.trainer.plotting import plot_metrics
 
 
-def export_policy(
-    policy: torch.nn.Module, parallel: ParallelGroups, meta: ModelCheckpointMeta, layout: RunLayout
+def export_hf(
+    model: torch.nn.Module,
+    parallel: ParallelGroups,
+    meta: ModelCheckpointMeta,
+    layout: RunLayout,
+    directory: Path,
+    what: str,
 ) -> None:
-    """Collective: gather the sharded policy into ``<run>/policy_hf`` (rank 0 writes), with
-    the tokenizer files of ``<run>/rollout_model``."""
-    state = {name: t.clone() for name, t in iter_full_hf_tensors(policy, parallel, meta.arch)}
+    """Collective: gather the sharded ``model`` into the HF checkpoint ``directory`` (rank 0
+    writes), with the tokenizer files of ``<run>/rollout_model``."""
+    state = {name: t.clone() for name, t in iter_full_hf_tensors(model, parallel, meta.arch)}
     if is_rank0():
         # The tokenizer and generation files vLLM ran with travel with the weights.
-        write_hf_checkpoint(
-            layout.policy_hf, meta.hf_config, state, layout.rollout_model, overwrite=True
-        )
-        say(f"exported the final policy to {layout.policy_hf}")
+        write_hf_checkpoint(directory, meta.hf_config, state, layout.rollout_model, overwrite=True)
+        say(f"exported {what} to {directory}")
     dist.barrier()
 
 

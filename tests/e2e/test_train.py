@@ -88,6 +88,13 @@ def test_train_from_an_hf_dir_and_eval_the_export(tmp_path, sft_ckpt):
            "run.steps=1", "run.eval_samples=0")  # fmt: skip
     assert json.loads(run.resolved_inputs.read_text())["start"]["format"] == "hf"
     _assert_tokenizer_round_trips(run.policy_hf)
+    _assert_tokenizer_round_trips(run.prm_hf)  # the implicit PRM is exported alike
+    from transformers import AutoModelForCausalLM
+
+    policy, prm = (AutoModelForCausalLM.from_pretrained(d).state_dict()
+                   for d in (run.policy_hf, run.prm_hf))  # fmt: skip
+    assert policy.keys() == prm.keys()
+    assert any(not torch.equal(policy[k], prm[k]) for k in policy)  # its own weights
     eval_after = [r for r in map(json.loads, run.metrics.read_text().splitlines())
                   if r.get("event") == "eval_after"][0]  # fmt: skip
     proc = subprocess.run(
