@@ -6,7 +6,9 @@ and the project's verifiers.
     torchrun --nproc_per_node 2 tools/eval.py ...      # rollout TP / replicas over ranks
 
 --samples 1 decodes greedily (pass@1); --samples K > 1 samples at --temperature and reports
-the mean accuracy (pass@1) and majority-vote accuracy (maj@K). Prints one JSON line.
+the mean accuracy (pass@1) and majority-vote accuracy (maj@K). Prints one JSON line;
+--responses FILE also keeps every response with its row and score (the format of a run's
+eval/*.jsonl).
 """
 
 import argparse
@@ -28,6 +30,7 @@ def parse(argv):
     p.add_argument("--prompt-format", choices=["chat", "plain"], default="chat")
     p.add_argument("--rollout-tp", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--responses", type=Path, help="also write every response here (jsonl)")
     return p.parse_args(argv)
 
 
@@ -85,11 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         PromptRenderer(args.prompt_format, tokenizer), tokenizer, args.max_prompt_len
     )
     rewards = RewardManager(RewardConfig()) if is_rank0() else None
-    result = evaluate(
-        engine, rows, encode, tokenizer, rewards, samples=args.samples, seed=args.seed
-    ).metrics
+    run = evaluate(engine, rows, encode, tokenizer, rewards, samples=args.samples, seed=args.seed)
     if is_rank0():
-        print(json.dumps({"model": str(args.model), **{k: round(v, 4) for k, v in result.items()}}))
+        metrics = {k: round(v, 4) for k, v in run.metrics.items()}
+        print(json.dumps({"model": str(args.model), **metrics}))
+        if args.responses:  # the trainer's eval/*.jsonl format
+            args.responses.write_text("".join(json.dumps(r) + "\n" for r in run.responses))
         rewards.close()
     return 0
 

@@ -100,7 +100,8 @@ def test_train_from_an_hf_dir_and_eval_the_export(tmp_path, sft_ckpt):
     proc = subprocess.run(
         [sys.executable, str(TOOLS / "eval.py"), "--model", str(run.policy_hf),
          "--data", str(data.heldout_data), "--prompts", str(int(eval_after["prompts"])),
-         "--max-prompt-len", "64", "--max-response-len", "48"],
+         "--max-prompt-len", "64", "--max-response-len", "48",
+         "--responses", str(tmp_path / "responses.jsonl")],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -114,6 +115,9 @@ def test_train_from_an_hf_dir_and_eval_the_export(tmp_path, sft_ckpt):
         assert all(isinstance(r["response"], str) for r in responses)
     accuracy = sum(r["score"] for r in responses) / len(responses)
     assert round(accuracy, 4) == eval_after["pass@1"], (accuracy, eval_after)
+    # tools/eval.py on the export writes the same greedy responses, in the same format.
+    written = (tmp_path / "responses.jsonl").read_text().splitlines()
+    assert written == run.eval_responses("eval_after").read_text().splitlines()
 
 
 def test_resume_is_exact(tmp_path, sft_ckpt):
