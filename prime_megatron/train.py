@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"prime-train: {kind}: {e}", file=sys.stderr)
         return 2
     from prime_megatron.distributed.init import init_distributed
-    from prime_megatron.trainer.export import export_hf, plot_run
+    from prime_megatron.trainer.export import export_final_models, plot_run
     from prime_megatron.trainer.loop import Trainer
 
     init_distributed()
@@ -82,22 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = trainer.train()
         if result["finished"]:
-            _export(cfg, trainer, export_hf)
+            export_final_models(cfg.run, trainer.models, trainer.parallel, trainer.meta,
+                                trainer.layout)  # fmt: skip
             if cfg.run.plot:
                 plot_run(trainer.layout)
             _print_summary(result)
     finally:
         trainer.close()
     return 0
-
-
-def _export(cfg, trainer, export_hf) -> None:
-    """The final policy (``run.export_hf``) and implicit PRM (``run.export_prm_hf``)."""
-    args = (trainer.parallel, trainer.meta, trainer.layout)
-    if cfg.run.export_hf:
-        export_hf(trainer.models.policy, *args, trainer.layout.policy_hf, "the final policy")
-    if cfg.run.export_prm_hf and trainer.models.prm is not None:
-        export_hf(trainer.models.prm, *args, trainer.layout.prm_hf, "the implicit PRM")
 
 
 def _route_logs(layout) -> None:

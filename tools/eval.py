@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     from prime_megatron.rewards.manager import RewardManager
     from prime_megatron.rollout.config import RolloutConfig
     from prime_megatron.trainer.collect import PromptEncoder
-    from prime_megatron.trainer.evaluate import evaluate
+    from prime_megatron.trainer.evaluate import evaluate, write_responses
 
     init_distributed()
     rollout_cfg = RolloutConfig(
@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     if is_rank0():
         metrics = {k: round(v, 4) for k, v in run.metrics.items()}
         print(json.dumps({"model": str(args.model), **metrics}))
-        if args.responses:  # the trainer's eval/*.jsonl format
-            args.responses.write_text("".join(json.dumps(r) + "\n" for r in run.responses))
+        if args.responses:
+            write_responses(args.responses, run)
         rewards.close()
     return 0
 

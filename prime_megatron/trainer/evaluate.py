@@ -9,8 +9,10 @@ units, so the k samples of one prompt are not counted as independent), ``evidenc
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 from prime_megatron.evidence.stats import mean_ci95
 from prime_megatron.rewards.extract import extract_answer
@@ -54,6 +56,12 @@ def evaluate(
         for g, text, score in zip(out.group_index, texts, scores, strict=True)
     ]
     return EvalResult(result, per_prompt, responses)
+
+
+def write_responses(path: Path, result: EvalResult) -> None:
+    """``result.responses`` as jsonl, one response per line (a run's ``eval/*.jsonl``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in result.responses))
 
 
 def prompt_means(scores: list[float], samples: int) -> list[float]:

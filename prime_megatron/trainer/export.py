@@ -14,6 +14,8 @@ from prime_megatron.distributed.init import ParallelGroups
 from prime_megatron.distributed.rank import is_rank0
 from prime_megatron.resharding import iter_full_hf_tensors
 from prime_megatron.run_layout import RunLayout
+from prime_megatron.trainer.config import RunConfig
+from prime_megatron.trainer.models import Models
 from prime_megatron.trainer.plotting import plot_metrics
 
 
@@ -33,6 +35,15 @@ def export_hf(
         write_hf_checkpoint(directory, meta.hf_config, state, layout.rollout_model, overwrite=True)
         say(f"exported {what} to {directory}")
     dist.barrier()
+
+
+def export_final_models(run: RunConfig, models: Models, parallel, meta, layout) -> None:
+    """Collective: the final policy (``run.export_hf``) and the implicit PRM
+    (``run.export_prm_hf``, when the run has one)."""
+    if run.export_hf:
+        export_hf(models.policy, parallel, meta, layout, layout.policy_hf, "the final policy")
+    if run.export_prm_hf and models.prm is not None:
+        export_hf(models.prm, parallel, meta, layout, layout.prm_hf, "the implicit PRM")
 
 
 def plot_run(layout: RunLayout) -> None:

@@ -37,7 +37,7 @@ from prime_megatron.trainer.credit import (
     probe_prompts,
     sample_rows,
 )
-from prime_megatron.trainer.evaluate import evaluate, paired_change
+from prime_megatron.trainer.evaluate import evaluate, paired_change, write_responses
 from prime_megatron.trainer.inputs import ResolvedInputs, write_run_record
 from prime_megatron.trainer.metrics import MetricsLogger
 from prime_megatron.trainer.models import Models
@@ -201,10 +201,10 @@ class Trainer:
                 result[f"{prefix}pass@1_change"] = change
                 result[f"{prefix}pass@1_change_ci95"] = ci95
         result["prompts"] = runs[""].metrics["prompts"]
-        if is_rank0():
+        if is_rank0():  # eval_after.jsonl (greedy), eval_after_sampled.jsonl
             for prefix, run in runs.items():
-                kind = prefix.rstrip("_") or "greedy"
-                self._write_eval_responses(name if kind == "greedy" else f"{name}_{kind}", run)
+                file = f"{name}_{prefix.rstrip('_')}" if prefix else name
+                write_responses(self.layout.eval_responses(file), run)
         if name == "eval_before":
             self._eval_before = {prefix: run.per_prompt for prefix, run in runs.items()}
         if self.logger is not None:
@@ -213,11 +213,6 @@ class Trainer:
             )
         self.seconds["eval"] = self.seconds.get("eval", 0.0) + time.perf_counter() - began
         return result
-
-    def _write_eval_responses(self, name: str, run) -> None:
-        path = self.layout.eval_responses(name)
-        path.parent.mkdir(exist_ok=True)
-        path.write_text("".join(json.dumps(r) + "\n" for r in run.responses))
 
     def train(self) -> dict:
         cfg = self.cfg
