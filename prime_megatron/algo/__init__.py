@@ -13,6 +13,7 @@ from prime_megatron.algo.policy_loss import aggregate_loss, kl_k3, ppo_policy_lo
 from prime_megatron.algo.prm import (
     dpo_opposite_q,
     implicit_process_rewards,
+    log_ratio_l1,
     prm_ce_loss,
     prm_dpo_loss,
     sequence_q,
@@ -28,6 +29,7 @@ __all__ = [
     "filter_groups",
     "implicit_process_rewards",
     "kl_k3",
+    "log_ratio_l1",
     "masked_whiten",
     "outcome_rloo",
     "ppo_policy_loss",

@@ -31,6 +31,10 @@ class AlgoConfig:
     process_reward_norm: str = "batch_norm"
     # "ce": BCE(sigmoid(beta * Q), r_o) (paper + official); "dpo": pairwise vs opposite outcome.
     prm_loss: str = "ce"
+    # Weight of an L1 penalty on the PRM's per-token log-ratios |q_t| (summed over a
+    # response) added to its loss: keeps q sparse, on the tokens the outcome decides (ours;
+    # 0 = off, as paper + official).
+    prm_l1_coef: float = 0.0
     # "after": rewards from the PRM before its update, one PRM forward (ours; paper's
     # "single forward"); "before": update the PRM first, then score (verl recipe default).
     prm_update: str = "after"
@@ -127,7 +131,7 @@ class AlgoConfig:
             check(0 <= self.process_gamma <= 1, "algo.process_gamma", self.process_gamma,
                   "must be in [0, 1] (or null: gamma)")  # fmt: skip
         check(0 < self.clip_eps < 1, "algo.clip_eps", self.clip_eps, "must be in (0, 1)")
-        for field in ("outcome_coef", "process_coef", "entropy_coef", "kl_coef"):
+        for field in ("outcome_coef", "process_coef", "entropy_coef", "kl_coef", "prm_l1_coef"):
             value = getattr(self, field)
             check(value >= 0, f"algo.{field}", value, "must be >= 0")
         check(

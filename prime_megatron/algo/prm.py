@@ -62,6 +62,18 @@ def prm_ce_loss(
     return F.binary_cross_entropy_with_logits(logit, outcome.to(logit.dtype))
 
 
+def log_ratio_l1(prm_logp: Tensor, ref_logp: Tensor, mask: Tensor) -> Tensor:
+    """Mean over the B samples of sum_t |q_t| (scalar; gradient flows into ``prm_logp``).
+
+    Added to the PRM loss with weight ``algo.prm_l1_coef`` it is a lasso on the per-token
+    log-ratios: each token's q_t is pulled to 0 with force coef, against the CE loss's pull
+    of beta * (sigmoid(beta * Q) - r_o). A token keeps a log-ratio only where the outcome
+    pulls on it consistently harder than that, so the PRM cannot follow the policy's drift
+    on tokens that do not decide the outcome (docs/implicit-prm.md).
+    """
+    return ((prm_logp - ref_logp).abs() * mask).sum(-1).mean()
+
+
 def dpo_opposite_q(q: Tensor, outcome: Tensor, group: Tensor) -> Tensor:
     """[B] mean Q of the samples in the same group with the opposite outcome (0 if none).
 

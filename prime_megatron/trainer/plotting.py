@@ -18,6 +18,7 @@ DEFAULT_KEYS = (
     "adv/std",
     "policy/grad_norm",
     "prm/loss",
+    "prm/abs_q",
     "mismatch/rollout_vs_trainer_abs_mean",
     "rollout/response_len",
     "time/step",

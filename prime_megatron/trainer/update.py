@@ -18,6 +18,7 @@ from prime_megatron.algo import (
     dpo_opposite_q,
     implicit_process_rewards,
     kl_k3,
+    log_ratio_l1,
     ppo_policy_loss,
     prime_advantages,
     prm_ce_loss,
@@ -210,7 +211,7 @@ def _prm_update(
                                   batch.group)  # fmt: skip
         batch = batch.with_extras(opposite_q=opposite)
     fresh_logp = torch.zeros_like(batch.mask)
-    totals = {"loss": 0.0, "grad_norm": 0.0}
+    totals = {"loss": 0.0, "abs_q": 0.0, "grad_norm": 0.0}
     steps = algo.prm_epochs * settings.prm_mini_batches
     for epoch in range(algo.prm_epochs):
         for rows, mini in group_mini_batches(batch, settings.prm_mini_batches):
@@ -220,6 +221,7 @@ def _prm_update(
                 fresh_logp[rows] = result.logp
             stats = models.prm_opt.step()
             totals["loss"] += result.metrics.get("prm_loss", 0.0) / steps
+            totals["abs_q"] += result.metrics.get("prm_abs_q", 0.0) / steps
             totals["grad_norm"] += stats["grad_norm"] / steps
     return fresh_logp, {f"prm/{key}": value for key, value in totals.items()}
 
@@ -232,9 +234,13 @@ def _prm_loss_fn(algo: AlgoConfig, mini_batch_size: int):
         else:
             opposite = mb.extras["opposite_q"]
             loss = prm_dpo_loss(logp, ref, mb.mask, mb.outcome, opposite, algo.beta)
-        # A mean over the mini-batch, in micro-batch shares.
-        loss = loss * (mb.size / mini_batch_size)
-        return loss, {"prm_loss": float(loss.detach())}
+        abs_q = log_ratio_l1(logp, ref, mb.mask)
+        metrics = {"prm_loss": float(loss.detach()), "prm_abs_q": float(abs_q.detach())}
+        if algo.prm_l1_coef > 0:
+            loss = loss + algo.prm_l1_coef * abs_q
+        # Means over the mini-batch, in micro-batch shares.
+        share = mb.size / mini_batch_size
+        return loss * share, {key: value * share for key, value in metrics.items()}
 
     return loss_fn
 

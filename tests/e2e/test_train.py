@@ -24,14 +24,15 @@ def _finite(record: dict) -> bool:
     return all(v is None or not isinstance(v, float) or math.isfinite(v) for v in record.values())
 
 
-# Each layout also runs the PRM's own schedule, one of the two PRM references, and the
-# online step credit (on the batch and on the SFT-sample probe) every step.
+# Each layout also runs the PRM's own schedule with its L1 term, one of the two PRM
+# references, and the online step credit (on the batch and on the SFT-sample probe) every
+# step.
 @pytest.mark.parametrize("tp, pp, prm_reference", [(2, 1, "sft"), (1, 2, "policy")])
 def test_prime_steps_at_layout(tmp_path, sft_ckpt, tp, pp, prm_reference):
     run = tmp_path / "run"
     layout = [f"parallel.tensor_parallel={tp}", f"parallel.pipeline_parallel={pp}"]
     prm = [f"algo.prm_reference={prm_reference}", "batch.prm_mini_batches_per_step=2",
-           "algo.prm_epochs=2", "run.step_credit_every=1"]  # fmt: skip
+           "algo.prm_epochs=2", "algo.prm_l1_coef=0.01", "run.step_credit_every=1"]  # fmt: skip
     out = run_ok(run, 2, f"sft.checkpoint={sft_ckpt}", "run.steps=3", "run.verify_sync_every=1",
                  *layout, *prm)  # fmt: skip
     records = step_records(run)
@@ -39,6 +40,7 @@ def test_prime_steps_at_layout(tmp_path, sft_ckpt, tp, pp, prm_reference):
     for r in records:
         assert _finite(r), r
         assert 0.0 <= r["prm/pairwise_acc"] <= 1.0 and 0.0 <= r["prm/sign_acc"] <= 1.0
+        assert r["prm/abs_q"] >= 0.0
         # The 60-step SFT model errs at once (no correct step before the first wrong one, so
         # no AUROC is defined); what is checked here is that both measurements ran.
         assert r["credit_sft_samples/wrong_steps"] > 0 and r["credit/wrong_steps"] > 0

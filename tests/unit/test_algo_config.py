@@ -36,6 +36,7 @@ def test_defaults_are_the_design_defaults():
         ("clip_eps", 0.0),
         ("entropy_coef", -0.1),
         ("kl_coef", -1.0),
+        ("prm_l1_coef", -0.01),
         ("loss_agg", "sum"),
         ("accuracy_low", -0.1),
         ("accuracy_high", 0.1),

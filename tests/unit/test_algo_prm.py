@@ -8,6 +8,7 @@ import torch
 from prime_megatron.algo import (
     dpo_opposite_q,
     implicit_process_rewards,
+    log_ratio_l1,
     prm_ce_loss,
     prm_dpo_loss,
     sequence_q,
@@ -43,6 +44,16 @@ def test_batch_norm_divides_by_max_abs_reverse_cumsum():
 def test_rewards_carry_no_gradient():
     prm = PRM.clone().requires_grad_(True)
     assert not implicit_process_rewards(prm, REF, MASK).requires_grad
+
+
+def test_log_ratio_l1_hand_worked():
+    # |q| sums: row 0 0.5 + 1 + 0 = 1.5, row 1 2 + 1 = 3; mean 2.25. Gradient sign(q) / B.
+    prm = PRM.clone().requires_grad_(True)
+    loss = log_ratio_l1(prm, REF, MASK)
+    assert loss.item() == pytest.approx(2.25)
+    loss.backward()
+    want = torch.tensor([[0.5, -0.5, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]])
+    torch.testing.assert_close(prm.grad, want)
 
 
 def test_ce_loss_hand_worked():
