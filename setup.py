@@ -17,6 +17,8 @@ setup(
     description="PRIME (Process Reinforcement through IMplicit rEwards) on Megatron-core",
     python_requires=">=3.10",
     packages=find_packages(include=["prime_megatron", "prime_megatron.*"]),
+    # The shipped SFT checkpoints (SHIPPED_DIR in prime_megatron/trainer/sft.py).
+    package_data={"prime_megatron": [f"data/sft_checkpoints/*/{p}" for p in ("*", ".*", "*/*")]},
     install_requires=[
         MEGATRON_CORE,
         TRANSFORMERS,

@@ -202,8 +202,12 @@ def _sft_start(cfg: TrainConfig, tokenizer, sft_rows: list[dict]) -> StartModel:
         "seed": cfg.run.seed,
         "vocab": len(tokenizer),
     }
-    recipe["sft"].pop("checkpoint")
+    for where in ("checkpoint", "use_shipped", "shipped_dir"):  # where, not what, it trains
+        recipe["sft"].pop(where)
     recipe["model"].pop("offload_idle")  # where idle weights wait does not change them
+    shipped = cfg.sft.shipped_dir
+    if shipped and not Path(shipped).is_dir():
+        raise InputError(f"sft.shipped_dir={shipped}: no such directory")
     ckpt = Path(cfg.sft.checkpoint)
     return StartModel(
         "megatron", ckpt, synthetic_hf_config(cfg, tokenizer), ckpt / HF_SIDE_DIR,

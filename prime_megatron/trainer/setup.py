@@ -27,7 +27,15 @@ from prime_megatron.trainer.config import OptimConfig, TrainConfig
 from prime_megatron.trainer.inputs import StartModel
 from prime_megatron.trainer.models import Models
 from prime_megatron.trainer.optim import ShardedAdamW
-from prime_megatron.trainer.sft import recipe_matches, run_sft, sft_examples, write_recipe
+from prime_megatron.trainer.sft import (
+    SHIPPED_DIR,
+    find_shipped,
+    install_shipped,
+    recipe_matches,
+    run_sft,
+    sft_examples,
+    write_recipe,
+)
 
 
 def ensure_start_checkpoint(
@@ -42,6 +50,8 @@ def ensure_start_checkpoint(
     ckpt = plan.checkpoint
     if recipe_matches(ckpt, plan.recipe):
         log0(f"reusing SFT checkpoint {ckpt}")
+        return False
+    if cfg.sft.use_shipped and _copy_shipped(plan.recipe, ckpt, cfg.sft.shipped_dir):
         return False
     log0(f"SFT: {cfg.sft.steps} steps on {len(plan.rows)} worked solutions -> {ckpt}")
     arch = ModelArch.from_hf_config(start.hf_config)
@@ -68,6 +78,21 @@ def ensure_start_checkpoint(
     save_megatron_checkpoint(model, ckpt, meta, hf_side_files=side, overwrite=True)
     if is_rank0():
         write_recipe(ckpt, plan.recipe)
+    dist.barrier()
+    return True
+
+
+def _copy_shipped(recipe: dict, ckpt: Path, shipped_dir: str) -> bool:
+    """Collective. Copy the shipped checkpoint made by ``recipe`` (if any) to ``ckpt``."""
+    shipped = find_shipped(recipe, Path(shipped_dir) if shipped_dir else SHIPPED_DIR)
+    if shipped is None:
+        return False
+    if is_rank0():
+        made = install_shipped(shipped, ckpt)
+        log0(
+            f"SFT: copied the shipped checkpoint {shipped.name} (same recipe; trained "
+            f"{made.get('trained', '?')}) -> {ckpt}; sft.use_shipped=false trains it here"
+        )
     dist.barrier()
     return True
 

@@ -4,13 +4,16 @@ PRIME starts RL from an SFT model; the tiny synthetic model starts from random w
 it first learns the solution format here, with the same Megatron builder, passes and
 optimizer as RL (any TP/PP layout). Loss: mean negative log-likelihood of the solution
 tokens (prompt tokens are not trained on). The checkpoint is reused when its recorded
-recipe matches.
+recipe matches; a checkpoint shipped with the package (``SHIPPED_DIR``) and made by the
+same recipe is copied in instead of training, as an RL run elsewhere starts from a
+released SFT model.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +24,9 @@ from prime_megatron.passes.run import run_pass
 from prime_megatron.trainer.optim import ShardedAdamW
 
 RECIPE_FILE = "sft_recipe.json"
+# Shipped checkpoints: one folder each, with its RECIPE_FILE and PROVENANCE_FILE.
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data" / "sft_checkpoints"
+PROVENANCE_FILE = "provenance.json"  # where, when and how long it was trained; its quality
 
 
 def sft_examples(
@@ -87,3 +93,22 @@ def recipe_matches(ckpt_dir: Path, recipe: dict) -> bool:
 
 def write_recipe(ckpt_dir: Path, recipe: dict) -> None:
     (Path(ckpt_dir) / RECIPE_FILE).write_text(json.dumps(recipe, indent=2, sort_keys=True))
+
+
+def find_shipped(recipe: dict, root: Path = SHIPPED_DIR) -> Path | None:
+    """The shipped checkpoint under ``root`` made by ``recipe``, or None."""
+    if not root.is_dir():
+        return None
+    return next((d for d in sorted(root.iterdir()) if recipe_matches(d, recipe)), None)
+
+
+def install_shipped(shipped: Path, ckpt_dir: Path) -> dict:
+    """Copy ``shipped`` to ``ckpt_dir`` (replacing whatever is there; via a sibling, so a
+    crash leaves no half copy) and return its provenance record."""
+    ckpt_dir = Path(ckpt_dir)
+    staging = ckpt_dir.parent / f".{ckpt_dir.name}.copying"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(shipped, staging)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    staging.rename(ckpt_dir)
+    return json.loads((shipped / PROVENANCE_FILE).read_text())

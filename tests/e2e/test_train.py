@@ -4,6 +4,7 @@ an HF dir whose exported policy tools/eval.py scores."""
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -145,6 +146,25 @@ def test_resume_is_exact(tmp_path, sft_ckpt):
     w1 = load_file(str(tmp_path / "straight" / "policy_hf" / "model.safetensors"))
     w2 = load_file(str(tmp_path / "stopped" / "policy_hf" / "model.safetensors"))
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
+
+
+def test_a_shipped_sft_checkpoint_of_the_same_recipe_replaces_the_warmup(tmp_path, sft_ckpt):
+    shipped = tmp_path / "shipped"
+    shutil.copytree(sft_ckpt, shipped / "tiny")
+    (shipped / "tiny" / "provenance.json").write_text(json.dumps({"trained": "by the fixture"}))
+    ckpt = tmp_path / "sft"
+    common = ["run.steps=1", "run.eval_prompts=0", f"sft.shipped_dir={shipped}"]
+    out = run_ok(tmp_path / "run", 1, *common, f"sft.checkpoint={ckpt}")
+    assert "copied the shipped checkpoint tiny (same recipe; trained by the fixture)" in out
+    assert "SFT: 60 steps" not in out and len(step_records(tmp_path / "run")) == 1
+    files = sorted(p.relative_to(ckpt) for p in ckpt.rglob("*") if p.is_file())
+    source = shipped / "tiny"
+    assert files == sorted(p.relative_to(source) for p in source.rglob("*") if p.is_file())
+    assert all((ckpt / f).read_bytes() == (source / f).read_bytes() for f in files)
+    # Not allowed to use it (or another recipe): the warm-up is trained.
+    own = [f"sft.checkpoint={tmp_path / 'own_sft'}", "sft.use_shipped=false"]
+    out = run_ok(tmp_path / "own", 1, *common, *own)
+    assert "SFT: 60 steps" in out and "copied the shipped" not in out
 
 
 def test_crash_mid_save_leaves_previous_checkpoint(tmp_path, sft_ckpt):
