@@ -5,8 +5,9 @@ it instead of training (``sft.use_shipped``; prime_megatron/trainer/sft.py, SHIP
 
 The run must have trained (or reused) its SFT checkpoint and evaluated it before RL: the
 held-out accuracy it measured goes into the shipped copy's provenance.json, with the date,
-the machine and the commit. Re-ship after changing any default that enters the recipe
-(model shape, sft.*, synthetic.*, run.seed): tests/unit/test_shipped_sft.py fails until then.
+the machine and the commit checked out now (ship from the checkout that trained it).
+Re-ship after changing any default that enters the recipe (model shape, sft.*,
+synthetic.*, run.seed): tests/unit/test_shipped_sft.py fails until then.
 """
 
 import argparse
