@@ -104,11 +104,12 @@ def find_shipped(recipe: dict, root: Path = SHIPPED_DIR) -> Path | None:
 
 def install_shipped(shipped: Path, ckpt_dir: Path) -> dict:
     """Copy ``shipped`` to ``ckpt_dir`` (replacing whatever is there; via a sibling, so a
-    crash leaves no half copy) and return its provenance record."""
+    crash leaves no half copy) and return its provenance record ({} without one)."""
     ckpt_dir = Path(ckpt_dir)
     staging = ckpt_dir.parent / f".{ckpt_dir.name}.copying"
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(shipped, staging)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     staging.rename(ckpt_dir)
-    return json.loads((shipped / PROVENANCE_FILE).read_text())
+    made = shipped / PROVENANCE_FILE
+    return json.loads(made.read_text()) if made.is_file() else {}

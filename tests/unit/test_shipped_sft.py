@@ -56,6 +56,8 @@ def test_install_shipped_copies_everything_and_replaces_a_stale_checkpoint(tmp_p
     assert (target / "weights.bin").read_bytes() == (shipped / "weights.bin").read_bytes()
     assert json.loads((target / RECIPE_FILE).read_text()) == recipe
     assert [p.name for p in target.parent.iterdir()] == ["sft-tiny"]  # no staging left
+    (shipped / PROVENANCE_FILE).unlink()
+    assert install_shipped(shipped, target) == {}
 
 
 def _recipe(*overrides: str) -> dict:
