@@ -15,7 +15,6 @@ import datetime
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 from prime_megatron.config.loader import load_config
 from prime_megatron.run_layout import RunLayout, read_metrics
 from prime_megatron.trainer.config import TrainConfig
-from prime_megatron.trainer.sft import PROVENANCE_FILE, RECIPE_FILE, SHIPPED_DIR
+from prime_megatron.trainer.sft import PROVENANCE_FILE, RECIPE_FILE, SHIPPED_DIR, install_shipped
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,8 +78,7 @@ def main(argv=None) -> None:
     if target.exists() and not args.replace:
         raise SystemExit(f"error: {target} exists (--replace to overwrite it)")
     record = provenance(args.run, args.minutes)
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(ckpt, target)
+    install_shipped(ckpt, target)
     (target / PROVENANCE_FILE).write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps({"shipped": str(target), **record}))
 
