@@ -5,11 +5,13 @@
         --train-prompts 400 --eval-prompts 50 --prompts-per-step 8 --window 1 \\
         --override algo.accuracy_low=0.0 --override algo.accuracy_high=1.0   # smoke test
 
-Hyperparameters not given as flags are the trainer's defaults (the default tiny job: 120
-steps of 16 prompts x K=4, 1600 SFT steps at this writing); the JSON line reports the
-resolved values. 3 seeds x 2 arms took 31 minutes on 2 CPU cores, 6 of them for the SFT;
-an SFT checkpoint of the default job has the same recipe, so copying it to OUT/sft first
-(``cp -r runs/sft-tiny OUT/sft``) skips that part.
+Hyperparameters not given as flags are the trainer's defaults (the default tiny job since
+2026-12-04: the addition-only chains with the sparse PRM, 120 steps of 16 prompts x K=4,
+1600 SFT steps at this writing; ``--config configs/mixed_chains_prime.yaml`` for the mixed
+chains, the default before); the JSON line reports the resolved values. The SFT start is
+the package's shipped checkpoint when the recipe is one of the shipped ones (the default
+job's and the mixed chains'), else the first run trains it into OUT/sft (~20-30 min on 2
+cores); 3 seeds x 2 arms of the mixed chains took 31 minutes on 2 CPU cores besides.
 
 For each seed s = 1..--seeds, a PRIME run (``use_prm=true``) and an RLOO run
 (``use_prm=false``) are trained one after the other into OUT/prime_seed<s> and

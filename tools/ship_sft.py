@@ -1,7 +1,7 @@
 """Ship a run's SFT checkpoint with the package: runs whose SFT recipe is the same then copy
 it instead of training (``sft.use_shipped``; prime_megatron/trainer/sft.py, SHIPPED_DIR).
 
-    python tools/ship_sft.py --run runs/default --name tiny-default [--replace]
+    python tools/ship_sft.py --run runs/default --name tiny-addition-chains [--replace]
 
 The run must have trained (or reused) its SFT checkpoint and evaluated it before RL: the
 held-out accuracy it measured goes into the shipped copy's provenance.json, with the date,

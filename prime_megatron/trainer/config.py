@@ -167,9 +167,9 @@ class SFTConfig:
     lr: float = 2e-3
     # 0 = off. Clipping at 1 learned faster early (nll 0.74 vs 1.18 after 100 steps).
     grad_clip: float = 1.0
-    checkpoint: str = "runs/sft-tiny"  # reused if present (keyed by model shape and seed)
+    checkpoint: str = "runs/sft-tiny"  # reused if made by the same recipe (sft_recipe.json)
     # A checkpoint shipped with the package and made by this very recipe is copied to
-    # `checkpoint` instead of training (the default job's SFT: ~12-19 min on 2 cores).
+    # `checkpoint` instead of training (the default job's SFT: ~20-30 min on 2 cores).
     # false: train it here. `shipped_dir`: where to look ("" = the package's own folder,
     # prime_megatron/data/sft_checkpoints).
     use_shipped: bool = True
@@ -183,25 +183,46 @@ class SFTConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """The whole job. Its section defaults are the default tiny CPU job (configs/tiny_cpu.yaml
+    spells it out); where they differ from a component's own defaults, the reason is by the
+    field. The job is PRIME on addition-only chains with a fast, sparse implicit PRM: of the
+    settings measured, the one where the PRM learns most (pairwise accuracy 0.71-0.74 against
+    0.54-0.61 on the mixed +/- chains) and PRIME beats outcome-only RLOO held out (5 seeds,
+    sampled +0.036 +- 0.012); docs/implicit-prm.md has the measurements and the history."""
+
     run: RunConfig = field(default_factory=RunConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
-    batch: BatchConfig = field(default_factory=BatchConfig)
-    # The tiny default job keeps beta * q unnormalised: with batch_norm (the official default)
-    # an almost untrained PRM's tiny rewards are scaled up to the outcome stream's size, and
-    # measured held-out accuracy fell 0.499 -> 0.415 in 40 steps (none: 0.499 -> 0.490;
-    # both from an 800-step SFT model).
-    algo: AlgoConfig = field(default_factory=lambda: AlgoConfig(process_reward_norm="none"))
+    # 4 PRM mini-batches x algo.prm_epochs=2: 8 PRM optimizer steps per RL step, so the PRM
+    # runs ahead of the policy instead of drifting with it.
+    batch: BatchConfig = field(default_factory=lambda: BatchConfig(prm_mini_batches_per_step=4))
+    # beta * q stays unnormalised: with batch_norm (the official default) an almost untrained
+    # PRM's tiny rewards are scaled up to the outcome stream's size, and measured held-out
+    # accuracy fell 0.499 -> 0.415 in 40 steps (none: 0.499 -> 0.490). The lasso keeps q on the
+    # decisive tokens; the process stream, per token (gamma 0) and net of the sampling
+    # policy's own beliefs, is weighted to the size the exact step labels' stream has.
+    algo: AlgoConfig = field(default_factory=lambda: AlgoConfig(
+        process_reward_norm="none", prm_l1_coef=0.01, process_coef=2.0, process_gamma=0.0,
+        process_reward_basis="policy", prm_epochs=2,
+    ))  # fmt: skip
     # PRIME (implicit PRM on) or outcome-only RLOO (no PRM, no process rewards).
     use_prm: bool = True
     policy_optim: OptimConfig = field(default_factory=OptimConfig)
-    prm_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-5, grad_clip=10.0))
-    # vLLM starts from the config alone and gets the policy's weights by sync (load_format).
-    rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(load_format="dummy"))
+    # The PRM's lr 5x the policy's (the official recipe: 2x), the official clip, no decay.
+    prm_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, grad_clip=10.0))
+    # vLLM starts from the config alone and gets the policy's weights by sync (load_format);
+    # 80 tokens hold a 5-operation chain's worked solution.
+    rollout: RolloutConfig = field(
+        default_factory=lambda: RolloutConfig(load_format="dummy", max_response_len=80)
+    )
     # Files to train on; none with model.source=synthetic, which generates its task's.
     data: DataConfig = field(default_factory=DataConfig)
-    # The arithmetic task generated for the default job (ignored with data.train_files).
-    synthetic: ArithmeticConfig = field(default_factory=ArithmeticConfig)
+    # The arithmetic task generated for the default job (ignored with data.train_files):
+    # additions only, so a carry can happen at every step of the 3-5 operation chain (~1.9
+    # carry steps per problem), each one a place the planted SFT error can strike.
+    synthetic: ArithmeticConfig = field(
+        default_factory=lambda: ArithmeticConfig(operators="+", min_ops=3, max_ops=5)
+    )
     rewards: RewardConfig = field(default_factory=RewardConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
 

@@ -10,12 +10,15 @@ import pytest
 
 from tests.torchrun import free_port
 
-# A few-second job: small SFT, small batches, short responses; the clean task (the
-# machinery is what is tested here, not the planted-error testbed).
+# A few-second job: small SFT, small batches, short responses, one PRM step per RL step;
+# the clean, short mixed +/- chains (the machinery is what is tested here, not the
+# planted-error testbed).
 TINY = [
     "sft.steps=60", "sft.batch_size=32",
     "synthetic.train_prompts=600", "synthetic.heldout_prompts=40", "run.eval_prompts=24",
     "synthetic.p_two_digit=0.3", "synthetic.sft_error_rate=0.0",
+    "synthetic.operators=+-", "synthetic.min_ops=2", "synthetic.max_ops=4",
+    "batch.prm_mini_batches_per_step=1", "algo.prm_epochs=1",
     "batch.prompts_per_step=6", "batch.micro_batch_size=8",
     "rollout.max_response_len=48", "algo.accuracy_low=0.0", "algo.accuracy_high=1.0",
     "run.tensorboard=false", "run.plot=false", "rewards.num_workers=1",

@@ -26,14 +26,16 @@ def _finite(record: dict) -> bool:
 
 
 # Each layout also runs the PRM's own schedule with its L1 term, one of the two PRM
-# references, and the online step credit (on the batch and on the SFT-sample probe) every
-# step.
-@pytest.mark.parametrize("tp, pp, prm_reference", [(2, 1, "sft"), (1, 2, "policy")])
-def test_prime_steps_at_layout(tmp_path, sft_ckpt, tp, pp, prm_reference):
+# references (with the SFT one, the default job's rewards net of the sampling policy), and
+# the online step credit (on the batch and on the SFT-sample probe) every step.
+@pytest.mark.parametrize("tp, pp, prm_reference, basis",
+                         [(2, 1, "sft", "policy"), (1, 2, "policy", "prm_reference")])  # fmt: skip
+def test_prime_steps_at_layout(tmp_path, sft_ckpt, tp, pp, prm_reference, basis):
     run = tmp_path / "run"
     layout = [f"parallel.tensor_parallel={tp}", f"parallel.pipeline_parallel={pp}"]
-    prm = [f"algo.prm_reference={prm_reference}", "batch.prm_mini_batches_per_step=2",
-           "algo.prm_epochs=2", "algo.prm_l1_coef=0.01", "run.step_credit_every=1"]  # fmt: skip
+    prm = [f"algo.prm_reference={prm_reference}", f"algo.process_reward_basis={basis}",
+           "batch.prm_mini_batches_per_step=2", "algo.prm_epochs=2", "algo.prm_l1_coef=0.01",
+           "run.step_credit_every=1"]  # fmt: skip
     out = run_ok(run, 2, f"sft.checkpoint={sft_ckpt}", "run.steps=3", "run.verify_sync_every=1",
                  *layout, *prm)  # fmt: skip
     records = step_records(run)

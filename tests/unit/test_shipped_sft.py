@@ -65,7 +65,7 @@ def _recipe(*overrides: str) -> dict:
     return prepare_inputs(cfg, RunLayout(cfg.run.output_dir)).start.sft.recipe
 
 
-SHIPPED_CONFIGS = [None, "configs/tiny_cpu.yaml", "configs/addition_chains_prime.yaml"]
+SHIPPED_CONFIGS = [None, "configs/tiny_cpu.yaml", "configs/mixed_chains_prime.yaml"]
 
 
 @pytest.mark.parametrize("config", SHIPPED_CONFIGS)

@@ -21,6 +21,13 @@ def test_defaults_are_valid_and_shipped_configs_load():
             cfg.validate(1)
 
 
+def test_tiny_cpu_yaml_spells_out_the_default_job():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "tiny_cpu.yaml"
+    assert load_config(TrainConfig, path) == TrainConfig()
+
+
 @pytest.mark.parametrize(
     "overrides, world, message",
     [
