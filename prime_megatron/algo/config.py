@@ -45,6 +45,12 @@ class AlgoConfig:
     # "policy", the policy that sampled the batch (paper Appendix B.1: works as well; it
     # cancels the policy's own drift and needs no reference forward).
     prm_reference: str = "sft"
+    # The PRM also trains on the filtered batches of the last N steps (ours; 0 = off, as
+    # paper + official): more, and more varied, samples per PRM update without new
+    # rollouts. Their reference log-probs are kept from their own step, exact because the
+    # SFT reference is frozen (so it needs prm_reference=sft). Not checkpointed: a resumed
+    # run refills it.
+    prm_replay_steps: int = 0
     # RL steps at the start that train only the PRM: the policy stays the SFT model, so the
     # PRM's first rollouts come from a fixed policy (where, offline, it learned fastest;
     # docs/implicit-prm.md). They are steps of run.steps; their samples count as samples.
@@ -120,10 +126,17 @@ class AlgoConfig:
             "algo.process_reward_basis", self.process_reward_basis,
             "'prm_reference' when algo.prm_reference=policy (the PRM's reference is the policy)",
         )  # fmt: skip
+        check(
+            self.prm_replay_steps == 0 or self.prm_reference == "sft",
+            "algo.prm_replay_steps", self.prm_replay_steps,
+            "0 when algo.prm_reference=policy (a past batch's policy reference is gone)",
+        )  # fmt: skip
 
     def _check_ranges(self) -> None:
         check(self.beta > 0, "algo.beta", self.beta, "must be > 0")
         check(self.prm_epochs >= 1, "algo.prm_epochs", self.prm_epochs, "must be >= 1")
+        check(self.prm_replay_steps >= 0, "algo.prm_replay_steps", self.prm_replay_steps,
+              "must be >= 0")  # fmt: skip
         check(self.prm_warmup_steps >= 0, "algo.prm_warmup_steps", self.prm_warmup_steps,
               "must be >= 0")  # fmt: skip
         check(0 < self.gamma <= 1, "algo.gamma", self.gamma, "must be in (0, 1]")

@@ -84,6 +84,49 @@ class SampleBatch:
         return SampleBatch(tokens=self.tokens[:, :width], **mapped, extras=extras)
 
     @classmethod
+    def concat(cls, batches: Sequence[SampleBatch], pad_id: int) -> SampleBatch:
+        """The rows of ``batches`` in order, right-padded to the widest; group ids renumbered
+        so that groups of different batches stay apart. All must carry the same extras."""
+        keys = set(batches[0].extras)
+        if any(set(b.extras) != keys for b in batches):
+            raise ValueError(
+                f"SampleBatch.concat: extras differ: {[sorted(b.extras) for b in batches]}"
+            )
+        width = max(b.tokens.shape[1] for b in batches)
+        padded = [b._widened(width, pad_id) for b in batches]
+        offsets = torch.tensor([0] + [int(b.group.max()) + 1 for b in batches[:-1]]).cumsum(0)
+        parts = {f.name: [getattr(b, f.name) for b in padded] for f in fields(cls)
+                 if f.name not in ("group", "extras")}  # fmt: skip
+        return cls(
+            **{name: torch.cat(ts) for name, ts in parts.items()},
+            group=torch.cat([b.group + off for b, off in zip(padded, offsets, strict=True)]),
+            extras={k: torch.cat([b.extras[k] for b in padded]) for k in sorted(keys)},
+        )
+
+    def _widened(self, width: int, pad_id: int) -> SampleBatch:
+        """Right-padded to ``width`` token columns: padding tokens, ignored labels, zeros."""
+        extra = width - self.tokens.shape[1]
+        if extra == 0:
+            return self
+        labels = self.tokens.shape[1] - 1
+
+        def pad(t: Tensor, value: float) -> Tensor:
+            if t.dim() != 2 or t.shape[1] != labels:
+                return t  # per sample
+            return torch.nn.functional.pad(t, (0, extra), value=value)
+
+        return SampleBatch(
+            tokens=torch.nn.functional.pad(self.tokens, (0, extra), value=pad_id),
+            labels=pad(self.labels, IGNORE),
+            mask=pad(self.mask, 0.0),
+            rollout_logp=pad(self.rollout_logp, 0.0),
+            outcome=self.outcome,
+            group=self.group,
+            truncated=self.truncated,
+            extras={k: pad(v, 0.0) for k, v in self.extras.items()},
+        )
+
+    @classmethod
     def from_groups(cls, groups: list[Group], pad_id: int, pad_to_multiple: int = 8) -> SampleBatch:
         rows = [
             (g.prompt_ids, response, logp)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ class Trainer:
     logger: MetricsLogger | None  # rank 0 only
     step: int  # RL steps done
     probe: SFTSampleProbe | None  # drawn in train() (step credit only)
+    prm_replay: deque[SampleBatch]  # the last algo.prm_replay_steps batches, for the PRM
     # This process's steps' PRM/credit metrics, for the summary (not checkpointed: after a
     # resume the summary covers the resumed part).
     _history: list[dict]
@@ -90,6 +92,7 @@ class Trainer:
         self.seconds = {}
         self._setup_data_and_models()
         self.step = 0
+        self.prm_replay = deque(maxlen=cfg.algo.prm_replay_steps if cfg.use_prm else 0)
         self._history = []
         self.probe = None
         self._resume()
@@ -218,7 +221,8 @@ class Trainer:
         cfg = self.cfg
         settings = UpdateSettings(cfg.algo, cfg.use_prm, cfg.batch.mini_batches_per_step,
                                   cfg.batch.micro_batch_size, cfg.rollout.temperature,
-                                  self.vocab, cfg.batch.prm_mini_batches_per_step)  # fmt: skip
+                                  self.vocab, self.tokenizer.pad_token_id,
+                                  cfg.batch.prm_mini_batches_per_step)  # fmt: skip
         before = self.evaluate("eval_before") if self.step == 0 else None
         self.probe = self._draw_probe(self.collector.dataset)
         if self.logger is not None:
@@ -263,9 +267,10 @@ class Trainer:
             oracle = None
             if self.cfg.algo.process_reward_source == "oracle":
                 oracle = oracle_process_rewards(prompt_groups, batch, self.tokenizer)
-            result = learn(
-                self.models, self.parallel, batch, settings, timer, update_policy, oracle
-            )
+            result = learn(self.models, self.parallel, batch, settings, timer, update_policy,
+                           oracle, tuple(self.prm_replay))  # fmt: skip
+            if self.prm_replay.maxlen:
+                self.prm_replay.append(batch.with_extras(ref_logp=result.sft_logp))
             metrics.update(result.metrics)
             metrics["train/policy_updated"] = float(update_policy)
             self._maybe_dump_samples(prompt_groups, batch, result.token_q)

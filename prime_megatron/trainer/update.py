@@ -8,6 +8,7 @@ micro-batches and data-parallel ranks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +46,7 @@ class UpdateSettings:
     micro_batch_size: int
     temperature: float
     vocab_size: int  # the real vocabulary: log-probs leave out Megatron's padding rows
+    pad_id: int  # fills the columns a narrower batch gets when batches are joined
     prm_mini_batches: int = 1  # PRM optimizer steps per epoch over the step's batch
 
 
@@ -66,11 +68,13 @@ def learn(
     timer: PhaseTimer,
     update_policy: bool = True,
     oracle_rewards: Tensor | None = None,
+    prm_replay: Sequence[SampleBatch] = (),
 ) -> LearnResult:
     """One PRIME update on ``batch``; without ``update_policy`` (the PRM warm-up) the PRM's
     part only, the policy's log-probs computed for the metrics. ``oracle_rewards`` [N, S-1]
     replace the PRM's process rewards in the advantages (the PRM, if any, still trains and
-    is measured)."""
+    is measured). ``prm_replay``: earlier steps' batches, each with its ``ref_logp`` extra,
+    that the PRM trains on along with this one (``algo.prm_replay_steps``)."""
     algo = settings.algo
     with timer(Phase.LOGPROBS):
         sampled = None
@@ -87,7 +91,7 @@ def learn(
         prm_ref_logp = sampled.logp if algo.prm_reference == "policy" else sft_logp
         basis_logp = sampled.logp if algo.process_reward_basis == "policy" else prm_ref_logp
         process_rewards, token_q, metrics = _process_rewards(
-            models, parallel, batch, prm_ref_logp, basis_logp, settings, timer
+            models, parallel, batch, prm_ref_logp, basis_logp, settings, timer, prm_replay
         )
     if oracle_rewards is not None:
         process_rewards = oracle_rewards
@@ -154,12 +158,13 @@ def _process_rewards(
     basis_logp,
     settings: UpdateSettings,
     timer: PhaseTimer,
+    replay: Sequence[SampleBatch],
 ) -> tuple[Tensor, Tensor, dict[str, float]]:
     """The PRM's phase: (process rewards [N, S-1], the PRM's raw token Q, metrics). The PRM
     trains and is measured against ``ref_logp``; its rewards are taken against
     ``basis_logp`` (``algo.process_reward_basis``)."""
     algo = settings.algo
-    prm_logp, metrics = _prm_phase(models, parallel, batch, ref_logp, settings, timer)
+    prm_logp, metrics = _prm_phase(models, parallel, batch, ref_logp, settings, timer, replay)
     rewards = implicit_process_rewards(
         prm_logp, basis_logp, batch.mask, algo.beta, algo.reward_granularity,
         algo.process_reward_norm,
@@ -168,7 +173,13 @@ def _process_rewards(
 
 
 def _prm_phase(
-    models: Models, parallel, batch, ref_logp, settings: UpdateSettings, timer: PhaseTimer
+    models: Models,
+    parallel,
+    batch,
+    ref_logp,
+    settings: UpdateSettings,
+    timer: PhaseTimer,
+    replay: Sequence[SampleBatch],
 ) -> tuple[Tensor, dict[str, float]]:
     """PRM log-probs used for the rewards, and the PRM update, in the configured order;
     with the update's and the ranking metrics.
@@ -177,12 +188,12 @@ def _prm_phase(
     yet: the PRM before this step's update ("after"), or, with "before", the first epoch's
     forward of the sample's mini-batch (earlier mini-batches' updates only)."""
     after = settings.algo.prm_update == "after"
-    single_forward = settings.prm_mini_batches == 1 and settings.algo.prm_epochs == 1
+    single_forward = settings.prm_mini_batches == 1 and settings.algo.prm_epochs == 1 and not replay
     if after and not single_forward:
         with timer(Phase.LOGPROBS):
             logp = _forward(models.prm, parallel, batch, settings).logp
     with timer(Phase.PRM_UPDATE):
-        fresh_logp, metrics = _prm_update(models, parallel, batch, ref_logp, settings)
+        fresh_logp, metrics = _prm_update(models, parallel, batch, ref_logp, settings, replay)
     if after and single_forward:
         logp = fresh_logp  # its own forward saw the weights before the update
     unseen = logp if after else fresh_logp
@@ -195,14 +206,15 @@ def _prm_phase(
 
 
 def _prm_update(
-    models: Models, parallel, batch, ref_logp, settings: UpdateSettings
+    models: Models, parallel, batch, ref_logp, settings: UpdateSettings, replay
 ) -> tuple[Tensor, dict[str, float]]:
     """``algo.prm_epochs`` passes over ``settings.prm_mini_batches`` mini-batches of whole
-    groups, one optimizer step each. Returns the first epoch's log-probs [N, S-1] (each
-    sample scored before the PRM trained on it) and the metrics (means over optimizer
-    steps)."""
+    groups of ``batch`` and the ``replay`` batches, one optimizer step each. Returns the
+    first epoch's log-probs of ``batch`` [N, S-1] (each sample scored before the PRM
+    trained on it) and the metrics (means over optimizer steps)."""
     algo = settings.algo
-    batch = batch.with_extras(ref_logp=ref_logp)
+    fresh = batch.with_extras(ref_logp=ref_logp)
+    batch = SampleBatch.concat([fresh, *replay], settings.pad_id) if replay else fresh
     if algo.prm_loss == "dpo":
         # Pairs span a whole group, which micro-batches may split: compare against the
         # group's pre-update Q, computed for the full batch first (as the official code).
@@ -223,6 +235,7 @@ def _prm_update(
             totals["loss"] += result.metrics.get("prm_loss", 0.0) / steps
             totals["abs_q"] += result.metrics.get("prm_abs_q", 0.0) / steps
             totals["grad_norm"] += stats["grad_norm"] / steps
+    fresh_logp = fresh_logp[: fresh.size, : fresh.mask.shape[1]]
     return fresh_logp, {f"prm/{key}": value for key, value in totals.items()}
 
 

@@ -112,3 +112,17 @@ def test_prm_warmup_step_trains_the_prm_only(reference, megatron_ckpts, nproc, t
     assert not any(k.startswith("policy/") for k in got["metrics"])
     assert got["policy_logp_sum"] == pytest.approx(got["policy_logp_before_sum"], rel=1e-7)
     assert reference["policy_logp_sum"] != pytest.approx(got["policy_logp_sum"], rel=1e-5)
+
+
+@pytest.mark.parametrize("nproc, tp, pp", [(2, 1, 2), (2, 1, 1)])
+def test_prm_replay_trains_on_past_batches_too(reference, megatron_ckpts, nproc, tp, pp):
+    # A narrower past batch joins the PRM's mini-batches (padded to the current width,
+    # its groups kept apart): the PRM ends elsewhere, the same at every layout (PP runs
+    # the joined rows at full width, DP splits them across ranks).
+    ckpt = megatron_ckpts["qwen2"]
+    single = _run(ckpt, 1, 1, 1, replay=1)
+    got = _run(ckpt, nproc, tp, pp, replay=1)
+    assert got["prm_logp_sum"] == pytest.approx(single["prm_logp_sum"], rel=1e-5)
+    assert got["metrics"]["prm/loss"] == pytest.approx(single["metrics"]["prm/loss"], rel=1e-4)
+    assert single["prm_logp_sum"] != pytest.approx(reference["prm_logp_sum"], rel=1e-6)
+    assert single["metrics"]["prm/loss"] != pytest.approx(reference["metrics"]["prm/loss"])

@@ -54,3 +54,11 @@ def test_bad_values_name_the_field(field, value):
 def test_both_stream_weights_zero_is_rejected():
     with pytest.raises(ConfigError, match="cannot both be 0"):
         AlgoConfig(outcome_coef=0.0, process_coef=0.0).validate()
+
+
+def test_prm_replay_needs_the_frozen_reference():
+    with pytest.raises(ConfigError, match="algo.prm_replay_steps"):
+        AlgoConfig(prm_replay_steps=2, prm_reference="policy").validate()
+    with pytest.raises(ConfigError, match="algo.prm_replay_steps"):
+        AlgoConfig(prm_replay_steps=-1).validate()
+    assert AlgoConfig(prm_replay_steps=2).validate().prm_replay_steps == 2

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from prime_megatron.passes.batch import IGNORE, Group, SampleBatch, ragged_micro_batches
@@ -71,3 +72,36 @@ def test_a_trimmed_batch_keeps_every_response_label():
         part = b.select(rows).trimmed(width)
         assert part.mask.sum() == b.select(rows).mask.sum()
         assert (part.labels != IGNORE).sum() == (b.select(rows).labels != IGNORE).sum()
+
+
+def _groups_batch(responses: list[list[list[int]]]) -> SampleBatch:
+    groups = [
+        Group([5, 6], rs, [[-0.5] * len(r) for r in rs], [False] * len(rs),
+              [1.0] + [0.0] * (len(rs) - 1), i, 0)
+        for i, rs in enumerate(responses)
+    ]  # fmt: skip
+    return SampleBatch.from_groups(groups, pad_id=0, pad_to_multiple=1)
+
+
+def test_concat_pads_to_the_widest_and_keeps_groups_apart():
+    wide = _groups_batch([[[7, 8, 9, 10], [7]], [[8, 8], [9, 9, 9]]])  # width 6
+    narrow = _groups_batch([[[11], [12, 13]]])  # width 4
+    wide = wide.with_extras(ref_logp=torch.full_like(wide.mask, -1.0))
+    narrow = narrow.with_extras(ref_logp=torch.full_like(narrow.mask, -2.0))
+    joined = SampleBatch.concat([wide, narrow], pad_id=3)
+    assert joined.tokens.shape == (6, 6)
+    assert joined.group.tolist() == [0, 0, 1, 1, 2, 2]
+    assert joined.tokens[4].tolist() == [5, 6, 11, 0, 3, 3]  # its own padding, then pad_id
+    assert joined.labels[4].tolist() == [IGNORE, 11, IGNORE, IGNORE, IGNORE]
+    assert joined.mask[4:].tolist() == [[0, 1, 0, 0, 0], [0, 1, 1, 0, 0]]
+    assert joined.extras["ref_logp"][4].tolist() == [-2.0, -2.0, -2.0, 0.0, 0.0]
+    assert torch.equal(joined.select(slice(0, 4)).tokens, wide.tokens)
+    assert joined.outcome.tolist() == [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
+    # Each row's log-prob inputs are unchanged: the same lengths, the same labels.
+    assert joined.lengths().tolist() == [*wide.lengths().tolist(), *narrow.lengths().tolist()]
+
+
+def test_concat_refuses_batches_with_different_extras():
+    a = _groups_batch([[[7], [8]]]).with_extras(ref_logp=torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="extras differ"):
+        SampleBatch.concat([a, _groups_batch([[[7], [8]]])], pad_id=0)

@@ -6,7 +6,8 @@ args: HF_DIR TP PP [KEY=VALUE ...], keys (default): prm_update (after), prm_loss
       prm_mini_batches (1), prm_epochs (1), mini_batches (1), separate_forward (0: 1 forces
       the policy's own log-prob forward), temperature (1.0), update_policy (1: 0 is the PRM
       warm-up), process_reward_basis (prm_reference), process_reward_norm (batch_norm),
-      perturb_policy (0: 1 moves the policy off the reference before the update)
+      perturb_policy (0: 1 moves the policy off the reference before the update),
+      replay (0: 1 gives the PRM a second, narrower batch of 3 groups to replay)
 """
 
 import json
@@ -17,14 +18,14 @@ from pathlib import Path
 VOCAB = 61  # the test checkpoints' (prime_megatron/models/hf_factory.py), padded to 128
 
 
-def fixed_batch(vocab: int, k: int = 4, n_prompts: int = 6):
+def fixed_batch(vocab: int, k: int = 4, n_prompts: int = 6, seed: int = 0, longest: int = 9):
     from prime_megatron.passes.batch import Group, SampleBatch
 
-    rng = random.Random(0)
+    rng = random.Random(seed)
     groups = []
     for p in range(n_prompts):
         prompt = [rng.randrange(4, vocab) for _ in range(rng.randint(3, 6))]
-        responses = [[rng.randrange(4, vocab) for _ in range(rng.randint(2, 9))] for _ in range(k)]
+        responses = [[rng.randrange(4, vocab) for _ in range(rng.randint(2, longest))] for _ in range(k)]
         outcome = [float(rng.random() < 0.5) for _ in range(k)]
         outcome[0], outcome[1] = 1.0, 0.0  # every group mixed
         logps = [[-rng.random() for _ in r] for r in responses]
@@ -51,7 +52,7 @@ def main() -> None:
     opts = {"prm_update": "after", "prm_loss": "ce", "prm_mini_batches": "1", "prm_epochs": "1",
             "mini_batches": "1", "separate_forward": "0", "temperature": "1.0",
             "update_policy": "1", "process_reward_basis": "prm_reference",
-            "process_reward_norm": "batch_norm", "perturb_policy": "0"}  # fmt: skip
+            "process_reward_norm": "batch_norm", "perturb_policy": "0", "replay": "0"}  # fmt: skip
     opts.update(arg.split("=", 1) for arg in sys.argv[4:])
     if opts["separate_forward"] == "1":  # the reference for the skipped forward
         update.separate_policy_forward = lambda _settings: True
@@ -79,13 +80,19 @@ def main() -> None:
                       process_reward_norm=opts["process_reward_norm"])  # fmt: skip
     settings = UpdateSettings(
         algo, use_prm=True, mini_batches=int(opts["mini_batches"]), micro_batch_size=5,
-        temperature=float(opts["temperature"]), vocab_size=VOCAB,
+        temperature=float(opts["temperature"]), vocab_size=VOCAB, pad_id=0,
         prm_mini_batches=int(opts["prm_mini_batches"]),
     )  # fmt: skip
     update_policy = opts["update_policy"] == "1"
     before = run_pass(models.policy, parallel, batch, 7, vocab_size=VOCAB).logp
     ref_logp = run_pass(models.ref, parallel, batch, 7, vocab_size=VOCAB).logp
-    metrics = learn(models, parallel, batch, settings, PhaseTimer(), update_policy).metrics
+    replay = ()
+    if opts["replay"] == "1":
+        past = fixed_batch(vocab=VOCAB, n_prompts=3, seed=1, longest=4)
+        past_ref = run_pass(models.ref, parallel, past, 7, vocab_size=VOCAB).logp
+        replay = (past.with_extras(ref_logp=past_ref),)
+    metrics = learn(models, parallel, batch, settings, PhaseTimer(), update_policy,
+                    prm_replay=replay).metrics  # fmt: skip
     after = run_pass(models.policy, parallel, batch, 7, vocab_size=VOCAB).logp
     prm_after = run_pass(models.prm, parallel, batch, 7, vocab_size=VOCAB).logp
     for v in metrics.values():
