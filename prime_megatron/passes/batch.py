@@ -93,14 +93,19 @@ class SampleBatch:
                 f"SampleBatch.concat: extras differ: {[sorted(b.extras) for b in batches]}"
             )
         width = max(b.tokens.shape[1] for b in batches)
-        padded = [b._widened(width, pad_id) for b in batches]
         offsets = torch.tensor([0] + [int(b.group.max()) + 1 for b in batches[:-1]]).cumsum(0)
-        parts = {f.name: [getattr(b, f.name) for b in padded] for f in fields(cls)
-                 if f.name not in ("group", "extras")}  # fmt: skip
+        return cls.cat_rows([
+            replace(b._widened(width, pad_id), group=b.group + int(offset))
+            for b, offset in zip(batches, offsets, strict=True)
+        ])  # fmt: skip
+
+    @classmethod
+    def cat_rows(cls, batches: Sequence[SampleBatch]) -> SampleBatch:
+        """The rows of same-width ``batches`` with the same extras, in order, as they are."""
+        fill = [f.name for f in fields(cls) if f.name != "extras"]
         return cls(
-            **{name: torch.cat(ts) for name, ts in parts.items()},
-            group=torch.cat([b.group + off for b, off in zip(padded, offsets, strict=True)]),
-            extras={k: torch.cat([b.extras[k] for b in padded]) for k in sorted(keys)},
+            **{name: torch.cat([getattr(b, name) for b in batches]) for name in fill},
+            extras={k: torch.cat([b.extras[k] for b in batches]) for k in batches[0].extras},
         )
 
     def _widened(self, width: int, pad_id: int) -> SampleBatch:

@@ -116,11 +116,7 @@ def _pad_rows(batch: SampleBatch, n: int) -> SampleBatch:
         for k in ("tokens", "labels", "mask", "rollout_logp", "outcome", "group", "truncated")
     }
     rows = SampleBatch(**fill, extras={k: torch.zeros_like(v) for k, v in blank.extras.items()})
-    parts = [batch] + [rows] * extra
-    return SampleBatch(
-        **{k: torch.cat([getattr(p, k) for p in parts]) for k in fill},
-        extras={k: torch.cat([p.extras[k] for p in parts]) for k in batch.extras},
-    )
+    return SampleBatch.cat_rows([batch] + [rows] * extra)
 
 
 def _token_stats(
