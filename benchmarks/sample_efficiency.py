@@ -33,6 +33,11 @@ arm per seed, OUT/oracle_seed<s> (RLOO plus the task's exact per-token step cred
 is compared with RLOO the same way under "oracle_vs_rloo": the most dense credit could add.
 --prime-override gives the PRIME arm settings of its own (e.g. its process-stream weight),
 so a PRIME variant can be compared with RLOO and oracle runs that are reused unchanged.
+With --equal-time-arm a further RLOO run per seed, OUT/rloo_equal_time_seed<s>, gets PRIME's
+wall-clock: as many steps as the seed's PRIME run took time (its seconds per step over the
+seed's RLOO run's, the step-credit probe left out), and "equal_time" reports PRIME minus
+it held out, paired by seed: whether PRIME earns its cost. The step count comes from the
+finished runs' timings, so a loaded machine changes it (run the benchmark alone).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from pathlib import Path
 from prime_megatron.evidence.efficiency import (
     accuracy_ends,
     arm_curve,
+    equal_time_steps,
     heldout_comparison,
     raws_over_training,
     sample_efficiency,
@@ -64,7 +70,8 @@ ARMS = {"prime": True, "rloo": False}  # arm -> use_prm
 # --oracle-arm: RLOO plus the task's exact step labels as per-token process rewards, what a
 # perfect PRM could add (docs/implicit-prm.md); no PRM, so it costs what RLOO costs.
 ORACLE = ("algo.process_reward_source=oracle", "algo.process_gamma=0")
-COLORS = {"prime": "tab:blue", "rloo": "tab:orange", "oracle": "tab:green"}
+EQUAL_TIME = "rloo_equal_time"  # --equal-time-arm: RLOO given PRIME's wall-clock
+COLORS = {"prime": "tab:blue", "rloo": "tab:orange", "oracle": "tab:green", EQUAL_TIME: "tab:red"}
 TARGET_SAMPLES_RATIO = 0.5
 TARGET_TIME_RATIO = 1.2
 # Online step credit over training: the PRM on policy samples, its baselines on the same
@@ -92,19 +99,32 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--oracle-arm", action="store_true", help=oracle)
     p.add_argument("--prime-override", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="trainer override for the PRIME arm only (repeatable)")  # fmt: skip
+    equal_time = f"also train OUT/{EQUAL_TIME}_seed<s>: RLOO for PRIME's wall-clock"
+    p.add_argument("--equal-time-arm", action="store_true", help=equal_time)
     add_run_args(p)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.equal_time_arm and any(o.startswith("run.steps=") for o in args.override):
+        p.error("--equal-time-arm sets its arm's run.steps: give --steps, not --override run.steps")
+    return args
 
 
 def run_all(args: argparse.Namespace) -> dict[str, list]:
     """Train (or reuse) every run, seed by seed, PRIME then RLOO (then the oracle); load them."""
     spec = spec_from_args(args, args.out)
     runs: dict[str, list] = {arm: [] for arm in arm_args(args)}
+    if args.equal_time_arm:
+        runs[EQUAL_TIME] = []
     for seed in range(1, args.seeds + 1):
         for arm, (use_prm, overrides) in arm_args(args).items():
             run_dir = args.out / f"{arm}_seed{seed}"
             launch(run_dir, trainer_args(spec, run_dir, use_prm, seed, overrides))
             runs[arm].append(load_run(run_dir))
+        if args.equal_time_arm:
+            steps = equal_time_steps(runs["prime"][-1], runs["rloo"][-1], args.skip_steps)
+            run_dir = args.out / f"{EQUAL_TIME}_seed{seed}"
+            steps_override = (f"run.steps={steps['rloo_steps']}",)
+            launch(run_dir, trainer_args(spec, run_dir, ARMS["rloo"], seed, steps_override))
+            runs[EQUAL_TIME].append(load_run(run_dir))
     return runs
 
 
@@ -126,6 +146,7 @@ def analyse(runs: dict[str, list], args: argparse.Namespace) -> dict:
     held = heldout_comparison(prime, rloo)
     diff = held["prime_minus_rloo"] if held else None
     oracle = {"oracle_vs_rloo": versus_rloo(runs["oracle"], rloo, args)} if "oracle" in runs else {}
+    equal_time = {"equal_time": equal_time_summary(runs, args)} if EQUAL_TIME in runs else {}
     return {
         "benchmark": "sample_efficiency",
         "seeds": args.seeds,
@@ -145,9 +166,36 @@ def analyse(runs: dict[str, list], args: argparse.Namespace) -> dict:
             "prime_time_le_1.2x_rloo": at_most(time_ratio, TARGET_TIME_RATIO),
             "prime_heldout_ge_rloo": None if diff is None else diff >= 0,
             **credit_targets(prm),
+            **equal_time_targets(equal_time.get("equal_time")),
         },
         **oracle,
+        **equal_time,
     }
+
+
+def equal_time_summary(runs: dict[str, list], args: argparse.Namespace) -> dict:
+    """PRIME against RLOO given PRIME's wall-clock, held out ("prime" minus "rloo" is PRIME
+    minus the equal-time arm; "paired": by seed)."""
+    prime, rloo, equal = runs["prime"], runs["rloo"], runs[EQUAL_TIME]
+    plans = [equal_time_steps(p, r, args.skip_steps) for p, r in zip(prime, rloo, strict=True)]
+    return {
+        "time_ratio_per_seed": [plan["time_ratio"] for plan in plans],
+        "rloo_steps_per_seed": [len(run.steps) for run in equal],
+        "train_accuracy": accuracy_ends(equal, args.window),
+        "heldout": heldout_comparison(prime, equal),
+        "heldout_sampled": heldout_comparison(prime, equal, key="sampled_pass@1"),
+    }
+
+
+def equal_time_targets(summary: dict | None) -> dict[str, bool | None]:
+    """PRIME >= RLOO at equal wall-clock, greedy and sampled (paired seed means)."""
+    if summary is None:
+        return {}
+    out = {}
+    for name, key in (("greedy", "heldout"), ("sampled", "heldout_sampled")):
+        paired = (summary[key] or {}).get("paired")
+        out[f"prime_{name}_ge_rloo_at_equal_time"] = None if paired is None else paired["mean"] >= 0
+    return out
 
 
 def versus_rloo(arm: list, rloo: list, args: argparse.Namespace) -> dict:

@@ -21,6 +21,7 @@ from prime_megatron.evidence.stats import (
     cumulative,
     diff_ci95,
     even_chunks,
+    mean_t_ci95,
     moving_average,
     proportion_ci95,
     ratio,
@@ -128,7 +129,24 @@ def heldout_comparison(
         "before": before,
         "prime_minus_rloo": after["prime"]["pass@1"] - after["rloo"]["pass@1"] if both else None,
         "diff_ci95": diff_ci95(after["prime"]["ci95"], after["rloo"]["ci95"]) if both else None,
+        "paired": paired_difference(prime, rloo, key) if both else None,
     }
+
+
+def paired_difference(
+    a: Sequence[RunRecord], b: Sequence[RunRecord], key: str = "pass@1"
+) -> dict | None:
+    """Held-out ``key`` after RL, ``a`` minus ``b`` seed by seed (runs paired by position:
+    same seed, same SFT start and held-out prompts), with the mean and its t interval over
+    seeds (the seed-to-seed spread, which the pooled ``diff_ci95`` leaves out)."""
+    diffs = [
+        x.events["eval_after"][key] - y.events["eval_after"][key]
+        for x, y in zip(a, b, strict=False)
+        if key in x.events.get("eval_after", {}) and key in y.events.get("eval_after", {})
+    ]
+    if not diffs:
+        return None
+    return {"per_seed": diffs, "mean": sum(diffs) / len(diffs), "ci95_t": mean_t_ci95(diffs)}
 
 
 def arm_timing(runs: Sequence[RunRecord], skip: int) -> dict[str, float]:
@@ -147,6 +165,17 @@ def timing_comparison(prime: Sequence[RunRecord], rloo: Sequence[RunRecord], ski
             p["step"] - p["rollout"], r["step"] - r["rollout"]
         ),
     }
+
+
+def equal_time_steps(prime: RunRecord, rloo: RunRecord, skip: int) -> dict[str, float]:
+    """The RLOO steps that cost what the PRIME run cost: its steps times PRIME's seconds per
+    step over RLOO's, both measured on these runs (first ``skip`` steps left out). PRIME's
+    step-credit measurement is a benchmark probe, not part of PRIME, and is left out."""
+    p, r = phase_means(prime.steps, skip), phase_means(rloo.steps, skip)
+    time_ratio = ratio(p["step"] - p["step_credit"], r["step"])
+    if time_ratio is None:
+        raise ValueError(f"{rloo.name} has no step times to compare {prime.name} with")
+    return {"time_ratio": time_ratio, "rloo_steps": round(len(prime.steps) * time_ratio)}
 
 
 def raws_over_training(runs: Sequence[RunRecord], bins: int) -> list[dict]:

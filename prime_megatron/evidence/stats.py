@@ -10,6 +10,10 @@ from collections.abc import Sequence
 from prime_megatron.distributed.split import split_even
 
 Z95 = 1.96  # two-sided 95 % normal quantile
+# Two-sided 95 % quantiles of Student's t, by degrees of freedom (1-30; standard tables).
+T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+       2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+       2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
 
 
 def average_ranks(values: Sequence[float]) -> list[float]:
@@ -54,6 +58,16 @@ def mean_ci95(values: Sequence[float]) -> float | None:
     if len(values) < 2:
         return None
     return Z95 * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def mean_t_ci95(values: Sequence[float]) -> float | None:
+    """Half-width of the t-based 95 % interval of the mean of ``values`` (few seeds: the
+    normal quantile would be too narrow); past 30 degrees of freedom the df-30 quantile,
+    slightly wide. None for fewer than two values."""
+    if len(values) < 2:
+        return None
+    t = T95[min(len(values) - 1, len(T95)) - 1]
+    return t * statistics.stdev(values) / math.sqrt(len(values))
 
 
 def diff_ci95(a: float | None, b: float | None) -> float | None:

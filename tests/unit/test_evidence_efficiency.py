@@ -5,8 +5,10 @@ import pytest
 from prime_megatron.evidence.efficiency import (
     accuracy_ends,
     arm_curve,
+    equal_time_steps,
     heldout,
     heldout_comparison,
+    paired_difference,
     raws_over_training,
     sample_efficiency,
     smoothed_curve,
@@ -129,6 +131,29 @@ def test_heldout_comparison_difference():
     assert c["diff_ci95"] == pytest.approx(math.hypot(*half))
     assert c["before"]["pass@1"] == 0.5 and c["before"]["prompts_per_seed"] == 100
     assert c["before"]["per_run"] == [0.5, 0.5]
+    assert c["paired"]["per_seed"] == [pytest.approx(0.1)] and c["paired"]["ci95_t"] is None
+
+
+def test_paired_difference_is_per_seed_with_a_t_interval():
+    def after(p):
+        return run([0.5], evals=[("eval_after", p, 100)])
+
+    prime, rloo = [after(0.6), after(0.7), after(0.5)], [after(0.5), after(0.5), after(0.5)]
+    d = paired_difference(prime, rloo)
+    assert d["per_seed"] == pytest.approx([0.1, 0.2, 0.0]) and d["mean"] == pytest.approx(0.1)
+    assert d["ci95_t"] == pytest.approx(4.303 * 0.1 / math.sqrt(3))  # stdev 0.1, 3 seeds
+    assert paired_difference(prime, [run([0.5])]) is None  # no evaluation to pair with
+
+
+def test_equal_time_steps_leave_the_step_credit_probe_out():
+    prime, rloo = run([0.5] * 10, step_time=3.0, prm=0.6), run([0.5] * 10)
+    assert equal_time_steps(prime, rloo, skip=1) == {"time_ratio": 1.5, "rloo_steps": 15}
+    for row in prime.steps:
+        row["time/step_credit"] = 0.6  # measured, not part of PRIME: (3.0 - 0.6) / 2.0
+    plan = equal_time_steps(prime, rloo, skip=1)
+    assert plan["time_ratio"] == pytest.approx(1.2) and plan["rloo_steps"] == 12
+    with pytest.raises(ValueError, match="no step times"):
+        equal_time_steps(prime, run([0.5] * 3, step_time=0.0), skip=1)
 
 
 def test_timing_comparison_ratio():

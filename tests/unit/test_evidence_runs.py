@@ -34,8 +34,11 @@ def benchmark(name: str):
     return module
 
 
-def write_run(run_dir: Path, steps: int, use_prm: bool, args=None, acc0: float = 0.4) -> None:
-    """A finished run: metrics, config, one dump per step (and the marker if ``args``)."""
+def write_run(
+    run_dir: Path, steps: int, use_prm: bool, args=None, acc0: float = 0.4, after: float = 0.6
+) -> None:
+    """A finished run: metrics, config, one dump per step (and the marker if ``args``);
+    ``after``: its held-out greedy accuracy after RL (sampled: 0.1 lower)."""
     tok = build_char_tokenizer()
     run_dir.mkdir(parents=True)
     config = {"run": {"steps": steps}, "batch": {"samples_per_prompt": 4}, "use_prm": use_prm}
@@ -45,7 +48,8 @@ def write_run(run_dir: Path, steps: int, use_prm: bool, args=None, acc0: float =
         lines.append({"step": s, "rollout/accuracy": acc0 + 0.05 * s, "train/samples": 4.0,
                       "rollout/prompts": 2.0, "time/step": 2.0 + use_prm, "time/rollout": 1.0,
                       "time/prm_update": 0.5 * use_prm, "time/policy_update": 0.5})  # fmt: skip
-    lines.append({"event": "eval_after", "pass@1": 0.6, "pass@1_ci95": 0.03, "prompts": 1000})
+    lines.append({"event": "eval_after", "pass@1": after, "pass@1_ci95": 0.03, "prompts": 1000,
+                  "sampled_pass@1": after - 0.1})  # fmt: skip
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     prompt_ids = [tok.bos_token_id, *tok.encode(PROMPT + "\n", add_special_tokens=False)]
     (run_dir / "samples").mkdir()
@@ -209,3 +213,29 @@ def test_sample_efficiency_oracle_arm(tmp_path, capsys):
     assert versus["heldout"]["oracle_minus_rloo"] == 0.0 and "oracle" in versus["heldout"]
     assert versus["train_accuracy"]["final"] > out["train_accuracy"]["rloo"]["final"]
     assert set(out["raws_over_training"]) == {"prime", "rloo", "oracle"}
+
+
+def test_sample_efficiency_equal_time_arm(tmp_path, capsys, monkeypatch):
+    se = benchmark("sample_efficiency")
+    argv = ["--out", str(tmp_path), "--seeds", "2", "--steps", "4", "--window", "2",
+            "--equal-time-arm"]  # fmt: skip
+    spec = spec_from_args(se.parse(argv), tmp_path)
+    for seed in (1, 2):
+        for arm, use_prm in se.ARMS.items():
+            run_dir = tmp_path / f"{arm}_seed{seed}"
+            write_run(run_dir, 4, use_prm, trainer_args(spec, run_dir, use_prm, seed))
+        # PRIME 3.0 s per step, RLOO 2.0: its wall-clock buys RLOO 4 x 1.5 = 6 steps
+        run_dir = tmp_path / f"{se.EQUAL_TIME}_seed{seed}"
+        args = trainer_args(spec, run_dir, False, seed, ("run.steps=6",))
+        write_run(run_dir, 6, False, args, after=0.6 + 0.05 * seed)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("should not train"))
+    se.main(argv)  # every run, the equal-time ones too, is found finished with these args
+    equal = json.loads(capsys.readouterr().out)["equal_time"]
+    assert equal["time_ratio_per_seed"] == [1.5, 1.5] and equal["rloo_steps_per_seed"] == [6, 6]
+    paired = equal["heldout_sampled"]["paired"]
+    assert paired["per_seed"] == [-0.05, -0.1] and paired["mean"] == -0.075
+    targets = json.loads(json.dumps(se.equal_time_targets(equal)))
+    assert targets == {"prime_greedy_ge_rloo_at_equal_time": False,
+                       "prime_sampled_ge_rloo_at_equal_time": False}  # fmt: skip
+    with pytest.raises(SystemExit):
+        se.parse([*argv, "--override", "run.steps=9"])

@@ -13,6 +13,7 @@ from prime_megatron.evidence.stats import (
     diff_ci95,
     even_chunks,
     mean_ci95,
+    mean_t_ci95,
     moving_average,
     percentile,
     proportion_ci95,
@@ -63,6 +64,15 @@ def test_confidence_intervals():
     assert proportion_ci95(0.5, 0) is None
     assert mean_ci95([1.0, 2.0, 3.0]) == pytest.approx(1.96 / math.sqrt(3))  # stdev 1
     assert mean_ci95([1.0]) is None
+
+
+def test_t_interval_for_few_seeds():
+    # 3 seeds: t(0.975, df 2) = 4.303 (the tables'), stdev 1
+    assert mean_t_ci95([1.0, 2.0, 3.0]) == pytest.approx(4.303 / math.sqrt(3))
+    assert mean_t_ci95([0.0, 2.0]) == pytest.approx(12.706 * math.sqrt(2) / math.sqrt(2))
+    many = [float(i % 2) for i in range(50)]  # past df 30: the df-30 quantile
+    assert mean_t_ci95(many) == pytest.approx(2.042 * 0.50508 / math.sqrt(50), rel=1e-4)
+    assert mean_t_ci95([1.0]) is None
     assert diff_ci95(3.0, 4.0) == pytest.approx(5.0)
     assert diff_ci95(None, 1.0) is None
 
