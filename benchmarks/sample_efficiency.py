@@ -51,6 +51,7 @@ from prime_megatron.evidence.efficiency import (
     arm_curve,
     equal_time_steps,
     heldout_comparison,
+    paired_difference,
     raws_over_training,
     sample_efficiency,
     timing_comparison,
@@ -175,16 +176,23 @@ def analyse(runs: dict[str, list], args: argparse.Namespace) -> dict:
 
 def equal_time_summary(runs: dict[str, list], args: argparse.Namespace) -> dict:
     """PRIME against RLOO given PRIME's wall-clock, held out ("prime" minus "rloo" is PRIME
-    minus the equal-time arm; "paired": by seed)."""
+    minus the equal-time arm; "paired": by seed). With the oracle arm, the oracle minus
+    the equal-time arm too: what perfect step credit would be worth at PRIME's cost."""
     prime, rloo, equal = runs["prime"], runs["rloo"], runs[EQUAL_TIME]
     plans = [equal_time_steps(p, r, args.skip_steps) for p, r in zip(prime, rloo, strict=True)]
-    return {
+    out = {
         "time_ratio_per_seed": [plan["time_ratio"] for plan in plans],
         "rloo_steps_per_seed": [len(run.steps) for run in equal],
         "train_accuracy": accuracy_ends(equal, args.window),
         "heldout": heldout_comparison(prime, equal),
         "heldout_sampled": heldout_comparison(prime, equal, key="sampled_pass@1"),
     }
+    if "oracle" in runs:
+        out["oracle_minus_equal_time"] = {
+            "greedy": paired_difference(runs["oracle"], equal),
+            "sampled": paired_difference(runs["oracle"], equal, key="sampled_pass@1"),
+        }
+    return out
 
 
 def equal_time_targets(summary: dict | None) -> dict[str, bool | None]:

@@ -218,22 +218,26 @@ def test_sample_efficiency_oracle_arm(tmp_path, capsys):
 def test_sample_efficiency_equal_time_arm(tmp_path, capsys, monkeypatch):
     se = benchmark("sample_efficiency")
     argv = ["--out", str(tmp_path), "--seeds", "2", "--steps", "4", "--window", "2",
-            "--equal-time-arm"]  # fmt: skip
-    spec = spec_from_args(se.parse(argv), tmp_path)
+            "--equal-time-arm", "--oracle-arm"]  # fmt: skip
+    args = se.parse(argv)
+    spec = spec_from_args(args, tmp_path)
     for seed in (1, 2):
-        for arm, use_prm in se.ARMS.items():
+        for arm, (use_prm, overrides) in se.arm_args(args).items():
             run_dir = tmp_path / f"{arm}_seed{seed}"
-            write_run(run_dir, 4, use_prm, trainer_args(spec, run_dir, use_prm, seed))
+            arm_run = trainer_args(spec, run_dir, use_prm, seed, overrides)
+            write_run(run_dir, 4, use_prm, arm_run, after=0.7 if arm == "oracle" else 0.6)
         # PRIME 3.0 s per step, RLOO 2.0: its wall-clock buys RLOO 4 x 1.5 = 6 steps
         run_dir = tmp_path / f"{se.EQUAL_TIME}_seed{seed}"
-        args = trainer_args(spec, run_dir, False, seed, ("run.steps=6",))
-        write_run(run_dir, 6, False, args, after=0.6 + 0.05 * seed)
+        equal_run = trainer_args(spec, run_dir, False, seed, ("run.steps=6",))
+        write_run(run_dir, 6, False, equal_run, after=0.6 + 0.05 * seed)
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("should not train"))
     se.main(argv)  # every run, the equal-time ones too, is found finished with these args
     equal = json.loads(capsys.readouterr().out)["equal_time"]
     assert equal["time_ratio_per_seed"] == [1.5, 1.5] and equal["rloo_steps_per_seed"] == [6, 6]
     paired = equal["heldout_sampled"]["paired"]
     assert paired["per_seed"] == [-0.05, -0.1] and paired["mean"] == -0.075
+    oracle = equal["oracle_minus_equal_time"]["greedy"]  # 0.7 against 0.65 and 0.7
+    assert oracle["per_seed"] == [0.05, 0.0] and oracle["mean"] == 0.025
     targets = json.loads(json.dumps(se.equal_time_targets(equal)))
     assert targets == {"prime_greedy_ge_rloo_at_equal_time": False,
                        "prime_sampled_ge_rloo_at_equal_time": False}  # fmt: skip
