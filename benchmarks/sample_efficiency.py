@@ -121,9 +121,9 @@ def run_all(args: argparse.Namespace) -> dict[str, list]:
             launch(run_dir, trainer_args(spec, run_dir, use_prm, seed, overrides))
             runs[arm].append(load_run(run_dir))
         if args.equal_time_arm:
-            steps = equal_time_steps(runs["prime"][-1], runs["rloo"][-1], args.skip_steps)
+            plan = equal_time_steps(runs["prime"][-1], runs["rloo"][-1], args.skip_steps)
             run_dir = args.out / f"{EQUAL_TIME}_seed{seed}"
-            steps_override = (f"run.steps={steps['rloo_steps']}",)
+            steps_override = (f"run.steps={plan['rloo_steps']}",)
             launch(run_dir, trainer_args(spec, run_dir, ARMS["rloo"], seed, steps_override))
             runs[EQUAL_TIME].append(load_run(run_dir))
     return runs
