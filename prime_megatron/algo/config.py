@@ -48,8 +48,8 @@ class AlgoConfig:
     # The PRM also trains on the filtered batches of the last N steps (ours; 0 = off, as
     # paper + official): more, and more varied, samples per PRM update without new
     # rollouts. Their reference log-probs are kept from their own step, exact because the
-    # SFT reference is frozen (so it needs prm_reference=sft). Not checkpointed: a resumed
-    # run refills it.
+    # SFT reference is frozen (so it needs prm_reference=sft). Checkpointed per rank; a
+    # resume at another layout starts it empty.
     prm_replay_steps: int = 0
     # RL steps at the start that train only the PRM: the policy stays the SFT model, so the
     # PRM's first rollouts come from a fixed policy (where, offline, it learned fastest;

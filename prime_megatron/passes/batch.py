@@ -61,6 +61,14 @@ class SampleBatch:
         mapped = {f.name: fn(getattr(self, f.name)) for f in fields(self) if f.name != "extras"}
         return SampleBatch(**mapped, extras={k: fn(v) for k, v in self.extras.items()})
 
+    def to_state(self) -> dict[str, Any]:
+        """Its tensors by field name (``extras`` as a dict of them), for ``torch.save``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> SampleBatch:
+        return cls(**state)
+
     def with_extras(self, **tensors: Tensor) -> SampleBatch:
         return replace(self, extras={**self.extras, **tensors})
 

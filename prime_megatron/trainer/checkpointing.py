@@ -3,7 +3,8 @@
 Layout of ``<run>/checkpoints/step_000020/``:
   policy/, prm/        model shards (torch_dist; any TP/PP layout can load them)
   rank_00000.pt ...    per rank: optimizer states, RNG states (python, numpy, torch, the
-                       tensor-parallel tracker)
+                       tensor-parallel tracker), the rank's own trainer data (the PRM's
+                       replay batches)
   trainer_state.json   step, the collector (sampler position, carry-over buffer), layout,
                        weight version
 A save is written under ``step_N.partial`` and renamed when every rank has finished, so a
@@ -81,8 +82,10 @@ def save_checkpoint(
     optimizers: dict[str, Any],
     trainer_state: dict[str, Any],
     keep_last: int,
+    rank_state: dict[str, Any] | None = None,
 ) -> Path:
-    """Collective. Writes ``root/step_<step>`` atomically and prunes old checkpoints."""
+    """Collective. Writes ``root/step_<step>`` atomically and prunes old checkpoints.
+    ``rank_state``: this rank's own data (tensors allowed), restored with an exact resume."""
     target = step_dir(root, step)
     with atomic_checkpoint_dir(target) as tmp:
         for i, (name, model) in enumerate(models.items()):
@@ -99,6 +102,7 @@ def save_checkpoint(
             "rng": rng_state(),
             "world_size": dist.get_world_size(),
             "layout": trainer_state["layout"],
+            "trainer": rank_state or {},
         }
         torch.save(per_rank, tmp / f"rank_{dist.get_rank():05d}.pt")
         if is_rank0():
@@ -112,10 +116,11 @@ def save_checkpoint(
 
 def load_checkpoint(
     path: Path, models: dict[str, torch.nn.Module], optimizers: dict[str, Any], layout: dict
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[dict[str, Any], bool, dict[str, Any]]:
     """Collective. Restores models (any layout); optimizers and RNG if the layout matches.
 
-    Returns (trainer_state, exact) where ``exact`` says optimizer/RNG states were restored.
+    Returns (trainer_state, exact, rank_state): ``exact`` says optimizer/RNG states were
+    restored; ``rank_state`` is what this rank saved as its own (empty unless exact).
     """
     path = Path(path)
     state = json.loads((path / STATE_FILE).read_text())
@@ -123,12 +128,14 @@ def load_checkpoint(
         load_model_shards(model, path / name)
     rank_file = path / f"rank_{dist.get_rank():05d}.pt"
     exact = state["layout"] == layout and rank_file.is_file()
+    rank_state: dict[str, Any] = {}
     if exact:
         per_rank = torch.load(rank_file, weights_only=False)
         for name, opt in optimizers.items():
             opt.load_state_dict(per_rank["optimizers"][name])
         set_rng_state(per_rank["rng"])
-    return state, exact
+        rank_state = per_rank.get("trainer", {})
+    return state, exact, rank_state
 
 
 def collector_state(state: dict[str, Any], path: Path) -> dict[str, Any]:

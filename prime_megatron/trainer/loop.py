@@ -149,13 +149,14 @@ class Trainer:
         if path is None:
             return
         models, optimizers = self._trainable()
-        state, exact = ckpt_io.load_checkpoint(path, models, optimizers, self._layout())
+        state, exact, rank_state = ckpt_io.load_checkpoint(path, models, optimizers, self._layout())
         saved_collector = ckpt_io.collector_state(state, path)
         self.step = state["step"]
         self.engine.restore_weight_version(state["weight_version"])
         self.collector.load_state_dict(saved_collector)
+        self.prm_replay.extend(SampleBatch.from_state(b) for b in rank_state.get("prm_replay", []))
         log0(f"resumed from {path} at step {self.step}" + ("" if exact else
-             " (different layout: optimizer moments and RNG restarted)"))  # fmt: skip
+             " (different layout: optimizer moments, RNG and PRM replay restarted)"))  # fmt: skip
 
     def _save(self) -> None:
         if self.offloader is not None:
@@ -174,6 +175,7 @@ class Trainer:
             optimizers,
             state,
             self.cfg.run.keep_last,
+            rank_state={"prm_replay": [b.to_state() for b in self.prm_replay]},
         )
         log0(f"saved {path}")
 

@@ -126,7 +126,10 @@ def test_train_from_an_hf_dir_and_eval_the_export(tmp_path, sft_ckpt):
 
 
 def test_resume_is_exact(tmp_path, sft_ckpt):
-    common = [f"sft.checkpoint={sft_ckpt}", "run.steps=4", "run.save_every=2", "run.eval_prompts=0"]
+    # With the PRM's replay of the previous step's batch, which the checkpoint must carry:
+    # step 3 of the resumed run trains its PRM on step 2's batch too.
+    common = [f"sft.checkpoint={sft_ckpt}", "run.steps=4", "run.save_every=2", "run.eval_prompts=0",
+              "algo.prm_replay_steps=1"]  # fmt: skip
     run_ok(tmp_path / "straight", 1, *common)
     # The interrupted run also offloads idle models: on CPU the copies are no-ops, so this
     # checks that the phase hooks and the restore before saving change nothing.

@@ -105,3 +105,16 @@ def test_concat_refuses_batches_with_different_extras():
     a = _groups_batch([[[7], [8]]]).with_extras(ref_logp=torch.zeros(2, 2))
     with pytest.raises(ValueError, match="extras differ"):
         SampleBatch.concat([a, _groups_batch([[[7], [8]]])], pad_id=0)
+
+
+def test_state_round_trips_through_torch_save(tmp_path):
+    batch = _groups_batch([[[7, 8], [9]]]).with_extras(ref_logp=torch.full((2, 4), -0.5))
+    torch.save([batch.to_state()], tmp_path / "rank.pt")  # as a checkpoint holds it
+    (state,) = torch.load(tmp_path / "rank.pt", weights_only=False)
+    back = SampleBatch.from_state(state)
+    for name, value in batch.to_state().items():
+        if name == "extras":
+            assert back.extras.keys() == value.keys()
+            assert all(torch.equal(back.extras[k], v) for k, v in value.items())
+        else:
+            assert torch.equal(getattr(back, name), value) and getattr(back, name) is not value
