@@ -55,19 +55,21 @@ def proportion_ci95(p: float, n: int) -> float | None:
 def mean_ci95(values: Sequence[float]) -> float | None:
     """Half-width of the normal-approximation 95 % interval of the mean of ``values``
     (sample standard deviation); None for fewer than two values."""
-    if len(values) < 2:
-        return None
-    return Z95 * statistics.stdev(values) / math.sqrt(len(values))
+    return _mean_half_width(values, Z95)
 
 
 def mean_t_ci95(values: Sequence[float]) -> float | None:
     """Half-width of the t-based 95 % interval of the mean of ``values`` (few seeds: the
     normal quantile would be too narrow); past 30 degrees of freedom the df-30 quantile,
     slightly wide. None for fewer than two values."""
+    df = min(max(len(values) - 1, 1), len(T95))
+    return _mean_half_width(values, T95[df - 1])
+
+
+def _mean_half_width(values: Sequence[float], quantile: float) -> float | None:
     if len(values) < 2:
         return None
-    t = T95[min(len(values) - 1, len(T95)) - 1]
-    return t * statistics.stdev(values) / math.sqrt(len(values))
+    return quantile * statistics.stdev(values) / math.sqrt(len(values))
 
 
 def diff_ci95(a: float | None, b: float | None) -> float | None:
