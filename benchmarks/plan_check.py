@@ -71,13 +71,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def planned_bytes(overrides: list[str]) -> int:
     """The plan's peak per rank for the config, without the runtime share."""
-    from prime_megatron.config.loader import load_config
     from prime_megatron.planning.inputs import plan_inputs, validate_for_plan
     from prime_megatron.planning.memory import plan_memory
     from prime_megatron.planning.source import resolve_model
-    from prime_megatron.trainer.config import TrainConfig
+    from prime_megatron.trainer.config import load_train_config
 
-    cfg = load_config(TrainConfig, None, overrides)
+    cfg = load_train_config(None, overrides)
     validate_for_plan(cfg, 1)
     arch, vocab, _ = resolve_model(cfg)
     inp = plan_inputs(cfg, 1, 1024.0, "cpu", vocab, runtime_gib=0.0)

@@ -2,14 +2,18 @@
 
     prime-train                                   # the default job: tiny PRIME run on CPU
     prime-train --config configs/tiny_cpu.yaml run.steps=10 algo.beta=0.1
+    prime-train --config configs/qwen25_math_7b_prime.yaml --print-config
     torchrun --nproc_per_node 2 -m prime_megatron.train --config C parallel.tensor_parallel=2
 
-Defaults (no ``--config``) are the tiny CPU job. The config is validated, and every file it
-names (data rows, start model, tokenizer, resume checkpoint) loaded and checked, before
-anything heavy starts and before the run dir is created; a bad one exits with code 2 and a
-one-line message. The validated config is written, as it runs, to
-``<run.output_dir>/config.yaml`` and what the run derived from it to
-``resolved_inputs.json`` (see ``prime_megatron/run_layout.py``).
+With no ``--config`` the job is ``configs/tiny_cpu.yaml``; the fields a YAML leaves out keep
+their component defaults, the paper's recipe. ``--print-config`` prints the resolved config
+(YAML, every field) and exits: 0 if it validates here, 2 with the reason if not.
+
+The config is validated, and every file it names (data rows, start model, tokenizer, resume
+checkpoint) loaded and checked, before anything heavy starts and before the run dir is
+created; a bad one exits with code 2 and a one-line message. The validated config is
+written, as it runs, to ``<run.output_dir>/config.yaml`` and what the run derived from it
+to ``resolved_inputs.json`` (see ``prime_megatron/run_layout.py``).
 """
 
 from __future__ import annotations
@@ -36,19 +40,37 @@ os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="prime-train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--config", help="YAML config (default: the built-in tiny CPU job)")
+    p.add_argument("--config", help="YAML config (default: configs/tiny_cpu.yaml)")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config, exit (2 if it does not validate)")  # fmt: skip
     p.add_argument("overrides", nargs="*", help="section.field=value overrides")
     return p.parse_args(argv)
 
 
 def load_and_validate(argv: list[str] | None):
     """The validated (frozen) config of a command line."""
-    from prime_megatron.config.loader import load_config
-    from prime_megatron.trainer.config import TrainConfig
+    from prime_megatron.trainer.config import load_train_config
 
     args = parse_args(argv)
-    cfg = load_config(TrainConfig, args.config, args.overrides)
-    return cfg.validate(int(os.environ.get("WORLD_SIZE", "1")))
+    cfg = load_train_config(args.config, args.overrides)
+    return cfg.validate(_world_size())
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _print_config(args: argparse.Namespace) -> int:
+    """Print the resolved config, then validate it (a ``ConfigError`` is the caller's)."""
+    import yaml
+
+    from prime_megatron.config.loader import to_dict
+    from prime_megatron.trainer.config import load_train_config
+
+    cfg = load_train_config(args.config, args.overrides)
+    print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="", flush=True)
+    cfg.validate(_world_size())
+    return 0
 
 
 def _quiet_known_warnings() -> None:
@@ -65,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     from prime_megatron.run_layout import RunLayout
     from prime_megatron.trainer.inputs import INPUT_ERRORS, prepare_inputs
 
+    args = parse_args(argv)
     try:
+        if args.print_config:
+            return _print_config(args)
         cfg = load_and_validate(argv)
         inputs = prepare_inputs(cfg, RunLayout(cfg.run.output_dir))
     except INPUT_ERRORS as e:

@@ -23,7 +23,7 @@ if str(REPO) not in sys.path:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--config", help="training YAML (default: the built-in tiny job)")
+    p.add_argument("--config", help="training YAML (default: configs/tiny_cpu.yaml)")
     p.add_argument("--gpus", type=int, required=True, help="devices in the job (world size)")
     p.add_argument(
         "--gpu-mem-gb",
@@ -155,15 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     # Megatron (imported by the config) announces its CPU fallbacks; not a planning matter.
     warnings.filterwarnings("ignore", message=".*(Apex|Transformer Engine).*")
     from prime_megatron.config.errors import ConfigError
-    from prime_megatron.config.loader import load_config
     from prime_megatron.planning.inputs import plan_inputs, validate_for_plan
     from prime_megatron.planning.memory import plan_memory
     from prime_megatron.planning.source import resolve_model
-    from prime_megatron.trainer.config import TrainConfig
+    from prime_megatron.trainer.config import load_train_config
 
     args = parse_args(argv)
     try:
-        cfg = load_config(TrainConfig, args.config, args.overrides)
+        cfg = load_train_config(args.config, args.overrides)
         validate_for_plan(cfg, args.gpus)
         arch, vocab, source = resolve_model(cfg, args.hf_config)
         inp = plan_inputs(cfg, args.gpus, args.gpu_mem_gb, args.platform, vocab, args.runtime_gb)

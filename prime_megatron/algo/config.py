@@ -60,7 +60,7 @@ class AlgoConfig:
     process_baseline: str = "official"
     # Stream weights. official: 5 and 5; whitening cancels a common scale, so 1 and 1 here.
     outcome_coef: float = 1.0
-    process_coef: float = 1.0
+    process_coef: float = 1.0  # weight of the process stream (see outcome_coef)
     # Discount of both streams' returns. paper + official: 1.
     gamma: float = 1.0
     # The process stream's own discount, when it differs (ours; None = gamma). 0 credits
@@ -85,13 +85,13 @@ class AlgoConfig:
     clip_eps: float = 0.2
     # Entropy bonus and k3 KL-to-reference coefficients (paper: 0; verl recipe entropy 0.001).
     entropy_coef: float = 0.0
-    kl_coef: float = 0.0
+    kl_coef: float = 0.0  # k3 KL-to-reference weight (see entropy_coef)
     # Loss aggregation: "token-mean" (official verl masked mean) or "seq-mean".
     loss_agg: str = "token-mean"
     # Online prompt filter: keep prompts whose mean r_o lies in [low, high] (paper + official).
     filter_accuracy: bool = True
-    accuracy_low: float = 0.2
-    accuracy_high: float = 0.8
+    accuracy_low: float = 0.2  # lowest kept mean outcome of a prompt's K samples
+    accuracy_high: float = 0.8  # highest kept mean outcome (inclusive)
     # Drop prompts with a truncated sample (official option, off by default; ours: optional).
     drop_truncated: bool = False
     # Prompts rolled out per needed prompt (official verl recipe: 4.0).

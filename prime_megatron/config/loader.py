@@ -1,5 +1,9 @@
 """Nested dataclass configs from YAML plus ``section.field=value`` overrides.
 
+A YAML file may start from another: a top-level ``base: other.yaml`` (a path relative to the
+file that names it) loads that file first, and the file's own sections are merged into it
+field by field; a chain of bases is followed to its root.
+
 Unknown keys, values of the wrong type, non-finite floats and YAML syntax errors are
 one-line ``ConfigError``s that name the dotted field (or the file / override), the value and
 what is allowed; semantic checks are each dataclass's ``validate()``.
@@ -22,18 +26,44 @@ T = TypeVar("T")
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] = ()) -> T:
-    """Build ``cls`` from defaults <- YAML file <- overrides (later wins)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        data = _parse_yaml(_read_text(path), str(path)) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: top level must be a mapping of sections")
+    """Build ``cls`` from defaults <- YAML file (after its bases) <- overrides (later wins)."""
+    data = read_yaml_config(Path(path)) if path is not None else {}
     for item in overrides:
         _apply_override(data, item)
     return from_dict(cls, data)
+
+
+BASE_KEY = "base"
+
+
+def read_yaml_config(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The mapping a YAML config file describes, its ``base`` chain merged in."""
+    if not path.is_file():
+        where = f" (the base of {_seen[-1]})" if _seen else ""
+        raise ConfigError(f"config file {path}{where} does not exist")
+    if path.resolve() in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path.resolve()))
+        raise ConfigError(f"config file {path}: its bases form a cycle: {chain}")
+    data = _parse_yaml(_read_text(path), str(path)) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections")
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: base={base!r} is invalid: expected a YAML file path")
+    parent = read_yaml_config(path.parent / base, (*_seen, path.resolve()))
+    return _merge(parent, data)
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``: mappings merge key by key, anything else replaces."""
+    merged = dict(base)
+    for key, value in top.items():
+        below = merged.get(key)
+        both_maps = isinstance(below, dict) and isinstance(value, dict)
+        merged[key] = _merge(below, value) if both_maps else value
+    return merged
 
 
 def _apply_override(data: dict[str, Any], item: str) -> None:

@@ -13,15 +13,16 @@ PROMPT_FORMATS = ("chat", "plain")
 
 @dataclass(frozen=True)
 class DataConfig:
+    # Jsonl or parquet rows (Eurus-2-RL-Data format or question/answer).
     train_files: list[str] = field(default_factory=list)
-    val_files: list[str] = field(default_factory=list)
+    val_files: list[str] = field(default_factory=list)  # held-out rows for evaluation
     skip_bad_rows: bool = False  # True: drop and count bad rows instead of failing
     prompt_format: str = "chat"  # chat: tokenizer's template; plain: plain_template
     plain_template: str = "{prompt}\n"  # {prompt}: last user message, {system}: system
-    shuffle: bool = True
-    seed: int = 1
+    shuffle: bool = True  # shuffle the training rows (resumable order)
+    seed: int = 1  # seed of the shuffle
     default_data_source: str = "plain"  # for {"question", "answer"} rows
-    default_ability: str = "math"
+    default_ability: str = "math"  # for {"question", "answer"} rows
 
     def validate(self) -> None:
         check(bool(self.train_files), "data.train_files", self.train_files, "at least one file")

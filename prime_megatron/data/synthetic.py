@@ -45,8 +45,8 @@ class ArithmeticConfig:
     """The task (the trainer's ``synthetic.*`` section): problem mix, split sizes, and the
     error family planted in the SFT solutions."""
 
-    min_ops: int = 2
-    max_ops: int = 4
+    min_ops: int = 2  # fewest operations in a chain
+    max_ops: int = 4  # most operations in a chain
     # Share of 2-digit operands; 0 -> too easy, 1 -> too hard (docs/tiny-task.md).
     p_two_digit: float = 0.5
     # The operations drawn (uniformly) per step. "+" alone keeps the running total
@@ -55,14 +55,14 @@ class ArithmeticConfig:
     # dense-credit testbed).
     operators: str = OPERATORS
     train_prompts: int = 20000  # RL train prompts (the SFT rows are their worked solutions)
-    heldout_prompts: int = 1000
+    heldout_prompts: int = 1000  # held-out evaluation prompts (never trained on)
     # Share of carry steps whose SFT solution forgets the carry/borrow (0 = clean SFT data).
     # The default testbed (0.5, with p_two_digit 0.5): after 1600 SFT steps held-out greedy
     # pass@1 0.52, sampled 0.48; the SFT model's own confidence finds the first wrong step
     # with AUROC ~0.9 overall but ~0.3-0.5 within carry steps (docs/implicit-prm.md). The
     # clean task (0, p_two_digit 0.3): greedy 0.79, sampled 0.73, confidence AUROC 0.985.
     sft_error_rate: float = 0.5
-    sft_error_kind: str = "carry"
+    sft_error_kind: str = "carry"  # the planted error family (carry: a forgotten carry/borrow)
 
     def validate(self) -> None:
         check(self.min_ops >= 1, "synthetic.min_ops", self.min_ops, ">= 1")

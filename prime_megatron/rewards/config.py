@@ -16,11 +16,12 @@ class RewardConfig:
     num_workers: int = 2  # math: processes; code: concurrent sandboxes
     parallel: bool = True  # False: score in this process, one sample at a time
     math_timeout_s: float = 10.0  # per sample
+    # How a final answer is found in a response, tried in order.
     answer_extractors: list[str] = field(default_factory=lambda: ["boxed", "hash"])
     start_method: str = "spawn"  # safe with threads (torch, gloo) in the parent
     # Verifier per row: data_source first (exact match), then ability.
     verifier_by_data_source: dict[str, str] = field(default_factory=dict)
-    verifier_by_ability: dict[str, str] = field(
+    verifier_by_ability: dict[str, str] = field(  # row ability -> verifier
         default_factory=lambda: {"math": "math", "code": "code"}
     )
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)

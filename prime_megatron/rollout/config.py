@@ -19,12 +19,13 @@ class RolloutConfig:
     each generate a contiguous share of the prompts (see ``rollout/placement.py``).
     """
 
-    tensor_parallel_size: int = 1
-    max_prompt_len: int = 64
-    max_response_len: int = 64
-    temperature: float = 1.0
-    top_p: float = 1.0
-    dtype: str = "float32"
+    tensor_parallel_size: int = 1  # vLLM TP size per rollout replica
+    # The paper's budgets (tokens); longer prompts are skipped, longer answers truncated.
+    max_prompt_len: int = 1024
+    max_response_len: int = 3072  # tokens a sample may generate before it is cut
+    temperature: float = 1.0  # sampling temperature (paper: 1.0)
+    top_p: float = 1.0  # nucleus sampling (paper: 1.0 = off)
+    dtype: str = "float32"  # vLLM's weights and activations
     kv_cache_gib: float = 1.0  # CPU: KV cache size per rank (vLLM's VLLM_CPU_KVCACHE_SPACE)
     gpu_memory_utilization: float = 0.5  # GPU: share of device memory vLLM may take
     sleep_between_rollouts: bool = False  # GPU only (sleep/wake); a no-op on CPU
@@ -38,7 +39,7 @@ class RolloutConfig:
     # None: eager on CPU (torch.compile costs ~50 s per process start there), compiled and
     # CUDA graphs on GPU.
     enforce_eager: bool | None = None
-    enable_prefix_caching: bool = True
+    enable_prefix_caching: bool = True  # vLLM's prefix cache, reset after every weight sync
 
     def validate(self) -> None:
         check(self.tensor_parallel_size >= 1, "rollout.tensor_parallel_size",

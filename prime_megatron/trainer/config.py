@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from prime_megatron.algo.config import AlgoConfig
-from prime_megatron.config.errors import check
+from prime_megatron.config.errors import ConfigError, check
+from prime_megatron.config.loader import load_config
 from prime_megatron.data.config import DataConfig
 from prime_megatron.data.synthetic import ArithmeticConfig
 from prime_megatron.rewards.config import RewardConfig
@@ -27,8 +29,8 @@ RESUME = ("auto", "never")
 
 @dataclass(frozen=True)
 class RunConfig:
-    output_dir: str = "runs/default"
-    seed: int = 1
+    output_dir: str = "runs/default"  # the run dir: checkpoints, metrics, logs, exports
+    seed: int = 1  # seeds models, sampling and the data order
     steps: int = 120  # RL steps
     save_every: int = 40  # steps; 0 = only at the end
     keep_last: int = 2  # checkpoints kept
@@ -37,8 +39,8 @@ class RunConfig:
     # Samples per held-out prompt at the rollout temperature, besides greedy (0 = greedy only):
     # sampled pass@1 is what RL optimizes; greedy is what a user decodes with.
     eval_samples: int = 4
-    log_every: int = 1
-    tensorboard: bool = True
+    log_every: int = 1  # steps between console metric lines
+    tensorboard: bool = True  # event files under the run dir
     wandb_project: str = ""  # empty = off
     verify_sync_every: int = 0  # steps; 0 = off. greedy vLLM vs Megatron check
     dump_samples_every: int = 0  # steps; 0 = off. samples + token rewards to samples/*.jsonl
@@ -63,18 +65,18 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    # synthetic: a tiny Qwen2-like model built here (and SFT-trained on the synthetic task);
-    # megatron: a checkpoint from tools/convert_hf_to_megatron.py; hf: an HF model dir
-    # (safetensors), mapped to Megatron in memory when the run starts.
-    source: str = "synthetic"
-    path: str = ""
-    dtype: str = "float32"
+    # hf: an HF model dir (safetensors), mapped to Megatron in memory when the run starts;
+    # megatron: a checkpoint from tools/convert_hf_to_megatron.py; synthetic: a tiny
+    # Qwen2-like model built here and SFT-trained on the synthetic task (the CPU job).
+    source: str = "hf"
+    path: str = ""  # the model dir (model.source megatron or hf)
+    dtype: str = "float32"  # training precision of all three models
     # Shape of the synthetic model (docs/tiny-task.md: 0.86 M params, head_dim 64 for vLLM CPU).
     hidden_size: int = 128
-    num_layers: int = 4
-    num_heads: int = 2
-    ffn_hidden_size: int = 384
-    max_position_embeddings: int = 256
+    num_layers: int = 4  # synthetic model only
+    num_heads: int = 2  # synthetic model only
+    ffn_hidden_size: int = 384  # synthetic model only
+    max_position_embeddings: int = 256  # synthetic model only
     # GPU memory option: between the phases of a step, idle models' weights, gradients and
     # AdamW moments wait in host memory (prime_megatron/trainer/offload.py). Off by default:
     # it trades device memory for host<->device copies; a no-op on CPU.
@@ -90,8 +92,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ParallelConfig:
-    tensor_parallel: int = 1
-    pipeline_parallel: int = 1
+    tensor_parallel: int = 1  # TP size of the policy, PRM and reference
+    pipeline_parallel: int = 1  # PP size; data parallel = world / (TP x PP)
 
     def validate(self, world_size: int) -> None:
         tp, pp = self.tensor_parallel, self.pipeline_parallel
@@ -108,12 +110,14 @@ class ParallelConfig:
 
 @dataclass(frozen=True)
 class BatchConfig:
-    prompts_per_step: int = 16
-    samples_per_prompt: int = 4
-    mini_batches_per_step: int = 1
+    """Defaults: the paper's 7B recipe (256 prompts x 4 samples, mini-batches of 256)."""
+
+    prompts_per_step: int = 256  # prompts trained on per RL step, after filtering
+    samples_per_prompt: int = 4  # K samples per prompt (paper: 4)
+    mini_batches_per_step: int = 4  # the policy's optimizer steps per RL step
     # The PRM's optimizer steps per epoch over the step's batch (official recipe: 4).
-    prm_mini_batches_per_step: int = 1
-    micro_batch_size: int = 16  # samples per forward/backward per data-parallel rank
+    prm_mini_batches_per_step: int = 4
+    micro_batch_size: int = 8  # samples per forward/backward per data-parallel rank
 
     def validate(self) -> None:
         check(self.prompts_per_step >= 1, "batch.prompts_per_step", self.prompts_per_step, ">= 1")
@@ -140,12 +144,14 @@ class BatchConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    lr: float = 2e-5
-    weight_decay: float = 0.0
-    beta1: float = 0.9
-    beta2: float = 0.999
+    """AdamW at a constant lr after ``warmup_steps``. Default lr: the paper's policy lr."""
+
+    lr: float = 5e-7  # constant after warm-up
+    weight_decay: float = 0.0  # AdamW decoupled weight decay
+    beta1: float = 0.9  # AdamW first-moment decay
+    beta2: float = 0.999  # AdamW second-moment decay
     grad_clip: float = 1.0  # 0 = off
-    warmup_steps: int = 0
+    warmup_steps: int = 0  # linear lr warm-up (optimizer steps), then constant
 
     def validate(self, name: str) -> None:
         check(self.lr > 0, f"{name}.lr", self.lr, "> 0")
@@ -163,8 +169,8 @@ class SFTConfig:
     # default (before RL, greedy / sampled): 1600 x 64 0.52 / 0.49; 800 x 64 0.10 / 0.06;
     # 1600 x 32 0.20 / 0.10 (half the SFT time each, both too weak a start).
     steps: int = 1600
-    batch_size: int = 64
-    lr: float = 2e-3
+    batch_size: int = 64  # SFT rows per optimizer step
+    lr: float = 2e-3  # AdamW, constant
     # 0 = off. Clipping at 1 learned faster early (nll 0.74 vs 1.18 after 100 steps).
     grad_clip: float = 1.0
     checkpoint: str = "runs/sft-tiny"  # reused if made by the same recipe (sft_recipe.json)
@@ -173,7 +179,7 @@ class SFTConfig:
     # false: train it here. `shipped_dir`: where to look ("" = the package's own folder,
     # prime_megatron/data/sft_checkpoints).
     use_shipped: bool = True
-    shipped_dir: str = ""
+    shipped_dir: str = ""  # where shipped checkpoints are looked for (see use_shipped)
 
     def validate(self) -> None:
         check(self.steps >= 1, "sft.steps", self.steps, ">= 1")
@@ -183,46 +189,27 @@ class SFTConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The whole job. Its section defaults are the default tiny CPU job (configs/tiny_cpu.yaml
-    spells it out); where they differ from a component's own defaults, the reason is by the
-    field. The job is PRIME on addition-only chains with a fast, sparse implicit PRM: of the
-    settings measured, the one where the PRM learns most (pairwise accuracy 0.71-0.74 against
-    0.54-0.61 on the mixed +/- chains) and PRIME beats outcome-only RLOO held out (5 seeds,
-    sampled +0.036 +- 0.012); docs/implicit-prm.md has the measurements and the history."""
+    """The whole job. Every section default is the paper's or the official code's
+    (docs/design.md, "Defaults and their sources"); a job's own choices live in its YAML
+    under configs/, and the job ``prime-train`` runs with no ``--config`` is
+    ``configs/tiny_cpu.yaml``."""
 
     run: RunConfig = field(default_factory=RunConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
-    # 4 PRM mini-batches x algo.prm_epochs=2: 8 PRM optimizer steps per RL step, so the PRM
-    # runs ahead of the policy instead of drifting with it.
-    batch: BatchConfig = field(default_factory=lambda: BatchConfig(prm_mini_batches_per_step=4))
-    # beta * q stays unnormalised: with batch_norm (the official default) an almost untrained
-    # PRM's tiny rewards are scaled up to the outcome stream's size, and measured held-out
-    # accuracy fell 0.499 -> 0.415 in 40 steps (none: 0.499 -> 0.490). The lasso keeps q on the
-    # decisive tokens; the process stream, per token (gamma 0) and net of the sampling
-    # policy's own beliefs, is weighted to the size the exact step labels' stream has.
-    algo: AlgoConfig = field(default_factory=lambda: AlgoConfig(
-        process_reward_norm="none", prm_l1_coef=0.01, process_coef=2.0, process_gamma=0.0,
-        process_reward_basis="policy", prm_epochs=2,
-    ))  # fmt: skip
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
     # PRIME (implicit PRM on) or outcome-only RLOO (no PRM, no process rewards).
     use_prm: bool = True
     policy_optim: OptimConfig = field(default_factory=OptimConfig)
-    # The PRM's lr 5x the policy's (the official recipe: 2x), the official clip, no decay.
-    prm_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, grad_clip=10.0))
-    # vLLM starts from the config alone and gets the policy's weights by sync (load_format);
-    # 80 tokens hold a 5-operation chain's worked solution.
-    rollout: RolloutConfig = field(
-        default_factory=lambda: RolloutConfig(load_format="dummy", max_response_len=80)
-    )
+    # The paper's PRM lr (2x the policy's) and the official clip.
+    prm_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-6, grad_clip=10.0))
+    # vLLM starts from the config alone and gets the policy's weights by sync.
+    rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(load_format="dummy"))
     # Files to train on; none with model.source=synthetic, which generates its task's.
     data: DataConfig = field(default_factory=DataConfig)
-    # The arithmetic task generated for the default job (ignored with data.train_files):
-    # additions only, so a carry can happen at every step of the 3-5 operation chain (~1.9
-    # carry steps per problem), each one a place the planted SFT error can strike.
-    synthetic: ArithmeticConfig = field(
-        default_factory=lambda: ArithmeticConfig(operators="+", min_ops=3, max_ops=5)
-    )
+    # The arithmetic task (model.source=synthetic only).
+    synthetic: ArithmeticConfig = field(default_factory=ArithmeticConfig)
     rewards: RewardConfig = field(default_factory=RewardConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
 
@@ -315,3 +302,21 @@ class TrainConfig:
         check(self.rollout.load_format == "dummy", "rollout.load_format",
               self.rollout.load_format, "dummy: the trainer starts vLLM from the config alone "
               "and syncs the policy's weights into it before the first rollout")  # fmt: skip
+
+
+# The job prime-train runs with no --config: the repository's configs/ folder, which the
+# editable install (tools/install.sh) keeps next to the package.
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+DEFAULT_JOB = CONFIG_DIR / "tiny_cpu.yaml"
+
+
+def load_train_config(path: str | Path | None = None, overrides: list[str] = ()) -> TrainConfig:
+    """The job's config (not yet validated): ``path``, or the default job, then overrides."""
+    if path is None:
+        if not DEFAULT_JOB.is_file():
+            raise ConfigError(
+                f"no --config given and the default job {DEFAULT_JOB} is missing (it ships "
+                "with the repository; install with `pip install -e .`, or pass --config)"
+            )
+        path = DEFAULT_JOB
+    return load_config(TrainConfig, path, overrides)

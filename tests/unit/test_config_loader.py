@@ -35,12 +35,12 @@ def test_setting_one_field_of_a_section_keeps_the_sections_other_defaults(tmp_pa
     assert load_config(WithSectionDefault, path).inner == Inner(lr=0.5, name="sgd")
 
 
-def test_the_trainers_section_defaults_survive_overrides_of_their_fields():
-    from prime_megatron.trainer.config import TrainConfig
+def test_the_default_jobs_section_values_survive_overrides_of_their_fields():
+    from prime_megatron.trainer.config import load_train_config
 
     overrides = ["algo.beta=0.1", "synthetic.train_prompts=600", "prm_optim.lr=1e-5",
                  "rollout.max_response_len=48"]  # fmt: skip
-    cfg = load_config(TrainConfig, None, overrides)
+    cfg = load_train_config(None, overrides)
     assert cfg.algo.beta == 0.1 and cfg.algo.process_reward_norm == "none"
     assert cfg.synthetic.train_prompts == 600 and cfg.synthetic.sft_error_rate == 0.5
     assert cfg.prm_optim.lr == 1e-5 and cfg.prm_optim.grad_clip == 10.0
@@ -155,3 +155,27 @@ def test_overriding_one_field_keeps_a_customised_sections_other_defaults():
     cfg = load_config(Tuned, None, ["inner.maybe=3"])
     assert (cfg.inner.lr, cfg.inner.name, cfg.inner.maybe) == (0.5, "tuned", 3)
     assert load_config(Tuned, None, []).inner == Inner(lr=0.5, name="tuned")
+
+
+def test_a_yaml_file_starts_from_its_base_and_merges_field_by_field(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "root.yaml").write_text("steps: 5\ninner:\n  lr: 0.1\n  name: sgd\n")
+    (tmp_path / "sub" / "mid.yaml").write_text("base: ../root.yaml\ninner:\n  lr: 0.2\n")
+    (tmp_path / "top.yaml").write_text("base: sub/mid.yaml\ninner:\n  maybe: null\n")
+    cfg = load_config(Outer, tmp_path / "top.yaml", ["flag=true"])
+    assert cfg == Outer(steps=5, flag=True, inner=Inner(lr=0.2, name="sgd", maybe=None))
+
+
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        ({"a.yaml": "base: b.yaml\n", "b.yaml": "base: a.yaml\n"}, "bases form a cycle"),
+        ({"a.yaml": "base: gone.yaml\n"}, r"gone.yaml \(the base of .*a.yaml\) does not exist"),
+        ({"a.yaml": "base: [x]\n"}, r"base=\['x'\] is invalid: expected a YAML file path"),
+    ],
+)
+def test_bad_bases_are_one_line_errors(tmp_path, files, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(Outer, tmp_path / "a.yaml")

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from prime_megatron.config.loader import load_config
 from prime_megatron.models.arch import ModelArch
 from prime_megatron.models.hf_factory import hf_config
 from prime_megatron.planning.flops import forward_flops_per_token, step_time
 from prime_megatron.planning.inputs import GIB, PlanInputs, plan_inputs
 from prime_megatron.planning.memory import layer_activation_bytes, plan_memory
 from prime_megatron.planning.params import stage_params, total_params
-from prime_megatron.trainer.config import TrainConfig
+from prime_megatron.trainer.config import load_train_config
 
 REPO = Path(__file__).resolve().parents[2]
 QWEN_7B = REPO / "tools" / "hf_configs" / "qwen2.5-math-7b.json"
@@ -132,7 +131,7 @@ def test_offload_idle_lowers_the_peak_to_the_busiest_phase():
     ],
 )
 def test_reference_and_prm_only_when_the_config_loads_them(overrides, models):
-    cfg = load_config(TrainConfig, None, overrides)
+    cfg = load_train_config(None, overrides)
     plan = plan_memory(tiny(), plan_inputs(cfg, gpus=1, device_gib=1.0))
     parts = plan.stages[0].parts
     assert {name.split()[0] for name in parts if name.endswith(" weights")} == models
@@ -157,7 +156,7 @@ def test_megatron_checkpoint_padding_is_used(tmp_path):
     config = hf_config("Qwen2ForCausalLM", **TINY).to_dict()
     ModelCheckpointMeta(config, padded_vocab_size=512, params_dtype="bfloat16", saved_tp=4,
                         saved_pp=1).write(tmp_path)  # fmt: skip
-    cfg = load_config(TrainConfig, None, ["model.source=megatron", f"model.path={tmp_path}"])
+    cfg = load_train_config(None, ["model.source=megatron", f"model.path={tmp_path}"])
     arch, vocab, _ = resolve_model(cfg)
     assert (arch.hidden_size, vocab) == (8, 512)
     assert plan_memory(arch, plan_inputs(cfg, 1, 1.0, padded_vocab=vocab)).padded_vocab == 512
@@ -196,7 +195,7 @@ def test_tool_prints_the_paper_recipe(capsys):
 def test_synthetic_source_is_the_default_jobs_model():
     from prime_megatron.planning.source import resolve_model
 
-    cfg = load_config(TrainConfig, str(REPO / "configs/tiny_cpu.yaml"), [])
+    cfg = load_train_config(str(REPO / "configs/tiny_cpu.yaml"))
     arch, vocab, source = resolve_model(cfg)
     assert (arch.hidden_size, arch.num_layers, arch.num_attention_heads) == (128, 4, 2)
     assert vocab == 0 and "synthetic" in source

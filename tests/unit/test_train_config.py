@@ -1,31 +1,120 @@
+from dataclasses import asdict
+from pathlib import Path
+
 import pytest
 
+from prime_megatron.algo.config import AlgoConfig
 from prime_megatron.config import ConfigError
 from prime_megatron.config.loader import load_config
-from prime_megatron.trainer.config import TrainConfig
+from prime_megatron.trainer.config import (
+    DEFAULT_JOB,
+    BatchConfig,
+    TrainConfig,
+    load_train_config,
+)
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def _validated(*overrides, world=1):
-    return load_config(TrainConfig, None, list(overrides)).validate(world)
+    return load_train_config(None, list(overrides)).validate(world)
 
 
-def test_defaults_are_valid_and_shipped_configs_load():
-    _validated()
-    from pathlib import Path
+def _with_stand_in_files(cfg: TrainConfig, tmp_path) -> list[str]:
+    """Overrides pointing a config's model and data paths at empty stand-ins."""
+    if cfg.model.source == "synthetic":
+        return []
+    (tmp_path / "model").mkdir(exist_ok=True)
+    stand_ins = [f"model.path={tmp_path / 'model'}"]
+    for name in ("train_files", "val_files"):
+        files = [tmp_path / Path(f).name for f in getattr(cfg.data, name)]
+        for f in files:
+            f.touch()
+        stand_ins.append(f"data.{name}=[{','.join(map(str, files))}]")
+    return stand_ins
 
-    root = Path(__file__).resolve().parents[2] / "configs"
-    for path in sorted(root.glob("*.yaml")):
-        cfg = load_config(TrainConfig, path)
-        assert cfg.batch.samples_per_prompt >= 2, path
-        if cfg.model.source == "synthetic":  # the CPU jobs: valid as they ship, on one rank
-            cfg.validate(1)
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_validates_at_its_own_layout(path, tmp_path):
+    cfg = load_train_config(path)
+    world = {"qwen25_math_7b_prime.yaml": 8, "multinode_example.yaml": 16}.get(path.name, 1)
+    load_train_config(path, _with_stand_in_files(cfg, tmp_path)).validate(world)
 
 
-def test_tiny_cpu_yaml_spells_out_the_default_job():
-    from pathlib import Path
+def test_the_default_job_is_tiny_cpu_yaml():
+    assert DEFAULT_JOB == CONFIGS / "tiny_cpu.yaml"
+    assert load_train_config() == load_config(TrainConfig, DEFAULT_JOB)
+    assert load_train_config().model.source == "synthetic"
 
-    path = Path(__file__).resolve().parents[2] / "configs" / "tiny_cpu.yaml"
-    assert load_config(TrainConfig, path) == TrainConfig()
+
+def test_component_defaults_are_the_components_own():
+    """No section default is a job's choice: a YAML that leaves a field out gets the
+    component's default, which is the paper's or the official code's."""
+    cfg = TrainConfig()
+    assert cfg.algo == AlgoConfig() and cfg.batch == BatchConfig()
+    assert cfg.model.source == "hf" and cfg.rollout.max_response_len == 3072
+
+
+# The paper's recipe (Cui et al. 2025, section 4 and Appendix; docs/design.md section 2 and
+# "Defaults and their sources"), as configs/qwen25_math_7b_prime.yaml must resolve it.
+PAPER_RECIPE = {
+    "use_prm": True,
+    "algo": {
+        "beta": 0.05, "reward_granularity": "token", "process_reward_norm": "batch_norm",
+        "prm_loss": "ce", "prm_update": "after", "prm_epochs": 1, "prm_reference": "sft",
+        "prm_l1_coef": 0.0, "prm_replay_steps": 0, "prm_warmup_steps": 0,
+        "process_baseline": "official", "outcome_coef": 1.0, "process_coef": 1.0,
+        "gamma": 1.0, "process_gamma": None, "process_reward_source": "prm",
+        "process_reward_basis": "prm_reference", "whiten": True, "clip_eps": 0.2,
+        "entropy_coef": 0.0, "kl_coef": 0.0, "loss_agg": "token-mean",
+        "filter_accuracy": True, "accuracy_low": 0.2, "accuracy_high": 0.8,
+        "drop_truncated": False, "oversample_factor": 4.0, "carryover_max_age": 1,
+    },
+    "batch": {
+        "prompts_per_step": 256, "samples_per_prompt": 4, "mini_batches_per_step": 4,
+        "prm_mini_batches_per_step": 4, "micro_batch_size": 8,
+    },
+    "policy_optim": {"lr": 5e-7, "weight_decay": 0.0, "grad_clip": 1.0, "warmup_steps": 0},
+    "prm_optim": {"lr": 1e-6, "weight_decay": 0.0, "grad_clip": 10.0, "warmup_steps": 0},
+    "rollout": {"max_prompt_len": 1024, "max_response_len": 3072, "temperature": 1.0,
+                "top_p": 1.0},
+    "model": {"source": "megatron", "dtype": "bfloat16"},
+    "data": {"prompt_format": "chat"},
+}  # fmt: skip
+
+
+def test_the_paper_recipe_config_resolves_to_the_papers_settings():
+    resolved = asdict(load_train_config(CONFIGS / "qwen25_math_7b_prime.yaml"))
+    for section, values in PAPER_RECIPE.items():
+        if not isinstance(values, dict):
+            assert resolved[section] == values, section
+            continue
+        for name, value in values.items():
+            assert resolved[section][name] == value, f"{section}.{name}"
+    assert set(PAPER_RECIPE["algo"]) == set(resolved["algo"]), "pin every algo field"
+
+
+def test_print_config_prints_the_resolved_config_and_exits(capsys):
+    import yaml
+
+    from prime_megatron.train import main
+
+    assert main(["--print-config", "algo.beta=0.1"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed == asdict(load_train_config(None, ["algo.beta=0.1"]))
+    paper = ["--config", str(CONFIGS / "qwen25_math_7b_prime.yaml"), "--print-config"]
+    assert main(paper) == 2  # printed, but its checkpoint and data are not on this machine
+    out, err = capsys.readouterr()
+    assert yaml.safe_load(out)["batch"]["prompts_per_step"] == 256
+    assert "config error: model.path='ckpt/eurus-sft'" in err
+
+
+def test_a_config_inherits_its_base_and_overrides_fields(tmp_path):
+    child = tmp_path / "child.yaml"
+    child.write_text(f"base: {CONFIGS / 'tiny_cpu.yaml'}\nalgo:\n  prm_epochs: 3\n")
+    cfg = load_train_config(child)
+    assert cfg.algo.prm_epochs == 3 and cfg.algo.prm_l1_coef == 0.01  # the rest: tiny_cpu
+    assert cfg.model == load_train_config().model
 
 
 @pytest.mark.parametrize(
@@ -105,3 +194,17 @@ def test_oracle_process_rewards_need_the_synthetic_tasks_labels(tmp_path):
     with pytest.raises(ConfigError, match="algo.process_reward_source='oracle' is invalid"):
         _validated(*given, "algo.process_reward_source=oracle")
     assert _validated("algo.process_reward_source=oracle", "use_prm=false").use_prm is False
+
+
+def test_the_config_reference_is_up_to_date_and_documents_every_field():
+    import sys
+
+    sys.path.insert(0, str(CONFIGS.parent / "tools"))
+    try:
+        import config_reference
+    finally:
+        sys.path.pop(0)
+    assert config_reference.main(["--check"]) == 0, "run python tools/config_reference.py"
+    undocumented = [r for r in config_reference.TARGET.read_text().splitlines()
+                    if r.startswith("| `") and r.endswith("|  |")]  # fmt: skip
+    assert not undocumented

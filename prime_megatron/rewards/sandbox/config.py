@@ -20,7 +20,7 @@ class SandboxConfig:
     memory_mb: int = 512  # address space per process
     max_processes: int = 8  # processes + threads of the sandbox uid
     max_file_mb: int = 16  # largest file the program may write (stdout included)
-    max_open_files: int = 64
+    max_open_files: int = 64  # file descriptors per sandboxed process
     max_output_kb: int = 1024  # more stdout than this is a violation
     scratch_mb: int = 64  # the private tmpfs that is the only writable place
     scratch_root: str = ""  # where run dirs are made ("" = the system temp dir)
