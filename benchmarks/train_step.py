@@ -41,7 +41,8 @@ from prime_megatron.data.tokenizer import build_char_tokenizer
 from prime_megatron.distributed.init import initialize_parallel, seed_all, shutdown_distributed
 from prime_megatron.kernels import token_logprobs
 from prime_megatron.models.arch import ModelArch
-from prime_megatron.passes.batch import IGNORE, Group, SampleBatch, ragged_micro_batches
+from prime_megatron.passes.batch import IGNORE, Group, SampleBatch
+from prime_megatron.passes.micro import ragged_micro_batches
 from prime_megatron.passes.run import run_pass
 from prime_megatron.trainer.config import TrainConfig
 from prime_megatron.trainer.inputs import synthetic_hf_config

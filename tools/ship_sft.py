@@ -13,18 +13,14 @@ synthetic.*, run.seed): tests/unit/test_shipped_sft.py fails until then.
 import argparse
 import datetime
 import json
-import os
-import platform
-import subprocess
 import sys
 from pathlib import Path
 
 from prime_megatron.config.loader import load_config
+from prime_megatron.evidence.provenance import commit, machine
 from prime_megatron.run_layout import RunLayout, read_metrics
 from prime_megatron.trainer.config import TrainConfig
 from prime_megatron.trainer.sft import PROVENANCE_FILE, RECIPE_FILE, SHIPPED_DIR, install_shipped
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def parse(argv):
@@ -38,22 +34,6 @@ def parse(argv):
     return p.parse_args(argv)
 
 
-def _machine() -> str:
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
-                 if ln.startswith("model name")]  # fmt: skip
-        model = names[0] if names else model
-    return f"{model}, {os.cpu_count()} cores"
-
-
-def _commit() -> str:
-    out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True)  # fmt: skip
-    return out.stdout.strip() or "unknown"
-
-
 def provenance(run: Path, minutes: float | None) -> dict:
     """Where and when the checkpoint was made, and its held-out accuracy before RL."""
     before = [r for r in read_metrics(run) if r.get("event") == "eval_before"]
@@ -63,7 +43,7 @@ def provenance(run: Path, minutes: float | None) -> dict:
     took = f" in {minutes:.1f} min" if minutes else ""
     when = datetime.date.today().isoformat()
     return {
-        "trained": f"{when} on {_machine()}{took}, commit {_commit()}",
+        "trained": f"{when} on {machine()}{took}, commit {commit()}",
         "heldout_before_rl": accuracy,
     }
 

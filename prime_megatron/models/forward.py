@@ -48,7 +48,9 @@ def run_forward(
     """Run ``micro_batches`` through the pipeline schedule.
 
     Each micro-batch holds ``tokens`` [b, s] and optionally ``key_mask`` [b, s] (bool; without
-    it rows are treated as unpadded, or right-padded, which causal attention makes harmless).
+    it rows are treated as unpadded, or right-padded, which causal attention makes harmless)
+    or, for packed rows, its own ``position_ids`` [b, s] and ``attention_mask``
+    [b, 1, s, s] (bool, True = masked).
     On the last stage ``step_fn(logits_shard [b, s, V/tp], micro_batch)`` returns
     ``(loss, result)``; results are returned in order (other stages return ``[]``). With
     ``forward_only=False`` each scalar ``loss`` is back-propagated as is: gradients add up
@@ -66,7 +68,9 @@ def run_forward(
     def forward_step(data_iterator, chunk):
         mb = next(data_iterator)
         key_mask = mb.get("key_mask")
-        if key_mask is None:
+        if "attention_mask" in mb:
+            positions, mask = mb["position_ids"], mb["attention_mask"]
+        elif key_mask is None:
             b, s = mb["tokens"].shape  # micro-batches may differ in width without PP
             positions = torch.arange(s, device=mb["tokens"].device).expand(b, -1)
             mask = None

@@ -184,21 +184,3 @@ class SampleBatch:
 def _cut(t: Tensor, labels: int, keep: int) -> Tensor:
     """``t`` cut to ``keep`` label columns if it is laid out per label, else ``t``."""
     return t[:, :keep] if t.dim() == 2 and t.shape[1] == labels else t
-
-
-def ragged_micro_batches(
-    lengths: Tensor, micro_batch_size: int, max_width: int, pad_to_multiple: int = 8
-) -> list[tuple[Tensor, int]]:
-    """Rows sorted by length (stable), ``micro_batch_size`` at a time, each group with the
-    token width its longest row needs rounded up to ``pad_to_multiple`` (at most
-    ``max_width``, the batch's own).
-
-    lengths: [N] long (``SampleBatch.lengths``). Returns (row indices [b], width) per
-    micro-batch: short rows no longer pay for the longest row of the whole batch.
-    """
-    order = torch.argsort(lengths, stable=True)
-    out = []
-    for rows in order.split(micro_batch_size):
-        longest = int(lengths[rows].max())
-        out.append((rows, min(max_width, -(-longest // pad_to_multiple) * pad_to_multiple)))
-    return out

@@ -21,7 +21,15 @@ from prime_megatron.distributed.rank import compute_device
 from prime_megatron.distributed.split import split_even
 from prime_megatron.kernels import token_logprobs, token_logprobs_and_entropy
 from prime_megatron.models.forward import run_forward
-from prime_megatron.passes.batch import IGNORE, SampleBatch, ragged_micro_batches
+from prime_megatron.passes.batch import IGNORE, SampleBatch
+from prime_megatron.passes.micro import (
+    MicroBatching,
+    pack_bins,
+    pack_rows,
+    ragged_micro_batches,
+    token_budget_micro_batches,
+    unpack,
+)
 
 # loss_fn(logp [b, S-1], entropy [b, S-1] or None, micro_batch) -> (loss, additive metrics)
 LossFn = Callable[[Tensor, Tensor | None, SampleBatch], tuple[Tensor, dict[str, float]]]
@@ -38,7 +46,7 @@ def run_pass(
     model,
     parallel: ParallelGroups,
     batch: SampleBatch,
-    micro_batch_size: int,
+    micro_batching: MicroBatching | int,
     temperature: float = 1.0,
     with_entropy: bool = False,
     loss_fn: LossFn | None = None,
@@ -46,6 +54,9 @@ def run_pass(
     vocab_size: int,
 ) -> PassResult:
     """Forward (``loss_fn`` None) or forward+backward of ``batch`` on this model.
+
+    ``micro_batching``: how this rank's rows are cut (``passes/micro.py``); an int is that
+    many rows per micro-batch. A token budget or packing needs a single pipeline stage.
 
     ``loss_fn`` must return a loss already normalised for the whole (global) batch; its
     gradients accumulate in the model. The returned log-probs are those of the forward,
@@ -55,10 +66,18 @@ def run_pass(
     """
     device = compute_device()
     mine = batch.select(split_even(batch.size, parallel.dp_size)[parallel.dp_rank]).to(device)
-    micro = _micro_batches(mine, micro_batch_size, ragged=parallel.pp_size == 1)
+    if isinstance(micro_batching, int):
+        micro_batching = MicroBatching(micro_batching)
+    micro = _micro_batches(mine, micro_batching, ragged=parallel.pp_size == 1)
 
     def step(out: Tensor, m: dict) -> tuple[Tensor | None, tuple]:
-        logp, ent = _token_stats(out, m["mb"], parallel, temperature, with_entropy, vocab_size)
+        packed = m.get("packed")
+        labels = m["mb"].labels if packed is None else packed.labels
+        logp, ent = _token_stats(out, labels, parallel, temperature, with_entropy, vocab_size)
+        if packed is not None:
+            width = m["mb"].tokens.shape[1]
+            logp = unpack(logp, packed, width)
+            ent = unpack(ent, packed, width) if ent is not None else None
         n = len(m["rows"])
         loss, metrics = None, {}
         if loss_fn is not None:
@@ -83,17 +102,25 @@ def run_pass(
     return PassResult(full[0], full[1] if with_entropy else None, metrics)
 
 
-def _micro_batches(mine: SampleBatch, micro_batch_size: int, ragged: bool) -> list[dict]:
+def _micro_batches(mine: SampleBatch, how: MicroBatching, ragged: bool) -> list[dict]:
     """This rank's micro-batches, each with the rows of ``mine`` it holds ("rows").
 
     ``ragged``: rows sorted by length, each micro-batch trimmed to its longest row (the
-    same log-probs and losses with less padding computed). Otherwise (pipeline p2p
-    buffers have one fixed shape) rows in order at full width, the last micro-batch
+    same log-probs and losses with less padding computed), or packed. Otherwise (pipeline
+    p2p buffers have one fixed shape) rows in order at full width, the last micro-batch
     padded with empty rows."""
+    if ragged and how.pack:
+        return _packed_micro_batches(mine, how.max_tokens)
     if ragged:
-        plan = ragged_micro_batches(mine.lengths(), micro_batch_size, mine.tokens.shape[1])
+        lengths, width = mine.lengths(), mine.tokens.shape[1]
+        plan = (token_budget_micro_batches(lengths, how.max_tokens, width, how.pad_to_multiple)
+                if how.max_tokens else
+                ragged_micro_batches(lengths, how.rows, width, how.pad_to_multiple))  # fmt: skip
         chunks = [(rows, mine.select(rows).trimmed(width)) for rows, width in plan]
     else:
+        if how.max_tokens:
+            raise ValueError("a token budget or packing needs a single pipeline stage")
+        micro_batch_size = how.rows
         padded = _pad_rows(mine, -(-mine.size // micro_batch_size) * micro_batch_size)
         starts = range(0, padded.size, micro_batch_size)
         chunks = [
@@ -102,6 +129,20 @@ def _micro_batches(mine: SampleBatch, micro_batch_size: int, ragged: bool) -> li
             for i in starts
         ]  # fmt: skip
     return [{"tokens": mb.tokens, "mb": mb, "rows": rows} for rows, mb in chunks]
+
+
+def _packed_micro_batches(mine: SampleBatch, max_tokens: int) -> list[dict]:
+    """One packed sequence per micro-batch; "mb" keeps its rows in the padded layout (for
+    the losses), trimmed to the longest."""
+    lengths = mine.lengths()
+    out = []
+    for rows in pack_bins(lengths, max_tokens):
+        mb = mine.select(rows).trimmed(int(lengths[rows].max()))
+        packed = pack_rows(mb, lengths[rows])
+        out.append({"tokens": packed.tokens, "position_ids": packed.position_ids,
+                    "attention_mask": packed.attention_mask, "packed": packed, "mb": mb,
+                    "rows": rows})  # fmt: skip
+    return out
 
 
 def _pad_rows(batch: SampleBatch, n: int) -> SampleBatch:
@@ -121,18 +162,19 @@ def _pad_rows(batch: SampleBatch, n: int) -> SampleBatch:
 
 def _token_stats(
     logits: Tensor,
-    mb: SampleBatch,
+    labels: Tensor,
     parallel: ParallelGroups,
     temperature: float,
     entropy: bool,
     vocab_size: int,
 ) -> tuple[Tensor, Tensor | None]:
-    """[b, s, V/tp] vocab-parallel logits -> per-label log-probs (and entropy) [b, s-1]."""
+    """[b, s, V/tp] vocab-parallel logits, labels [b, s-1] -> per-label log-probs (and
+    entropy) [b, s-1]."""
     logits = _mask_vocab_padding(logits[:, :-1], parallel.tp_rank, vocab_size)
     tp_group = parallel.tp if parallel.tp_size > 1 else None
     if entropy:
-        return token_logprobs_and_entropy(logits, mb.labels, temperature, IGNORE, tp_group)
-    return token_logprobs(logits, mb.labels, temperature, IGNORE, tp_group), None
+        return token_logprobs_and_entropy(logits, labels, temperature, IGNORE, tp_group)
+    return token_logprobs(logits, labels, temperature, IGNORE, tp_group), None
 
 
 # Below any real logit, yet finite after division by a temperature: exp() of it is exactly 0

@@ -20,6 +20,7 @@ from prime_megatron.config.errors import ConfigError, check
 from prime_megatron.config.loader import load_config
 from prime_megatron.data.config import DataConfig
 from prime_megatron.data.synthetic import ArithmeticConfig
+from prime_megatron.passes.micro import MicroBatching
 from prime_megatron.rewards.config import RewardConfig
 from prime_megatron.rollout.config import RolloutConfig
 
@@ -118,6 +119,13 @@ class BatchConfig:
     # The PRM's optimizer steps per epoch over the step's batch (official recipe: 4).
     prm_mini_batches_per_step: int = 4
     micro_batch_size: int = 8  # samples per forward/backward per data-parallel rank
+    # Tokens (padded) per forward/backward per data-parallel rank; replaces micro_batch_size
+    # in the RL passes when > 0: rows sorted by length, as many per micro-batch as fit, so
+    # short answers go many at a time and a long one alone (0 = off). Single pipeline stage.
+    max_tokens_per_micro_batch: int = 0
+    # With max_tokens_per_micro_batch: concatenate each micro-batch's rows into one sequence
+    # (positions restart per row, attention kept within a row): no padding computed.
+    pack_sequences: bool = False
 
     def validate(self) -> None:
         check(self.prompts_per_step >= 1, "batch.prompts_per_step", self.prompts_per_step, ">= 1")
@@ -140,6 +148,16 @@ class BatchConfig:
             f"must divide batch.prompts_per_step={self.prompts_per_step}",
         )
         check(self.micro_batch_size >= 1, "batch.micro_batch_size", self.micro_batch_size, ">= 1")
+        budget = self.max_tokens_per_micro_batch
+        check(budget >= 0, "batch.max_tokens_per_micro_batch", budget, ">= 0 (0 = off)")
+        check(not self.pack_sequences or budget > 0, "batch.pack_sequences", True,
+              "true only with batch.max_tokens_per_micro_batch > 0 (its length)")  # fmt: skip
+
+    @property
+    def micro_batching(self) -> MicroBatching:
+        """How the RL passes cut a rank's rows (``passes/micro.py``)."""
+        return MicroBatching(self.micro_batch_size, self.max_tokens_per_micro_batch,
+                             self.pack_sequences)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -271,6 +289,10 @@ class TrainConfig:
     def _check_cross_fields(self, world_size: int) -> None:
         tp = self.parallel.tensor_parallel
         pp = self.parallel.pipeline_parallel
+        budget = self.batch.max_tokens_per_micro_batch
+        check(budget == 0 or pp == 1, "batch.max_tokens_per_micro_batch", budget,
+              f"0 with parallel.pipeline_parallel={pp} (pipeline stages exchange activations "
+              "of one fixed shape)")  # fmt: skip
         if self.model.source == "synthetic":
             for name in ("num_heads", "ffn_hidden_size"):
                 value = getattr(self.model, name)

@@ -222,7 +222,7 @@ class Trainer:
     def train(self) -> dict:
         cfg = self.cfg
         settings = UpdateSettings(cfg.algo, cfg.use_prm, cfg.batch.mini_batches_per_step,
-                                  cfg.batch.micro_batch_size, cfg.rollout.temperature,
+                                  cfg.batch.micro_batching, cfg.rollout.temperature,
                                   self.vocab, self.tokenizer.pad_token_id,
                                   cfg.batch.prm_mini_batches_per_step)  # fmt: skip
         before = self.evaluate("eval_before") if self.step == 0 else None

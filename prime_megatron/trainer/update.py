@@ -32,6 +32,7 @@ from prime_megatron.distributed.init import ParallelGroups
 from prime_megatron.distributed.split import split_even
 from prime_megatron.evidence.prm_metrics import prm_batch_metrics
 from prime_megatron.passes.batch import SampleBatch
+from prime_megatron.passes.micro import MicroBatching
 from prime_megatron.passes.run import PassResult, run_pass
 from prime_megatron.resharding.verify import logprob_mismatch
 from prime_megatron.trainer.models import Models
@@ -43,7 +44,7 @@ class UpdateSettings:
     algo: AlgoConfig
     use_prm: bool
     mini_batches: int
-    micro_batch_size: int
+    micro_batching: MicroBatching | int  # an int: that many rows per micro-batch
     temperature: float
     vocab_size: int  # the real vocabulary: log-probs leave out Megatron's padding rows
     pad_id: int  # fills the columns a narrower batch gets when batches are joined
@@ -145,7 +146,7 @@ def _forward(
     model, parallel: ParallelGroups, batch: SampleBatch, settings: UpdateSettings, **kwargs
 ) -> PassResult:
     return run_pass(
-        model, parallel, batch, settings.micro_batch_size, settings.temperature,
+        model, parallel, batch, settings.micro_batching, settings.temperature,
         vocab_size=settings.vocab_size, **kwargs,
     )  # fmt: skip
 

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from prime_megatron.passes.batch import IGNORE, Group, SampleBatch, ragged_micro_batches
+from prime_megatron.passes.batch import IGNORE, Group, SampleBatch
+from prime_megatron.passes.micro import ragged_micro_batches
 
 
 def test_layout_of_prompt_response_and_padding():

@@ -124,6 +124,13 @@ def test_a_config_inherits_its_base_and_overrides_fields(tmp_path):
         (["parallel.tensor_parallel=4", "parallel.pipeline_parallel=1"], 4, "model.num_heads=2"),
         (["parallel.pipeline_parallel=3"], 3, "model.num_layers=4"),
         (["batch.samples_per_prompt=1"], 1, "leave-one-out"),
+        (["batch.pack_sequences=true"], 1, "batch.pack_sequences=True is invalid: true only"),
+        (["batch.max_tokens_per_micro_batch=-1"], 1, "max_tokens_per_micro_batch=-1"),
+        (
+            ["batch.max_tokens_per_micro_batch=512", "parallel.pipeline_parallel=2"],
+            2,
+            "batch.max_tokens_per_micro_batch=512 is invalid: 0 with parallel.pipeline_parallel=2",
+        ),
         (["batch.prompts_per_step=10", "batch.mini_batches_per_step=3"], 1, "must divide"),
         (["rollout.tensor_parallel_size=2"], 1, "rollout.tensor_parallel_size"),
         (["algo.beta=0"], 1, "algo.beta=0"),

@@ -25,7 +25,9 @@ def fixed_batch(vocab: int, k: int = 4, n_prompts: int = 6, seed: int = 0, longe
     groups = []
     for p in range(n_prompts):
         prompt = [rng.randrange(4, vocab) for _ in range(rng.randint(3, 6))]
-        responses = [[rng.randrange(4, vocab) for _ in range(rng.randint(2, longest))] for _ in range(k)]
+        responses = [
+            [rng.randrange(4, vocab) for _ in range(rng.randint(2, longest))] for _ in range(k)
+        ]
         outcome = [float(rng.random() < 0.5) for _ in range(k)]
         outcome[0], outcome[1] = 1.0, 0.0  # every group mixed
         logps = [[-rng.random() for _ in r] for r in responses]
@@ -79,7 +81,7 @@ def main() -> None:
                       process_reward_basis=opts["process_reward_basis"],
                       process_reward_norm=opts["process_reward_norm"])  # fmt: skip
     settings = UpdateSettings(
-        algo, use_prm=True, mini_batches=int(opts["mini_batches"]), micro_batch_size=5,
+        algo, use_prm=True, mini_batches=int(opts["mini_batches"]), micro_batching=5,
         temperature=float(opts["temperature"]), vocab_size=VOCAB, pad_id=0,
         prm_mini_batches=int(opts["prm_mini_batches"]),
     )  # fmt: skip
