@@ -18,8 +18,9 @@ padding columns out of the softmax, so both sides compute one function. Before t
 two must agree: response log-probs, loss and the decoder layers' gradient norm (else the
 script stops).
 
-Models: ``configs/tiny_cpu.yaml``'s (synthetic char tokenizer vocab) and the same config
-at hidden 512, 6 layers, 8 heads, ffn 2048 (~25M parameters). Time = median over
+Models: ``configs/tiny_cpu.yaml``'s (synthetic char tokenizer vocab), the same config
+at hidden 512, 6 layers, 8 heads, ffn 2048 (~25M parameters), and Qwen2.5-0.5B's shape at 2
+layers with its real 151,936-token vocabulary (``--models qwen0.5b_2l``). Time = median over
 ``--repeats`` steps, the two sides alternating, after one warm-up step each; tokens/s counts
 every position of the padded batch (the trimmed micro-batches compute fewer). Prints one
 JSON line; ``ratio`` = ours / plain tokens/s (wall time), ``ratio_cpu`` the same from
@@ -48,14 +49,37 @@ from prime_megatron.trainer.config import TrainConfig
 from prime_megatron.trainer.inputs import synthetic_hf_config
 
 CONFIG = "configs/tiny_cpu.yaml"
-# name -> (model overrides, (prompts, K, micro-batch size) full, the same for --quick)
+
+
+def synthetic(overrides: list[str]) -> Callable[[], object]:
+    """The default job's model shape with ``overrides``, as a transformers config."""
+
+    def make():
+        from transformers import Qwen2Config
+
+        cfg = load_config(TrainConfig, CONFIG, overrides)
+        return Qwen2Config.from_dict(synthetic_hf_config(cfg, build_char_tokenizer()))
+
+    return make
+
+
+def real(preset: str, layers: int) -> Callable[[], object]:
+    """A real model's shape and vocabulary (``hf_factory.PRESETS``), ``layers`` deep."""
+    from prime_megatron.models.hf_factory import PRESETS, hf_config
+
+    return lambda: hf_config(**{**PRESETS[preset], "num_hidden_layers": layers})
+
+
+# name -> (transformers config, (prompts, K, micro-batch size) full, the same for --quick)
 MODELS = {
-    "tiny": ([], (16, 4, 16), (4, 4, 8)),
+    "tiny": (synthetic([]), (16, 4, 16), (4, 4, 8)),
     "25m": (
-        ["model.hidden_size=512", "model.num_layers=6", "model.num_heads=8",
-         "model.ffn_hidden_size=2048"],
+        synthetic(["model.hidden_size=512", "model.num_layers=6", "model.num_heads=8",
+                   "model.ffn_hidden_size=2048"]),
         (4, 4, 8), (2, 4, 4),
     ),
+    # Qwen2.5-0.5B at 2 layers: the 151,936-token vocabulary dominates the cost.
+    "qwen0.5b_2l": (real("qwen2.5-0.5b", 2), (4, 4, 4), (1, 4, 4)),
 }  # fmt: skip
 TARGET_RATIO = 0.8
 LOGP_ATOL = 1e-4
@@ -79,27 +103,19 @@ def make_batch(prompts: int, k: int, vocab: int, pad_id: int, seed: int = 0) -> 
     return SampleBatch.from_groups(groups, pad_id)
 
 
-def build_pair(overrides: list[str], parallel) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """(Megatron GPTModel, transformers Qwen2 with the same weights)."""
+def build_pair(config, parallel) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(Megatron GPTModel, the transformers model of ``config`` with the same weights)."""
     from prime_megatron.checkpoint.convert import load_full_hf_state
     from prime_megatron.models.builder import build_gpt_model, padded_vocab_size
     from prime_megatron.models.hf_factory import random_hf_model
 
-    cfg = load_config(TrainConfig, CONFIG, overrides)
-    config = synthetic_hf_config(cfg, build_char_tokenizer())
-    arch = ModelArch.from_hf_config(config)
-    hf = random_hf_model(_hf_config(config), seed=0).train()
+    arch = ModelArch.from_hf_config(config.to_dict())
+    hf = random_hf_model(config, seed=0).train()
     padded = padded_vocab_size(arch.vocab_size, parallel.tp_size)
     ours = build_gpt_model(arch, parallel, padded_vocab=padded, init_weights=False)
     state = {k: v.detach().clone() for k, v in hf.state_dict().items()}
     load_full_hf_state(ours, state, arch, padded, torch.float32, "random transformers model")
     return ours, hf
-
-
-def _hf_config(config: dict):
-    from transformers import Qwen2Config
-
-    return Qwen2Config.from_dict(config)
 
 
 def mean_logp_loss(total: float) -> Callable:
@@ -187,10 +203,10 @@ def time_pair(sides: dict[str, Callable[[], object]], models, repeats: int) -> d
 
 
 def bench_model(name: str, parallel, quick: bool, repeats: int) -> dict:
-    overrides, full, small = MODELS[name]
+    make_config, full, small = MODELS[name]
     prompts, k, mbs = small if quick else full
-    ours, plain = build_pair(overrides, parallel)
-    batch = make_batch(prompts, k, plain.config.vocab_size, plain.config.pad_token_id)
+    ours, plain = build_pair(make_config(), parallel)
+    batch = make_batch(prompts, k, plain.config.vocab_size, plain.config.pad_token_id or 0)
 
     def run_plain() -> torch.Tensor:
         with no_torch_function_modes():

@@ -6,7 +6,8 @@ way for inference-only passes (log-probs, greedy decoding, parity checks) as for
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -97,6 +98,25 @@ def run_forward(
         forward_only=forward_only,
     )
     return [o["result"] for o in outputs] if parallel.is_last_stage else []
+
+
+@contextlib.contextmanager
+def last_position_logits(model: torch.nn.Module | Sequence[torch.nn.Module]) -> Iterator[None]:
+    """Within it, the model's output layer computes the last position's logits only
+    ([b, 1, V/tp]). A greedy decoding step needs no others, and at a 150k-token vocabulary
+    the output layer over every position costs more than the whole decoder."""
+    chunks = list(model) if isinstance(model, (list, tuple)) else [model]
+    layers = [m for c in chunks for n, m in c.named_modules() if n.endswith("output_layer")]
+
+    def keep_last(_module, args, kwargs):
+        return (args[0][-1:], *args[1:]), kwargs  # hidden states are [s, b, h]
+
+    handles = [layer.register_forward_pre_hook(keep_last, with_kwargs=True) for layer in layers]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def gather_vocab(

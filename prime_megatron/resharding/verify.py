@@ -5,6 +5,7 @@
 * ``megatron_response_logprobs``: the trainer-side log-probs of a rollout batch's tokens.
 * ``logprob_mismatch``: statistics of |logp_vllm - logp_megatron| over response tokens; a
   pure function the trainer calls every step with log-probs it computes anyway.
+* ``batch_mismatch``: that statistic for a rollout batch against Megatron's pass.
 * ``verify_weight_sync``: all of the above after a sync (``tools/verify_weight_sync.py``).
 """
 
@@ -16,7 +17,7 @@ import torch
 
 from prime_megatron.distributed.init import ParallelGroups
 from prime_megatron.distributed.rank import compute_device
-from prime_megatron.models.forward import gather_vocab, run_forward
+from prime_megatron.models.forward import gather_vocab, last_position_logits, run_forward
 from prime_megatron.passes.batch import SampleBatch
 from prime_megatron.passes.run import broadcast_from_last_stage, run_pass
 
@@ -42,7 +43,8 @@ def greedy_decode_megatron(
     """Collective: ``max_new_tokens`` greedy tokens per prompt (no EOS stop), on every rank.
 
     Prompts are left-padded into one batch; each step is one full forward (no KV cache),
-    which is slow but shares no code with vLLM's decoding path.
+    which shares no code with vLLM's decoding path; only the last position's logits are
+    computed.
     """
     seqs = [list(p) for p in prompt_ids]
 
@@ -50,7 +52,7 @@ def greedy_decode_megatron(
         return None, gather_vocab(out[:, -1].float(), parallel, vocab_size).argmax(-1)
 
     for _ in range(max_new_tokens):
-        with torch.no_grad():
+        with torch.no_grad(), last_position_logits(model):
             outs = run_forward(model, parallel, [_left_pad(seqs)], next_token)
         nxt = outs[0] if outs else torch.empty(len(seqs), dtype=torch.long, device=compute_device())
         for seq, tok in zip(seqs, broadcast_from_last_stage(nxt, parallel).tolist(), strict=True):
@@ -140,14 +142,16 @@ def verify_weight_sync(
         "weight_version": engine.weight_version,
         "greedy_match": not bad_rows,
         "greedy_mismatched_rows": bad_rows,
-        "greedy_logp": _batch_mismatch(model, parallel, vllm_greedy, vocab_size, 1.0),
-        "sampled_logp": _batch_mismatch(
+        "greedy_logp": batch_mismatch(model, parallel, vllm_greedy, vocab_size, 1.0),
+        "sampled_logp": batch_mismatch(
             model, parallel, sampled, vocab_size, engine.cfg.temperature
         ),
     }
 
 
-def _batch_mismatch(model, parallel, batch, vocab_size: int, temperature: float) -> dict:
+def batch_mismatch(model, parallel, batch, vocab_size: int, temperature: float) -> dict:
+    """Collective: ``logprob_mismatch`` of a ``RolloutBatch``'s log-probs against the
+    trainer's pass over the same tokens at ``temperature``."""
     _, rollout_logp, mask = batch.padded_responses()
     trainer_logp = megatron_response_logprobs(
         model, parallel, batch.prompt_ids, batch.response_ids, vocab_size, temperature

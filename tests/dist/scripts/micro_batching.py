@@ -1,5 +1,6 @@
 """torchrun script: one model's log-probs, entropy and gradients over a ragged batch cut by
-rows, by a token budget and packed; prints the largest differences against the rows path.
+rows, by a token budget and packed; prints the largest differences against the rows path,
+and those of the last position's logits computed alone (greedy decoding) against all.
 
 args: CKPT TP
 """
@@ -56,8 +57,9 @@ def main() -> None:
 
     base, base_grads = run(MicroBatching(rows=3))
     report = {}
-    for name, how in {"budget": MicroBatching(rows=3, max_tokens=96),
-                      "packed": MicroBatching(rows=3, max_tokens=96, pack=True)}.items():  # fmt: skip
+    ways = {"budget": MicroBatching(rows=3, max_tokens=96),
+            "packed": MicroBatching(rows=3, max_tokens=96, pack=True)}  # fmt: skip
+    for name, how in ways.items():
         out, grads = run(how)
         mask = batch.mask.bool()
         report[name] = {
@@ -68,8 +70,19 @@ def main() -> None:
             "tokens": out.metrics["tokens"],
         }
     report["tokens"] = total
+    report["last_position"] = _last_position_diff(model, parallel, batch.tokens[:4], vocab)
     if dist.get_rank() == 0:
         print("RESULT " + json.dumps(report), flush=True)
+
+
+def _last_position_diff(model, parallel, tokens, vocab: int) -> float:
+    from prime_megatron.models.forward import full_logits, last_position_logits
+
+    every = full_logits(model, parallel, tokens, vocab)
+    with last_position_logits(model):
+        last = full_logits(model, parallel, tokens, vocab)
+    assert last.shape[1] == 1, last.shape
+    return (last[:, 0] - every[:, -1]).abs().max().item()
 
 
 if __name__ == "__main__":
