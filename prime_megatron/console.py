@@ -11,6 +11,7 @@ failures.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,21 @@ from tqdm import tqdm
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _logger = logging.getLogger("prime_megatron")
+
+
+def set_upstream_environment() -> None:
+    """Environment for vLLM, torch and transformers, set before they are imported (values
+    already set by the user win)."""
+    # vLLM's CPU worker drops torch to one thread unless OMP_NUM_THREADS is set, which would
+    # halve training speed on a single-process run: each local rank gets its share of cores.
+    ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // ranks)))
+    # Upstream logs go to the log file (route_logs): vLLM must not install its own
+    # handlers; torch's C++ warnings (vLLM's NUMA-binding notice) and transformers'
+    # weight-loading bars stay off the console.
+    os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def route_logs(log_file: Path) -> None:

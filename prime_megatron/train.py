@@ -22,19 +22,9 @@ import argparse
 import os
 import sys
 
-from prime_megatron.console import route_logs, say  # logging and tqdm only: light
+from prime_megatron.console import route_logs, say, set_upstream_environment  # light
 
-# vLLM's CPU worker drops torch to one thread unless OMP_NUM_THREADS is set, which would
-# halve training speed on a single-process run: give each local rank its share of cores.
-os.environ.setdefault(
-    "OMP_NUM_THREADS",
-    str(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))),
-)
-# The console is for the run's own lines (prime_megatron/console.py): vLLM logs through the
-# root logger, which sends upstream records to the rank's log file, and torch's C++ warnings
-# (e.g. vLLM's NUMA-binding notice) stay below the console's level.
-os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
-os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+set_upstream_environment()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -67,13 +68,18 @@ def shard_files(hf_dir: Path) -> list[Path]:
     return files
 
 
-def read_hf_state_dict(hf_dir: Path) -> dict[str, torch.Tensor]:
+def read_hf_state_dict(
+    hf_dir: Path, keep: Callable[[str], bool] | None = None
+) -> dict[str, torch.Tensor]:
+    """Every tensor of a checkpoint, or only those whose name ``keep`` accepts (the others
+    are never read from disk)."""
     state: dict[str, torch.Tensor] = {}
     for path in shard_files(hf_dir):
         try:
             with safe_open(str(path), framework="pt") as f:
                 for key in f.keys():  # noqa: SIM118  (safe_open has no __iter__)
-                    state[key] = f.get_tensor(key)
+                    if keep is None or keep(key):
+                        state[key] = f.get_tensor(key)
         except Exception as e:  # safetensors raises several types for damaged files
             raise CheckpointError(f"{path}: cannot read shard ({type(e).__name__}: {e})") from e
     return state

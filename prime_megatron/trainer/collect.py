@@ -33,8 +33,12 @@ class PromptEncoder:
     tokenizer: object
     max_prompt_len: int
 
+    def token_ids(self, messages) -> list[int]:
+        """The rendered prompt's ids, however long (the template places special tokens)."""
+        return self.tokenizer.encode(self.renderer(messages), add_special_tokens=False)
+
     def __call__(self, messages) -> list[int] | None:
-        ids = self.tokenizer.encode(self.renderer(messages), add_special_tokens=False)
+        ids = self.token_ids(messages)
         return ids if len(ids) <= self.max_prompt_len else None
 
 

@@ -14,6 +14,7 @@ behind. ``write_run_record`` then creates the run dir.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from prime_megatron.config.errors import ConfigError
 from prime_megatron.config.loader import save_config
 from prime_megatron.data import synthetic
 from prime_megatron.data.dataset import EmptyDatasetError, PromptDataset
+from prime_megatron.data.prompt_lengths import measure_prompt_lengths
 from prime_megatron.data.rows import RowError
 from prime_megatron.data.template import PromptRenderer
 from prime_megatron.data.tokenizer import build_char_tokenizer
@@ -42,6 +44,10 @@ from prime_megatron.trainer.config import TrainConfig
 # (with none it silently builds an empty tokenizer from config.json alone).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 CHAR_TOKENIZER = "the synthetic task's character tokenizer (prime_megatron/data/tokenizer.py)"
+# Training rows whose prompt lengths are measured at start-up: a bounded cost on any dataset.
+PROMPT_LENGTH_SAMPLE = 1000
+
+log = logging.getLogger(__name__)
 
 
 class InputError(ValueError):
@@ -112,8 +118,17 @@ class ResolvedInputs:
 def prepare_inputs(cfg: TrainConfig, layout: RunLayout) -> ResolvedInputs:
     """Load and check everything a validated config names; writes nothing.
 
-    Raises one of ``INPUT_ERRORS`` (a one-line message naming the file) on bad input.
+    Raises one of ``INPUT_ERRORS`` (a one-line message naming the file) on bad input,
+    including training prompts that never fit ``rollout.max_prompt_len``.
     """
+    inputs = resolve_inputs(cfg, layout)
+    check_prompt_lengths(inputs)
+    return inputs
+
+
+def resolve_inputs(cfg: TrainConfig, layout: RunLayout) -> ResolvedInputs:
+    """``prepare_inputs`` without its prompt-length check (``tools/preflight.py`` reports
+    the lengths instead of refusing)."""
     parts = _synthetic_parts(cfg, layout) if cfg.model.source == "synthetic" else _given_parts(cfg)
     tokenizer = parts["tokenizer"]
     _check_start(parts["start"], cfg, len(tokenizer))
@@ -123,6 +138,29 @@ def prepare_inputs(cfg: TrainConfig, layout: RunLayout) -> ResolvedInputs:
         encode=PromptEncoder(renderer, tokenizer, cfg.rollout.max_prompt_len),
         resume=_resume_checkpoint(cfg.run.resume, layout),
     )
+
+
+def check_prompt_lengths(inputs: ResolvedInputs) -> None:
+    """Refuse training rows whose prompts the collector would skip forever: every one of the
+    first ``PROMPT_LENGTH_SAMPLE`` is over ``rollout.max_prompt_len``. Warn (one line) when
+    only some are."""
+    encode = inputs.encode
+    limit = encode.max_prompt_len
+    lengths = measure_prompt_lengths(
+        inputs.train.rows, encode.token_ids, limit, PROMPT_LENGTH_SAMPLE
+    )
+    rows = f"the first {lengths.checked} rows of {list(inputs.train_files)}"
+    if lengths.none_fit:
+        raise InputError(
+            f"rollout.max_prompt_len={limit}: every prompt of {rows} is longer (the shortest "
+            f"is {lengths.shortest} tokens as rendered, chat template included), so training "
+            "would never get a prompt; raise rollout.max_prompt_len or shorten the prompts"
+        )
+    if lengths.too_long:
+        log.warning(
+            "%d of %s are longer than rollout.max_prompt_len=%d tokens and will be skipped",
+            lengths.too_long, rows, limit,
+        )  # fmt: skip
 
 
 def write_run_record(layout: RunLayout, cfg: TrainConfig, inputs: ResolvedInputs) -> None:

@@ -16,7 +16,7 @@ from prime_megatron.models.hf_factory import hf_config, save_random_hf_model
 from prime_megatron.run_layout import RunLayout
 from prime_megatron.train import load_and_validate, main
 from prime_megatron.trainer.config import TrainConfig
-from prime_megatron.trainer.inputs import prepare_inputs, write_run_record
+from prime_megatron.trainer.inputs import InputError, prepare_inputs, write_run_record
 
 SMALL_TASK = ["synthetic.train_prompts=40", "synthetic.heldout_prompts=8"]
 ROW = {"prompt": [{"role": "user", "content": "47+38-19"}], "data_source": "synthetic_arith",
@@ -138,3 +138,47 @@ def test_a_resume_dir_that_is_no_checkpoint_fails_before_anything_heavy(capsys, 
     (tmp_path / "ckpt").mkdir()
     err = _fails_in_one_line(capsys, tmp_path, *SMALL_TASK, f"run.resume={tmp_path / 'ckpt'}")
     assert "trainer_state.json, not a complete checkpoint" in err
+
+
+def _hf_job(tmp_path: Path, hf_dir: Path, rows: list, *argv: str) -> list[str]:
+    train = _write_rows(tmp_path / "train.jsonl", rows)
+    return [f"run.output_dir={tmp_path / 'run'}", "model.source=hf", f"model.path={hf_dir}",
+            f"data.train_files=[{train}]", *argv]  # fmt: skip
+
+
+def test_prompts_that_never_fit_max_prompt_len_stop_the_job_before_anything_heavy(tmp_path, hf_dir):
+    # A system prompt alone longer than the limit, as a Llama-3-style template adds to every
+    # row: the collector would skip every prompt and draw again, forever.
+    system = {"role": "system", "content": "1+1=2\n" * 12}  # 72 characters, 72 tokens
+    row = {**ROW, "prompt": [system, *ROW["prompt"]]}
+    cfg = load_and_validate(_hf_job(tmp_path, hf_dir, [row, row], "rollout.max_prompt_len=64"))
+    with pytest.raises(InputError) as error:  # INPUT_ERRORS: one line, exit code 2
+        prepare_inputs(cfg, RunLayout(cfg.run.output_dir))
+    assert str(error.value) == (
+        "rollout.max_prompt_len=64: every prompt of the first 2 rows of "
+        f"['{tmp_path / 'train.jsonl'}'] is longer (the shortest is 83 tokens as rendered, "
+        "chat template included), so training would never get a prompt; raise "
+        "rollout.max_prompt_len or shorten the prompts"
+    )
+
+
+def test_some_over_long_prompts_are_one_warning_and_the_job_starts(caplog, tmp_path, hf_dir):
+    long_row = {**ROW, "prompt": [{"role": "user", "content": "47+38-19" * 3}]}
+    argv = _hf_job(tmp_path, hf_dir, [long_row, ROW, long_row], "rollout.max_prompt_len=12")
+    cfg = load_and_validate(argv)
+    inputs = prepare_inputs(cfg, RunLayout(cfg.run.output_dir))  # 10 tokens fit, 26 do not
+    assert len(inputs.train) == 3
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"2 of the first 3 rows of ['{tmp_path / 'train.jsonl'}'] are longer than "
+        "rollout.max_prompt_len=12 tokens and will be skipped"
+    ]
+
+
+def test_prompt_lengths_are_measured_on_the_first_rows_only(tmp_path, hf_dir, monkeypatch):
+    monkeypatch.setattr("prime_megatron.trainer.inputs.PROMPT_LENGTH_SAMPLE", 2)
+    long_row = {**ROW, "prompt": [{"role": "user", "content": "47+38-19" * 3}]}
+    argv = _hf_job(tmp_path, hf_dir, [long_row, long_row, ROW], "rollout.max_prompt_len=12")
+    cfg = load_and_validate(argv)
+    with pytest.raises(InputError, match="every prompt of the first 2 rows"):
+        prepare_inputs(cfg, RunLayout(cfg.run.output_dir))
