@@ -141,25 +141,30 @@ def resolve_inputs(cfg: TrainConfig, layout: RunLayout) -> ResolvedInputs:
 
 
 def check_prompt_lengths(inputs: ResolvedInputs) -> None:
-    """Refuse training rows whose prompts the collector would skip forever: every one of the
-    first ``PROMPT_LENGTH_SAMPLE`` is over ``rollout.max_prompt_len``. Warn (one line) when
-    only some are."""
-    encode = inputs.encode
+    """Refuse rows whose prompts would be skipped forever: every one of the first
+    ``PROMPT_LENGTH_SAMPLE`` training (or held-out) rows is over ``rollout.max_prompt_len``.
+    Warn (one line) when only some are."""
+    _check_lengths(inputs.train.rows, inputs.train_files, inputs.encode,
+                   "training would never get a prompt")  # fmt: skip
+    if inputs.heldout is not None:
+        _check_lengths(inputs.heldout.rows, inputs.val_files, inputs.encode,
+                       "the held-out evaluation would score no prompt")  # fmt: skip
+
+
+def _check_lengths(rows: list, files: tuple[str, ...], encode: PromptEncoder, why: str) -> None:
     limit = encode.max_prompt_len
-    lengths = measure_prompt_lengths(
-        inputs.train.rows, encode.token_ids, limit, PROMPT_LENGTH_SAMPLE
-    )
-    rows = f"the first {lengths.checked} rows of {list(inputs.train_files)}"
+    lengths = measure_prompt_lengths(rows, encode.token_ids, limit, PROMPT_LENGTH_SAMPLE)
+    where = f"the first {lengths.checked} rows of {list(files)}"
     if lengths.none_fit:
         raise InputError(
-            f"rollout.max_prompt_len={limit}: every prompt of {rows} is longer (the shortest "
-            f"is {lengths.shortest} tokens as rendered, chat template included), so training "
-            "would never get a prompt; raise rollout.max_prompt_len or shorten the prompts"
+            f"rollout.max_prompt_len={limit}: every prompt of {where} is longer (the shortest "
+            f"is {lengths.shortest} tokens as rendered, chat template included), so {why}; "
+            "raise rollout.max_prompt_len or shorten the prompts"
         )
     if lengths.too_long:
         log.warning(
             "%d of %s are longer than rollout.max_prompt_len=%d tokens and will be skipped",
-            lengths.too_long, rows, limit,
+            lengths.too_long, where, limit,
         )  # fmt: skip
 
 

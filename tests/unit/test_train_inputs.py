@@ -182,3 +182,12 @@ def test_prompt_lengths_are_measured_on_the_first_rows_only(tmp_path, hf_dir, mo
     cfg = load_and_validate(argv)
     with pytest.raises(InputError, match="every prompt of the first 2 rows"):
         prepare_inputs(cfg, RunLayout(cfg.run.output_dir))
+
+
+def test_held_out_prompts_that_never_fit_stop_the_job_too(tmp_path, hf_dir):
+    long_row = {**ROW, "prompt": [{"role": "user", "content": "47+38-19" * 3}]}
+    val = _write_rows(tmp_path / "val.jsonl", [long_row, long_row])
+    argv = _hf_job(tmp_path, hf_dir, [ROW], "rollout.max_prompt_len=12", f"data.val_files=[{val}]")
+    cfg = load_and_validate(argv)
+    with pytest.raises(InputError, match=r"val.jsonl'\] is longer .* the held-out evaluation"):
+        prepare_inputs(cfg, RunLayout(cfg.run.output_dir))
