@@ -19,11 +19,14 @@ Three independent parts, each under its own key of ONE JSON line on stdout, with
   ``torch.cuda.max_memory_allocated`` over the step (both include the bf16 [T, V] logits
   gradient). Pass = the targets of benchmarks/logprob.py (<= 1/8 memory, <= 1x time).
 * ``megatron_parity``: the project's builder (local spec unless TE is installed, TP=PP=1,
-  a one-process NCCL/gloo world) loaded with a random transformers Qwen2's weights through
+  a one-process NCCL/gloo world) loaded with a random transformers model's weights through
   ``prime_megatron.checkpoint``; fp32, TF32 off. Logits max abs diff, then a cross-entropy
   backward in both: total gradient norms and the worst per-tensor relative difference, the HF
-  gradients mapped onto Megatron's names by the same HF -> Megatron rules. Skipped, saying so,
-  when transformers is not importable (it is the reference).
+  gradients mapped onto Megatron's names by the same HF -> Megatron rules. Real shapes at
+  their real vocabularies (``prime_megatron/models/real_shapes.py``): Qwen2.5-0.5B-Instruct
+  at full depth (tied), Llama-3.2-1B (tied, llama3 RoPE scaling) and Qwen2.5-Math-7B
+  (untied, 152,064 tokens) at 2 layers and full width; ``--quick``: a tiny model. Skipped,
+  saying so, when transformers is not importable (it is the reference).
 
 ``ok`` is true only if every part ran and passed. Exit status 1 when a part failed or errored;
 a skipped part alone does not fail the run. megatron-core need not be installed: pass
@@ -265,14 +268,26 @@ def _grad_report(meg: dict, ref: dict) -> dict:
     }
 
 
-def _parity_run(device: str, quick: bool, parallel) -> dict:
+def _parity_models(quick: bool) -> dict[str, Callable[[], object]]:
+    """name -> transformers config of each model the parity part checks."""
+    from prime_megatron.models.hf_factory import hf_config
+    from prime_megatron.models.real_shapes import real_config, reduced, transformers_config
+
+    if quick:
+        return {"tiny": hf_config}
+    return {
+        "qwen2.5-0.5b-instruct": lambda: transformers_config(real_config("qwen2.5-0.5b-instruct")),
+        "llama-3.2-1b, 2 layers": lambda: transformers_config(reduced("llama-3.2-1b", 2)),
+        "qwen2.5-math-7b, 2 layers": lambda: transformers_config(reduced("qwen2.5-math-7b", 2)),
+    }
+
+
+def _parity_run(device: str, quick: bool, parallel, name: str, config) -> dict:
     from prime_megatron.checkpoint.mapping import hf_to_megatron
     from prime_megatron.models.arch import ModelArch
     from prime_megatron.models.builder import layer_spec_kind
-    from prime_megatron.models.hf_factory import PRESETS, hf_config, random_hf_model
+    from prime_megatron.models.hf_factory import random_hf_model
 
-    name = "tiny" if quick else "qwen2.5-0.5b"
-    config = hf_config(**({} if quick else PRESETS[name]))
     arch = ModelArch.from_hf_config(config)
     hf = random_hf_model(config, seed=0).to(device)
     model, padded = _megatron_from_hf(hf, arch, parallel)
@@ -284,6 +299,7 @@ def _parity_run(device: str, quick: bool, parallel) -> dict:
     logits, grads = _megatron_pass(model, parallel, tokens, labels, arch.vocab_size)
     report = {
         "model": f"{name} shape, random weights",
+        "vocab": arch.vocab_size,
         "layer_spec": layer_spec_kind(),
         "layers": arch.num_layers,
         "batch_seq": list(shape),
@@ -311,12 +327,18 @@ def megatron_parity(device: str, quick: bool) -> dict:
 
     torch.set_float32_matmul_precision("highest")  # TF32 would swamp a 1e-4 bar
     parallel = initialize_parallel(1, 1)
+    models = {}
     try:
-        seed_all(0, parallel)
-        result = _parity_run(device, quick, parallel)
+        for name, make_config in _parity_models(quick).items():
+            seed_all(0, parallel)
+            models[name] = _parity_run(device, quick, parallel, name, make_config())
+            if device == "cuda":
+                torch.cuda.empty_cache()  # the next model is larger than what is cached
     finally:
         shutdown_distributed()
-    return {**result, **info, "thresholds": [LOGITS_ATOL, GRAD_NORM_RTOL, GRAD_TENSOR_RTOL]}
+    passed = all(r["status"] == "pass" for r in models.values())
+    return {"status": "pass" if passed else "fail", "models": models, **info,
+            "thresholds": [LOGITS_ATOL, GRAD_NORM_RTOL, GRAD_TENSOR_RTOL]}  # fmt: skip
 
 
 PARTS: dict[str, Callable[[str, bool], dict]] = {

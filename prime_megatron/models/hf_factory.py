@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from prime_megatron.models.real_shapes import tensor_shape
+
 TINY_DEFAULTS: dict[str, Any] = dict(
     vocab_size=61,  # odd on purpose: exercises vocab padding
     hidden_size=128,
@@ -26,12 +28,10 @@ TINY_DEFAULTS: dict[str, Any] = dict(
 )
 
 
-# Shapes of real models (random weights here), for benchmarks at a realistic size.
+# Tensor shapes (random weights here) for benchmarks: a real model's (real_shapes.py) and
+# a small one.
 PRESETS: dict[str, dict[str, Any]] = {
-    "qwen2.5-0.5b": dict(
-        hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
-        head_dim=64, intermediate_size=4864, vocab_size=151936, tie_word_embeddings=True,
-    ),
+    "qwen2.5-0.5b": tensor_shape("qwen2.5-0.5b-instruct"),
     "small": dict(
         hidden_size=256, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
         head_dim=64, intermediate_size=1024, vocab_size=32000, tie_word_embeddings=True,

@@ -1,12 +1,16 @@
 """Fixtures for multi-process tests: tiny random HF checkpoints and their conversions."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+from prime_megatron.checkpoint.hf_io import read_hf_state_dict
 from prime_megatron.models.hf_factory import hf_config, save_random_hf_model
+from tests.torchrun import run_torchrun
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -40,6 +44,34 @@ def run_ok(script: str, *args: str) -> str:
     proc = run_tool(script, *args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
+
+
+def check_parity_and_round_trip(
+    hf_dir: Path,
+    ckpt: Path | str,
+    layouts: list[tuple[int, int]],
+    work: Path,
+    tokens_file: Path | None = None,
+) -> str:
+    """``scripts/model_parity.py`` through ``layouts`` (TP, PP) in one launch: at each one
+    Megatron's logits == HF's and a save from it, which the next one loads; the last save
+    converted back to HF has every tensor bit-identical to ``hf_dir``'s. ``ckpt``
+    "from-hf" maps ``hf_dir`` in memory instead of loading a converted checkpoint."""
+    resaved = work / "resaved"
+    chain = ",".join(f"{tp}x{pp}" for tp, pp in layouts)
+    extra = [str(tokens_file)] if tokens_file else []
+    out = run_torchrun(SCRIPTS / "model_parity.py", max(tp * pp for tp, pp in layouts),
+                       str(hf_dir), str(ckpt), chain, str(resaved), *extra)  # fmt: skip
+    for tp, pp in layouts:
+        assert f"PARITY tp={tp} pp={pp}" in out
+    run_ok("convert_megatron_to_hf.py", "--ckpt", str(resaved), "--out", str(work / "hf"))
+    original = read_hf_state_dict(hf_dir)
+    if json.loads((Path(hf_dir) / "config.json").read_text()).get("tie_word_embeddings"):
+        original.pop("lm_head.weight", None)  # tied: HF may store a copy; the export does not
+    back = read_hf_state_dict(work / "hf")
+    assert set(back) == set(original)
+    assert all(torch.equal(back[k], original[k]) for k in original)
+    return out
 
 
 @pytest.fixture(scope="session")

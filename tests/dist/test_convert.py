@@ -3,9 +3,7 @@
 import pytest
 import torch
 
-from prime_megatron.checkpoint.hf_io import read_hf_state_dict
-from tests.dist.conftest import SCRIPTS, run_ok
-from tests.torchrun import run_torchrun
+from tests.dist.conftest import check_parity_and_round_trip, run_ok
 
 CASES = [
     ("qwen2", 1, 1),
@@ -19,30 +17,14 @@ CASES = [
 
 @pytest.mark.parametrize("variant, tp, pp", CASES)
 def test_parity_and_round_trip_at_layout(variant, tp, pp, hf_models, megatron_ckpts, tmp_path):
-    _check_parity_and_round_trip(variant, str(megatron_ckpts[variant]), tp, pp, hf_models, tmp_path)
+    check_parity_and_round_trip(hf_models[variant], megatron_ckpts[variant], [(tp, pp)], tmp_path)
 
 
 @pytest.mark.parametrize("variant, tp, pp", [("qwen2", 2, 2), ("llama3", 2, 1)])
 def test_hf_dir_mapped_in_memory_at_layout(variant, tp, pp, hf_models, tmp_path):
     """model.source=hf: the HF dir, mapped in memory and sharded per rank, is the model the
     converter makes (HF logits, and a save from that layout converts back bit-exactly)."""
-    _check_parity_and_round_trip(variant, "from-hf", tp, pp, hf_models, tmp_path)
-
-
-def _check_parity_and_round_trip(variant, ckpt: str, tp, pp, hf_models, tmp_path):
-    resaved = tmp_path / "resaved"
-    out = run_torchrun(
-        SCRIPTS / "model_parity.py", tp * pp,
-        str(hf_models[variant]), ckpt, str(tp), str(pp), str(resaved),
-    )  # fmt: skip
-    assert f"PARITY tp={tp} pp={pp}" in out
-    run_ok("convert_megatron_to_hf.py", "--ckpt", str(resaved), "--out", str(tmp_path / "hf"))
-    original = read_hf_state_dict(hf_models[variant])
-    if "lm_head.weight" in original and variant == "llama3":  # tied: HF may store a copy
-        original.pop("lm_head.weight")
-    back = read_hf_state_dict(tmp_path / "hf")
-    assert set(back) == set(original)
-    assert all(torch.equal(back[k], original[k]) for k in original)
+    check_parity_and_round_trip(hf_models[variant], "from-hf", [(tp, pp)], tmp_path)
 
 
 def test_exported_checkpoint_loads_in_transformers(hf_models, megatron_ckpts, tmp_path):
