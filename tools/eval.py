@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoTokenizer
 
     from prime_megatron.data.dataset import PromptDataset
-    from prime_megatron.data.template import PromptRenderer
+    from prime_megatron.data.template import PromptRenderer, answer_end_ids
     from prime_megatron.distributed.init import init_distributed
     from prime_megatron.distributed.rank import is_rank0
     from prime_megatron.rewards.config import RewardConfig
@@ -84,9 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = AutoTokenizer.from_pretrained(tok_dir)
     rows = list(PromptDataset.load(args.data))
     rows = rows[: args.prompts] if args.prompts else rows
-    encode = PromptEncoder(
-        PromptRenderer(args.prompt_format, tokenizer), tokenizer, args.max_prompt_len
-    )
+    renderer = PromptRenderer(args.prompt_format, tokenizer)
+    encode = PromptEncoder(renderer, tokenizer, args.max_prompt_len)
+    engine.stop_token_ids = answer_end_ids(renderer)
     rewards = RewardManager(RewardConfig()) if is_rank0() else None
     run = evaluate(engine, rows, encode, tokenizer, rewards, samples=args.samples, seed=args.seed)
     if is_rank0():

@@ -30,6 +30,27 @@ class PromptRenderer:
         )
 
 
+# An assistant message the chat template is rendered around to find what follows a turn.
+_PROBE = "Probe answer 7."
+
+
+def answer_end_ids(renderer: PromptRenderer) -> list[int]:
+    """Token ids that end an answer: the tokenizer's EOS and, with the chat format, the
+    special token the template writes right after an assistant turn (``<|im_end|>``,
+    ``<|eot_id|>``). Rollouts must stop on it: a chat model ends its turn with it, which is
+    often not the EOS in its config (base checkpoints name ``<|endoftext|>``)."""
+    tokenizer = renderer.tokenizer
+    ids = [] if tokenizer is None or tokenizer.eos_token_id is None else [tokenizer.eos_token_id]
+    if renderer.prompt_format == "chat":
+        turn = [{"role": "user", "content": "1+1"}, {"role": "assistant", "content": _PROBE}]
+        text = tokenizer.apply_chat_template(turn, tokenize=False)
+        after = text[text.rindex(_PROBE) + len(_PROBE) :]
+        following = tokenizer.encode(after, add_special_tokens=False)[:1]
+        special = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder)
+        ids += [t for t in following if t in special and t not in ids]
+    return ids
+
+
 def _last(messages: Sequence[dict], role: str) -> str:
     contents = [m["content"] for m in messages if m["role"] == role]
     return contents[-1] if contents else ""

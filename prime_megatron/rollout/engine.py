@@ -64,12 +64,17 @@ class RolloutBatch:
 class RolloutEngine:
     """vLLM colocated with the trainer; see the module docstring for the rank layout."""
 
-    def __init__(self, hf_dir: Path, cfg: RolloutConfig, seed: int = 0) -> None:
+    def __init__(
+        self, hf_dir: Path, cfg: RolloutConfig, seed: int = 0, stop_token_ids: Sequence[int] = ()
+    ) -> None:
         cfg.validate()
         _, world = init_distributed()
         cfg.check_world(world)
         self.cfg = cfg
         self.seed = seed
+        # Sampling stops on these besides the config's EOS (vLLM runs without a tokenizer):
+        # the chat template's end of turn (``data.template.answer_end_ids``).
+        self.stop_token_ids = list(stop_token_ids)
         self.placement = RolloutPlacement(world, dist.get_rank(), cfg.tensor_parallel_size)
         self.weight_version = 0
         self._calls = 0
@@ -144,6 +149,7 @@ class RolloutEngine:
             max_tokens=self.cfg.max_response_len,
             logprobs=0,  # the sampled token's log-prob only
             seed=seed,  # vLLM gives sample j of the request seed + j
+            stop_token_ids=self.stop_token_ids,
             detokenize=False,
         )
 

@@ -131,7 +131,7 @@ def resolve_inputs(cfg: TrainConfig, layout: RunLayout) -> ResolvedInputs:
     the lengths instead of refusing)."""
     parts = _synthetic_parts(cfg, layout) if cfg.model.source == "synthetic" else _given_parts(cfg)
     tokenizer = parts["tokenizer"]
-    _check_start(parts["start"], cfg, len(tokenizer))
+    _check_start(parts["start"], cfg, max(tokenizer.get_vocab().values()) + 1)
     renderer = PromptRenderer(cfg.data.prompt_format, tokenizer, cfg.data.plain_template)
     return ResolvedInputs(
         **parts,
@@ -297,8 +297,9 @@ def _checkpoint_start(cfg: TrainConfig) -> StartModel:
     return StartModel("megatron", path, meta.hf_config, path / HF_SIDE_DIR)
 
 
-def _check_start(start: StartModel, cfg: TrainConfig, vocab_in_tokenizer: int) -> None:
-    """The start model fits the layout and the tokenizer fits the model."""
+def _check_start(start: StartModel, cfg: TrainConfig, ids_needed: int) -> None:
+    """The start model fits the layout and the tokenizer's ids fit the model (its highest id,
+    not its token count: real vocabularies have gaps)."""
     arch = arch_of(start.hf_config, start.path)
     tp, pp = cfg.parallel.tensor_parallel, cfg.parallel.pipeline_parallel
     try:
@@ -310,10 +311,10 @@ def _check_start(start: StartModel, cfg: TrainConfig, vocab_in_tokenizer: int) -
             f"{start.path}: training a model with tied embeddings under pipeline parallelism "
             "is not supported yet (the embedding gradient is not synchronised across stages)"
         )
-    if vocab_in_tokenizer > arch.vocab_size:
+    if ids_needed > arch.vocab_size:
         raise InputError(
-            f"{start.side_files}: the tokenizer has {vocab_in_tokenizer} tokens, more than "
-            f"the model's vocab_size={arch.vocab_size}"
+            f"{start.side_files}: the tokenizer's ids reach {ids_needed - 1}, past the "
+            f"model's vocab_size={arch.vocab_size}"
         )
 
 

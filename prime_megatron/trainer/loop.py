@@ -19,6 +19,7 @@ import torch.distributed as dist
 from prime_megatron.checkpoint.megatron_io import ModelCheckpointMeta
 from prime_megatron.data.dataset import PromptDataset
 from prime_megatron.data.sampler import PromptSampler
+from prime_megatron.data.template import answer_end_ids
 from prime_megatron.distributed.init import ParallelGroups, initialize_parallel, seed_all
 from prime_megatron.distributed.rank import compute_device, is_rank0, log0
 from prime_megatron.evidence.metrics import tail_means
@@ -117,7 +118,8 @@ class Trainer:
         rollout_dir = rollout_model_dir(
             self.layout.rollout_model, start.side_files, self.meta.hf_config, self.tokenizer
         )
-        self.engine = RolloutEngine(rollout_dir, cfg.rollout, cfg.run.seed)
+        self.engine = RolloutEngine(rollout_dir, cfg.rollout, cfg.run.seed,
+                                    answer_end_ids(self.encode.renderer))  # fmt: skip
         self.rewards = RewardManager(cfg.rewards) if is_rank0() else None
         self._eval_before = {}
         sampler = PromptSampler(len(inputs.train), cfg.data.seed, cfg.data.shuffle)

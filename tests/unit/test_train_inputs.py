@@ -191,3 +191,15 @@ def test_held_out_prompts_that_never_fit_stop_the_job_too(tmp_path, hf_dir):
     cfg = load_and_validate(argv)
     with pytest.raises(InputError, match=r"val.jsonl'\] is longer .* the held-out evaluation"):
         prepare_inputs(cfg, RunLayout(cfg.run.output_dir))
+
+
+def test_a_tokenizer_whose_ids_pass_the_models_vocab_is_refused(tmp_path, bpe_tokenizer):
+    # 150,003 tokens, fewer than 151,000 rows, but <|im_end|> is id 151645: a count-based
+    # check would let the first chat prompt index past the embedding.
+    qwen = bpe_tokenizer("qwen2.5")
+    model = save_random_hf_model(tmp_path / "m", hf_config(vocab_size=151000, hidden_size=32,
+                                 num_hidden_layers=1, head_dim=8), tokenizer=qwen)  # fmt: skip
+    argv = _hf_job(tmp_path, model, [ROW])
+    cfg = load_and_validate(argv)
+    with pytest.raises(InputError, match="the tokenizer's ids reach 151645, past the model's"):
+        prepare_inputs(cfg, RunLayout(cfg.run.output_dir))
