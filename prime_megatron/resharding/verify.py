@@ -96,12 +96,14 @@ def logprob_mismatch(
     """Statistics of |rollout - trainer| log-probs over ``mask`` (all [N, T]).
 
     ``signed_mean`` (rollout - trainer) shows a systematic bias, e.g. a temperature that is
-    applied on one side only. A correct sync gives ~1e-5 in fp32 and ~1e-2 in bf16.
+    applied on one side only. A correct sync gives ~1e-5 in fp32 and ~1e-2 in bf16. With no
+    token to compare the statistics are NaN (not measured), never a reassuring 0.
     """
     diff = (rollout_logprobs.double() - trainer_logprobs.double())[mask.bool()]
     if diff.numel() == 0:
-        return {"abs_mean": 0.0, "abs_max": 0.0, "abs_p50": 0.0, "abs_p90": 0.0,
-                "abs_p99": 0.0, "signed_mean": 0.0, "n_tokens": 0}  # fmt: skip
+        nan = float("nan")
+        return {"abs_mean": nan, "abs_max": nan, "abs_p50": nan, "abs_p90": nan,
+                "abs_p99": nan, "signed_mean": nan, "n_tokens": 0}  # fmt: skip
     absd = diff.abs()
     q = torch.quantile(absd, torch.tensor([0.5, 0.9, 0.99], dtype=torch.float64)).tolist()
     return {

@@ -351,8 +351,9 @@ def _batch_metrics(
         "adv/min": float(advantages[valid].min()),
     }
     mismatch = logprob_mismatch(batch.rollout_logp, sampled.logp, mask)
-    for key in ("abs_mean", "abs_p99", "abs_max", "signed_mean"):
-        metrics[f"mismatch/rollout_vs_trainer_{key}"] = mismatch[key]
+    if mismatch["n_tokens"]:  # unmeasured: absent from the metrics
+        for key in ("abs_mean", "abs_p99", "abs_max", "signed_mean"):
+            metrics[f"mismatch/rollout_vs_trainer_{key}"] = mismatch[key]
     if ref_logp is not None:
         metrics["train/kl_to_ref"] = float(aggregate_loss(kl_k3(sampled.logp, ref_logp), mask))
     return metrics

@@ -1,5 +1,7 @@
 """Pure pieces of the rollout / resharding layer (no torchrun, no vLLM engine)."""
 
+import math
+
 import pytest
 import torch
 
@@ -70,7 +72,8 @@ def test_logprob_mismatch_stats():
     assert stats["abs_max"] == pytest.approx(0.5)
     assert stats["abs_mean"] == pytest.approx(0.15)
     assert stats["signed_mean"] == pytest.approx((-0.1 + 0.5) / 4)
-    assert logprob_mismatch(a, b, torch.zeros_like(mask))["n_tokens"] == 0
+    empty = logprob_mismatch(a, b, torch.zeros_like(mask))
+    assert empty["n_tokens"] == 0 and math.isnan(empty["abs_max"])  # not measured, not 0
 
 
 def test_padded_responses_layout():
