@@ -26,6 +26,7 @@ import psutil
 import torch
 from logprob_common import NAIVE, fwd_bwd, make_inputs, verdict
 
+from prime_megatron.evidence.provenance import record
 from prime_megatron.kernels import token_logprobs_and_entropy
 
 FULL_SHAPES = [(4096, 151936), (16384, 32000)]
@@ -99,7 +100,8 @@ def main() -> None:
         method, tokens, vocab = args.worker
         print(json.dumps(worker(method, int(tokens), int(vocab), args.repeats)))
         return
-    results = {"benchmark": "logprob_entropy_fwd_bwd", "device": "cpu", "dtype": "bfloat16"}
+    results = {"benchmark": "logprob_entropy_fwd_bwd", **record(), "device": "cpu",
+               "dtype": "bfloat16"}  # fmt: skip
     results["threads"] = torch.get_num_threads()
     for tokens, vocab in SMALL_SHAPES if args.small else FULL_SHAPES:
         _require_free_memory(tokens, vocab)

@@ -40,6 +40,7 @@ import torch
 from prime_megatron.config.loader import load_config
 from prime_megatron.data.tokenizer import build_char_tokenizer
 from prime_megatron.distributed.init import initialize_parallel, seed_all, shutdown_distributed
+from prime_megatron.evidence.provenance import record
 from prime_megatron.kernels import token_logprobs
 from prime_megatron.models.arch import ModelArch
 from prime_megatron.passes.batch import IGNORE, Group, SampleBatch
@@ -240,7 +241,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = 2 if args.quick else args.repeats
-    results = {"benchmark": "train_step", "threads": torch.get_num_threads()}
+    results = {"benchmark": "train_step", **record(), "threads": torch.get_num_threads()}
     results["cpus"] = os.cpu_count()
     results["loadavg_1m_before"] = round(os.getloadavg()[0], 2)
     parallel = initialize_parallel(1, 1)
