@@ -34,6 +34,7 @@ from prime_megatron.data.rows import RowError
 from prime_megatron.data.template import PromptRenderer
 from prime_megatron.data.tokenizer import build_char_tokenizer
 from prime_megatron.models.arch import InvalidModelConfigError, UnsupportedModelError
+from prime_megatron.models.builder import layer_spec_kind
 from prime_megatron.models.hf_factory import hf_config
 from prime_megatron.run_layout import RunLayout
 from prime_megatron.trainer import checkpointing as ckpt_io
@@ -306,6 +307,12 @@ def _check_start(start: StartModel, cfg: TrainConfig, ids_needed: int) -> None:
         arch.check_layout(tp, pp)
     except ValueError as e:
         raise InputError(f"{start.path}: {e}") from e
+    if cfg.batch.pack_sequences and layer_spec_kind() == "te":
+        raise InputError(
+            "batch.pack_sequences=true: not supported with Transformer-Engine attention yet "
+            "(its causal kernel ignores the block-diagonal mask that keeps packed rows apart); "
+            "use batch.max_tokens_per_micro_batch alone"
+        )
     if arch.tie_word_embeddings and pp > 1:
         raise InputError(
             f"{start.path}: training a model with tied embeddings under pipeline parallelism "

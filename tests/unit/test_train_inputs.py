@@ -203,3 +203,16 @@ def test_a_tokenizer_whose_ids_pass_the_models_vocab_is_refused(tmp_path, bpe_to
     cfg = load_and_validate(argv)
     with pytest.raises(InputError, match="the tokenizer's ids reach 151645, past the model's"):
         prepare_inputs(cfg, RunLayout(cfg.run.output_dir))
+
+
+def test_packing_is_refused_where_transformer_engine_builds_the_attention(
+    tmp_path, hf_dir, monkeypatch
+):
+    monkeypatch.setattr("prime_megatron.trainer.inputs.layer_spec_kind", lambda: "te")
+    argv = _hf_job(tmp_path, hf_dir, [ROW], "batch.max_tokens_per_micro_batch=512",
+                   "batch.pack_sequences=true")  # fmt: skip
+    cfg = load_and_validate(argv)
+    with pytest.raises(InputError, match="pack_sequences=true: not supported with Transformer"):
+        prepare_inputs(cfg, RunLayout(cfg.run.output_dir))
+    monkeypatch.setattr("prime_megatron.trainer.inputs.layer_spec_kind", lambda: "local")
+    prepare_inputs(cfg, RunLayout(cfg.run.output_dir))
