@@ -14,8 +14,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = REPO / "docs" / "config-reference.md"
-JOBS = {"tiny": "tiny_cpu.yaml", "paper": "qwen25_math_7b_prime.yaml",
-        "mixed": "mixed_chains_prime.yaml", "multinode": "multinode_example.yaml"}
+JOBS = {
+    "tiny": "tiny_cpu.yaml",
+    "paper": "qwen25_math_7b_prime.yaml",
+    "mixed": "mixed_chains_prime.yaml",
+    "multinode": "multinode_example.yaml",
+}
 INTRO = """\
 Every field of `prime-train`'s config (`prime_megatron/trainer/config.py` and the sections it
 holds). **Default** is what a YAML that leaves the field out gets: the paper's or the official
