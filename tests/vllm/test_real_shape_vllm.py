@@ -35,3 +35,16 @@ def test_vllm_tokenizer_and_logprobs_agree_with_transformers(
     cases_file.write_text(json.dumps(cases))
     out = run_torchrun(SCRIPTS / "hf_vllm_agreement.py", 1, str(cases_file))
     assert "HF_VLLM_OK" in out
+
+
+def test_vllm_logprobs_agree_with_transformers_at_the_llama3_shape(
+    real_shape_dir, bpe_tokenizer, tmp_path
+):
+    """Llama-3.2-1B's shape: 128,256 tokens, tied embeddings, llama3 RoPE scaling."""
+    llama_dir = real_shape_dir("llama-3.2-1b")
+    prompts = _tokenizer_case(llama_dir, bpe_tokenizer("llama3"))["ids"][:4]
+    cases_file = tmp_path / "cases.json"
+    model = {"dir": str(llama_dir), "prompts": prompts}
+    cases_file.write_text(json.dumps({"tokenizers": [], "model": model}))
+    out = run_torchrun(SCRIPTS / "hf_vllm_agreement.py", 1, str(cases_file))
+    assert "HF_VLLM_OK" in out
