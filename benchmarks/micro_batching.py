@@ -28,8 +28,7 @@ from prime_megatron.passes.batch import Group, SampleBatch
 from prime_megatron.passes.micro import (
     MicroBatching,
     pack_bins,
-    ragged_micro_batches,
-    token_budget_micro_batches,
+    plan_micro_batches,
 )
 from prime_megatron.passes.run import run_pass
 
@@ -73,8 +72,7 @@ def computed_positions(batch: SampleBatch, how: MicroBatching) -> int:
     lengths, width = batch.lengths(), batch.tokens.shape[1]
     if how.pack:
         return int(sum(int(lengths[b].sum()) for b in pack_bins(lengths, how.max_tokens)))
-    plan = (token_budget_micro_batches(lengths, how.max_tokens, width) if how.max_tokens
-            else ragged_micro_batches(lengths, how.rows, width))  # fmt: skip
+    plan = plan_micro_batches(lengths, how, width)
     return sum(len(rows) * w for rows, w in plan)
 
 

@@ -81,6 +81,15 @@ def token_budget_micro_batches(
     return out
 
 
+def plan_micro_batches(
+    lengths: Tensor, how: MicroBatching, max_width: int
+) -> list[tuple[Tensor, int]]:
+    """(row indices, width) per padded micro-batch: by token budget or by rows."""
+    if how.max_tokens:
+        return token_budget_micro_batches(lengths, how.max_tokens, max_width, how.pad_to_multiple)
+    return ragged_micro_batches(lengths, how.rows, max_width, how.pad_to_multiple)
+
+
 def _group(rows: list[int], lengths: Tensor, max_width: int, multiple: int):
     index = torch.tensor(rows, dtype=torch.long, device=lengths.device)
     return index, min(max_width, _round_up(int(lengths[index].max()), multiple))

@@ -26,8 +26,7 @@ from prime_megatron.passes.micro import (
     MicroBatching,
     pack_bins,
     pack_rows,
-    ragged_micro_batches,
-    token_budget_micro_batches,
+    plan_micro_batches,
     unpack,
 )
 
@@ -112,10 +111,7 @@ def _micro_batches(mine: SampleBatch, how: MicroBatching, ragged: bool) -> list[
     if ragged and how.pack:
         return _packed_micro_batches(mine, how.max_tokens)
     if ragged:
-        lengths, width = mine.lengths(), mine.tokens.shape[1]
-        plan = (token_budget_micro_batches(lengths, how.max_tokens, width, how.pad_to_multiple)
-                if how.max_tokens else
-                ragged_micro_batches(lengths, how.rows, width, how.pad_to_multiple))  # fmt: skip
+        plan = plan_micro_batches(mine.lengths(), how, mine.tokens.shape[1])
         chunks = [(rows, mine.select(rows).trimmed(width)) for rows, width in plan]
     else:
         if how.max_tokens:
