@@ -17,6 +17,7 @@ from prime_megatron.algo.prm import (
     prm_ce_loss,
     prm_dpo_loss,
     sequence_q,
+    token_q,
 )
 from prime_megatron.algo.prompt_filter import CarryOverBuffer, filter_groups
 
@@ -39,4 +40,5 @@ __all__ = [
     "process_rloo",
     "process_share",
     "sequence_q",
+    "token_q",
 ]

@@ -17,6 +17,7 @@ PRM_UPDATES = ("after", "before")
 PRM_REFERENCES = ("sft", "policy")
 PROCESS_REWARD_SOURCES = ("prm", "oracle")
 PROCESS_REWARD_BASES = ("prm_reference", "policy")
+SAMPLING_LOGPS = ("rollout", "trainer")
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,20 @@ class AlgoConfig:
     # response) added to its loss: keeps q sparse, on the tokens the outcome decides (ours;
     # 0 = off, as paper + official).
     prm_l1_coef: float = 0.0
-    # "after": rewards from the PRM before its update, one PRM forward (ours; paper's
-    # "single forward"); "before": update the PRM first, then score (verl recipe default).
+    # "after": each sample's rewards from the first-epoch forward of its PRM mini-batch,
+    # before the PRM trains on it (official "single forward": no scoring pass of its own);
+    # "before": update the PRM first, then score with a forward of its own (verl recipe).
     prm_update: str = "after"
+    # Where the sampling policy's log-probs come from when they are needed before the
+    # update (a PRM with the policy as reference or basis; PPO's old log-probs with several
+    # mini-batches): "rollout", the engine's own, returned with the samples (ours: no
+    # policy forward); "trainer", a policy forward (official). The gap between the two is
+    # measured every step (mismatch/rollout_vs_trainer_*); a step whose mean gap exceeds
+    # sampling_logp_tolerance switches the rest of the run to "trainer", with a warning.
+    sampling_logp: str = "rollout"
+    # Largest mean |log-prob gap| per token (nats) at which the engine's log-probs stand in
+    # for the trainer's (ours; fp32 measures ~1e-5, bf16 ~1e-2: resharding/verify.py).
+    sampling_logp_tolerance: float = 0.05
     # Passes of the PRM over each step's batch (official: 1; its mini-batch count is
     # batch.prm_mini_batches_per_step).
     prm_epochs: int = 1
@@ -117,6 +129,7 @@ class AlgoConfig:
             "loss_agg": LOSS_AGGS,
             "process_reward_source": PROCESS_REWARD_SOURCES,
             "process_reward_basis": PROCESS_REWARD_BASES,
+            "sampling_logp": SAMPLING_LOGPS,
         }
         for field, allowed in choices.items():
             value = getattr(self, field)
@@ -135,6 +148,8 @@ class AlgoConfig:
     def _check_ranges(self) -> None:
         check(self.beta > 0, "algo.beta", self.beta, "must be > 0")
         check(self.prm_epochs >= 1, "algo.prm_epochs", self.prm_epochs, "must be >= 1")
+        check(self.sampling_logp_tolerance > 0, "algo.sampling_logp_tolerance",
+              self.sampling_logp_tolerance, "must be > 0")  # fmt: skip
         check(self.prm_replay_steps >= 0, "algo.prm_replay_steps", self.prm_replay_steps,
               "must be >= 0")  # fmt: skip
         check(self.prm_warmup_steps >= 0, "algo.prm_warmup_steps", self.prm_warmup_steps,

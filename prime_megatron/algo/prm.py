@@ -14,9 +14,15 @@ GRANULARITIES = ("token", "whole")
 NORMS = ("batch_norm", "none")
 
 
+def token_q(prm_logp: Tensor, ref_logp: Tensor, mask: Tensor) -> Tensor:
+    """[B, T] log-probs under the PRM and the reference -> [B, T] q_t = log pi_prm/pi_ref on
+    valid tokens, 0 elsewhere: the implicit process reward before beta and normalisation."""
+    return (prm_logp - ref_logp) * mask
+
+
 def sequence_q(prm_logp: Tensor, ref_logp: Tensor, mask: Tensor) -> Tensor:
     """[B, T] log-probs under the PRM and the reference -> [B] Q = sum of valid q_t."""
-    return ((prm_logp - ref_logp) * mask).sum(-1)
+    return token_q(prm_logp, ref_logp, mask).sum(-1)
 
 
 def implicit_process_rewards(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from prime_megatron.algo import token_q
 from prime_megatron.distributed.init import ParallelGroups
 from prime_megatron.evidence.credit import first_wrong_token, online_credit, step_credit
 from prime_megatron.evidence.samples import decode_sample, piece_table
@@ -124,9 +125,9 @@ class SFTSampleProbe:
         prm_logp = run_pass(models.prm, *args, vocab_size=vocab_size).logp
         reference = models.policy if prm_reference == "policy" else models.ref
         ref_logp = run_pass(reference, *args, vocab_size=vocab_size).logp
-        token_q = (prm_logp - ref_logp) * self.batch.mask
+        q = token_q(prm_logp, ref_logp, self.batch.mask)
         logps = {"sft": self.batch.rollout_logp}
-        out = batch_credit(self.prompt_groups, self.batch, token_q, logps, tokenizer, step)
+        out = batch_credit(self.prompt_groups, self.batch, q, logps, tokenizer, step)
         return {k.replace("credit/", "credit_sft_samples/", 1): v for k, v in out.items()}
 
 

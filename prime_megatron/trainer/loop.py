@@ -73,6 +73,7 @@ class Trainer:
     logger: MetricsLogger | None  # rank 0 only
     step: int  # RL steps done
     probe: SFTSampleProbe | None  # drawn in train() (step credit only)
+    rollout_logp: bool  # the engine's log-probs stand in for the trainer's (algo.sampling_logp)
     prm_replay: deque[SampleBatch]  # the last algo.prm_replay_steps batches, for the PRM
     # This process's steps' PRM/credit metrics, for the summary (not checkpointed: after a
     # resume the summary covers the resumed part).
@@ -96,6 +97,7 @@ class Trainer:
         self.prm_replay = deque(maxlen=cfg.algo.prm_replay_steps if cfg.use_prm else 0)
         self._history = []
         self.probe = None
+        self.rollout_logp = cfg.algo.sampling_logp == "rollout"
         self._resume()
         self._sync()
 
@@ -223,10 +225,12 @@ class Trainer:
 
     def train(self) -> dict:
         cfg = self.cfg
-        settings = UpdateSettings(cfg.algo, cfg.use_prm, cfg.batch.mini_batches_per_step,
-                                  cfg.batch.micro_batching, cfg.rollout.temperature,
-                                  self.vocab, self.tokenizer.pad_token_id,
-                                  cfg.batch.prm_mini_batches_per_step)  # fmt: skip
+        settings = UpdateSettings(
+            algo=cfg.algo, use_prm=cfg.use_prm, mini_batches=cfg.batch.mini_batches_per_step,
+            micro_batching=cfg.batch.micro_batching, temperature=cfg.rollout.temperature,
+            vocab_size=self.vocab, pad_id=self.tokenizer.pad_token_id,
+            prm_mini_batches=cfg.batch.prm_mini_batches_per_step,
+        )  # fmt: skip
         before = self.evaluate("eval_before") if self.step == 0 else None
         self.probe = self._draw_probe(self.collector.dataset)
         if self.logger is not None:
@@ -272,7 +276,8 @@ class Trainer:
             if self.cfg.algo.process_reward_source == "oracle":
                 oracle = oracle_process_rewards(prompt_groups, batch, self.tokenizer)
             result = learn(self.models, self.parallel, batch, settings, timer, update_policy,
-                           oracle, tuple(self.prm_replay))  # fmt: skip
+                           oracle, tuple(self.prm_replay), self.rollout_logp)  # fmt: skip
+            self._check_rollout_logp(result.metrics)
             if self.prm_replay.maxlen:
                 self.prm_replay.append(batch.with_extras(ref_logp=result.sft_logp))
             metrics.update(result.metrics)
@@ -288,6 +293,18 @@ class Trainer:
         metrics.update(timer.metrics())
         metrics["time/step"] = time.perf_counter() - start
         return metrics
+
+    def _check_rollout_logp(self, metrics: dict[str, float]) -> None:
+        """Stop standing the engine's log-probs in for the trainer's once their measured gap
+        exceeds ``algo.sampling_logp_tolerance`` (``algo.sampling_logp``)."""
+        gap = metrics.get("mismatch/rollout_vs_trainer_abs_mean")
+        tolerance = self.cfg.algo.sampling_logp_tolerance
+        if self.rollout_logp and gap is not None and gap > tolerance:
+            self.rollout_logp = False
+            log0(f"warning: step {self.step + 1}: the engine's log-probs differ from the "
+                 f"trainer's by {gap:.3g} nats per token on average (algo.sampling_logp_"
+                 f"tolerance={tolerance}); the sampling policy's log-probs come from a policy "
+                 "forward from now on")  # fmt: skip
 
     def _maybe_dump_samples(self, prompt_groups: list[Group], batch: SampleBatch, token_q) -> None:
         """Every ``run.dump_samples_every`` steps (rank 0): the step's samples with their

@@ -39,12 +39,20 @@ PHASE_MODELS: dict[Phase, tuple[str, ...]] = {
 
 
 class PhaseTimer:
-    """Accumulates wall-clock seconds per phase (``with timer(Phase.ROLLOUT): ...``);
-    ``on_enter(phase)`` runs first on entering a phase (the offloader's hook), timed with it."""
+    """A step's accounts: wall-clock seconds per phase (``with timer(Phase.ROLLOUT): ...``)
+    and the model passes it ran (``count_pass``). ``on_enter(phase)`` runs first on entering
+    a phase (the offloader's hook), timed with it."""
 
     def __init__(self, on_enter: Callable[[Phase], None] | None = None) -> None:
         self.seconds: dict[Phase, float] = {}
+        self.passes: dict[str, float] = {}
         self.on_enter = on_enter
+
+    def count_pass(self, model: str, trains: bool, share: float) -> None:
+        """A pass of ``model`` (forward+backward when ``trains``) over ``share`` of the
+        step's batch, in rows: two epochs over it count 2.0."""
+        key = f"{model}_{'train' if trains else 'forward'}"
+        self.passes[key] = self.passes.get(key, 0.0) + share
 
     @contextmanager
     def __call__(self, phase: Phase) -> Iterator[None]:
@@ -58,5 +66,7 @@ class PhaseTimer:
             self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
 
     def metrics(self) -> dict[str, float]:
-        """``time/<phase>`` seconds of the phases entered so far."""
-        return {f"time/{phase.value}": seconds for phase, seconds in self.seconds.items()}
+        """``time/<phase>`` seconds of the phases entered so far and ``passes/<model>_<kind>``
+        (kind: forward, train) counted so far."""
+        times = {f"time/{phase.value}": seconds for phase, seconds in self.seconds.items()}
+        return times | {f"passes/{key}": count for key, count in self.passes.items()}

@@ -26,6 +26,7 @@ from prime_megatron.algo import (
     prm_dpo_loss,
     process_share,
     sequence_q,
+    token_q,
 )
 from prime_megatron.algo.config import AlgoConfig
 from prime_megatron.distributed.init import ParallelGroups
@@ -61,6 +62,27 @@ class LearnResult:
     sft_logp: Tensor | None  # [N, S-1] the frozen reference model's, when it is loaded
 
 
+class StepPasses:
+    """Runs the step's model passes with its settings and counts each in the timer."""
+
+    def __init__(
+        self, models: Models, parallel: ParallelGroups, settings: UpdateSettings,
+        timer: PhaseTimer, batch_rows: int,
+    ) -> None:  # fmt: skip
+        self.models, self.parallel, self.settings = models, parallel, settings
+        self.timer, self.batch_rows = timer, batch_rows
+
+    def run(self, model: str, batch: SampleBatch, **kwargs) -> PassResult:
+        """``model`` ("policy", "prm", "ref") over ``batch``; ``kwargs`` as ``run_pass``'s."""
+        settings = self.settings
+        result = run_pass(
+            getattr(self.models, model), self.parallel, batch, settings.micro_batching,
+            settings.temperature, vocab_size=settings.vocab_size, **kwargs,
+        )  # fmt: skip
+        self.timer.count_pass(model, "loss_fn" in kwargs, batch.size / self.batch_rows)
+        return result
+
+
 def learn(
     models: Models,
     parallel: ParallelGroups,
@@ -70,30 +92,34 @@ def learn(
     update_policy: bool = True,
     oracle_rewards: Tensor | None = None,
     prm_replay: Sequence[SampleBatch] = (),
+    rollout_logp: bool = False,
 ) -> LearnResult:
     """One PRIME update on ``batch``; without ``update_policy`` (the PRM warm-up) the PRM's
     part only, the policy's log-probs computed for the metrics. ``oracle_rewards`` [N, S-1]
     replace the PRM's process rewards in the advantages (the PRM, if any, still trains and
     is measured). ``prm_replay``: earlier steps' batches, each with its ``ref_logp`` extra,
-    that the PRM trains on along with this one (``algo.prm_replay_steps``)."""
+    that the PRM trains on along with this one (``algo.prm_replay_steps``).
+    ``rollout_logp``: the sampler's log-probs (``batch.rollout_logp``) stand in for the
+    sampling policy's wherever it is read before the update (``algo.sampling_logp``)."""
     algo = settings.algo
+    passes = StepPasses(models, parallel, settings, timer, batch.size)
     with timer(Phase.LOGPROBS):
         sampled = None
-        if separate_policy_forward(settings):
-            sampled = _forward(models.policy, parallel, batch, settings, with_entropy=True)
-        sft_logp = None
-        if models.ref is not None:
-            sft_logp = _forward(models.ref, parallel, batch, settings).logp
+        if needs_policy_forward(settings, rollout_logp):
+            sampled = passes.run("policy", batch, with_entropy=True)
+        sft_logp = passes.run("ref", batch).logp if models.ref is not None else None
+    sampling_logp = sampled.logp if sampled is not None else batch.rollout_logp
     metrics: dict[str, float] = {}
-    process_rewards = token_q = None
+    process_rewards = q = None
     if settings.use_prm:
         # The PRM's reference: the frozen SFT model, or the policy that sampled the batch
         # (paper Appendix B.1), which cancels the policy's own drift from the PRM's rewards.
-        prm_ref_logp = sampled.logp if algo.prm_reference == "policy" else sft_logp
-        basis_logp = sampled.logp if algo.process_reward_basis == "policy" else prm_ref_logp
-        process_rewards, token_q, metrics = _process_rewards(
-            models, parallel, batch, prm_ref_logp, basis_logp, settings, timer, prm_replay
+        prm_ref_logp = sampling_logp if algo.prm_reference == "policy" else sft_logp
+        basis_logp = sampling_logp if algo.process_reward_basis == "policy" else prm_ref_logp
+        process_rewards, q, prm_metrics = _process_rewards(
+            passes, batch, prm_ref_logp, basis_logp, prm_replay
         )
+        metrics.update(prm_metrics)
     if oracle_rewards is not None:
         process_rewards = oracle_rewards
     advantages, _ = prime_advantages(
@@ -105,17 +131,18 @@ def learn(
         mean = (process_rewards * batch.mask).sum() / batch.mask.sum()
         metrics["reward/process_token_mean"] = float(mean)
         metrics.update(_process_share(batch, process_rewards, algo))
+    old_logp = None if settings.mini_batches == 1 else sampling_logp
+    seen = _PolicySeen.sampling(sampled) if sampled is not None else None
     if update_policy:
         with timer(Phase.POLICY_UPDATE):
-            update_metrics, sampled = _policy_update(
-                models, parallel, batch, sampled, advantages, sft_logp, settings
-            )
+            update_metrics, updated = _policy_update(passes, batch, old_logp, advantages, sft_logp)
         metrics.update(update_metrics)
-    elif sampled is None:
+        seen = seen or updated
+    elif seen is None:
         with timer(Phase.LOGPROBS):
-            sampled = _forward(models.policy, parallel, batch, settings, with_entropy=True)
-    metrics.update(_batch_metrics(batch, sampled, sft_logp, advantages))
-    return LearnResult(metrics, token_q, sampled.logp, sft_logp)
+            seen = _PolicySeen.sampling(passes.run("policy", batch, with_entropy=True))
+    metrics.update(_batch_metrics(batch, seen, sft_logp, advantages))
+    return LearnResult(metrics, q, seen.logp, sft_logp)
 
 
 def _process_share(
@@ -129,97 +156,67 @@ def _process_share(
     return {} if share is None else {"adv/process_share": share}
 
 
-def separate_policy_forward(settings: UpdateSettings) -> bool:
-    """Whether the sampling policy's log-probs need a forward of their own before the update.
+def needs_policy_forward(settings: UpdateSettings, rollout_logp: bool) -> bool:
+    """Whether the sampling policy's log-probs need a policy forward before the update.
 
-    With one mini-batch the update's forward sees the weights that sampled the batch, so its
-    detached log-probs are the "old" ones (ratio 1, same gradient). Several mini-batches
-    step the optimizer between forwards, and a PRM with the policy as its reference (or as
-    its rewards' basis) reads them before the update runs."""
+    They are read before the update by a PRM with the policy as its reference (or as its
+    rewards' basis), and as PPO's "old" log-probs when several mini-batches step the
+    optimizer between forwards. ``rollout_logp``: the sampler's own serve for both. With one
+    mini-batch the update's forward sees the weights that sampled the batch, so its
+    detached log-probs are the old ones exactly (ratio 1, same gradient)."""
+    if rollout_logp:
+        return False
     algo = settings.algo
     return settings.mini_batches > 1 or (
         settings.use_prm and "policy" in (algo.prm_reference, algo.process_reward_basis)
     )
 
 
-def _forward(
-    model, parallel: ParallelGroups, batch: SampleBatch, settings: UpdateSettings, **kwargs
-) -> PassResult:
-    return run_pass(
-        model, parallel, batch, settings.micro_batching, settings.temperature,
-        vocab_size=settings.vocab_size, **kwargs,
-    )  # fmt: skip
-
-
 def _process_rewards(
-    models: Models,
-    parallel,
-    batch,
-    ref_logp,
-    basis_logp,
-    settings: UpdateSettings,
-    timer: PhaseTimer,
+    passes: StepPasses,
+    batch: SampleBatch,
+    ref_logp: Tensor,
+    basis_logp: Tensor,
     replay: Sequence[SampleBatch],
 ) -> tuple[Tensor, Tensor, dict[str, float]]:
-    """The PRM's phase: (process rewards [N, S-1], the PRM's raw token Q, metrics). The PRM
+    """The PRM's phase: (process rewards [N, S-1], the PRM's token q, metrics). The PRM
     trains and is measured against ``ref_logp``; its rewards are taken against
-    ``basis_logp`` (``algo.process_reward_basis``)."""
-    algo = settings.algo
-    prm_logp, metrics = _prm_phase(models, parallel, batch, ref_logp, settings, timer, replay)
+    ``basis_logp`` (``algo.process_reward_basis``).
+
+    With ``algo.prm_update`` "after" each sample's rewards come from the first-epoch
+    forward of its own PRM mini-batch, before the PRM trains on it (the official single
+    forward); with "before" a forward of the updated PRM scores the batch. The ``prm/*``
+    ranking metrics always score each sample with a PRM that has not trained on it yet."""
+    algo, timer = passes.settings.algo, passes.timer
+    with timer(Phase.PRM_UPDATE):
+        prm_logp, metrics = _prm_update(passes, batch, ref_logp, replay)
+    metrics.update(prm_batch_metrics(sequence_q(prm_logp, ref_logp, batch.mask), batch.outcome,
+                                     batch.group))  # fmt: skip
+    if algo.prm_update == "before":
+        with timer(Phase.LOGPROBS):
+            prm_logp = passes.run("prm", batch).logp
     rewards = implicit_process_rewards(
         prm_logp, basis_logp, batch.mask, algo.beta, algo.reward_granularity,
         algo.process_reward_norm,
     )  # fmt: skip
-    return rewards, (prm_logp - ref_logp) * batch.mask, metrics
-
-
-def _prm_phase(
-    models: Models,
-    parallel,
-    batch,
-    ref_logp,
-    settings: UpdateSettings,
-    timer: PhaseTimer,
-    replay: Sequence[SampleBatch],
-) -> tuple[Tensor, dict[str, float]]:
-    """PRM log-probs used for the rewards, and the PRM update, in the configured order;
-    with the update's and the ranking metrics.
-
-    The ``prm/*`` ranking metrics score every sample with a PRM that has not trained on it
-    yet: the PRM before this step's update ("after"), or, with "before", the first epoch's
-    forward of the sample's mini-batch (earlier mini-batches' updates only)."""
-    after = settings.algo.prm_update == "after"
-    single_forward = settings.prm_mini_batches == 1 and settings.algo.prm_epochs == 1 and not replay
-    if after and not single_forward:
-        with timer(Phase.LOGPROBS):
-            logp = _forward(models.prm, parallel, batch, settings).logp
-    with timer(Phase.PRM_UPDATE):
-        fresh_logp, metrics = _prm_update(models, parallel, batch, ref_logp, settings, replay)
-    if after and single_forward:
-        logp = fresh_logp  # its own forward saw the weights before the update
-    unseen = logp if after else fresh_logp
-    metrics.update(prm_batch_metrics(sequence_q(unseen, ref_logp, batch.mask), batch.outcome,
-                                     batch.group))  # fmt: skip
-    if not after:
-        with timer(Phase.LOGPROBS):
-            logp = _forward(models.prm, parallel, batch, settings).logp
-    return logp, metrics
+    return rewards, token_q(prm_logp, ref_logp, batch.mask), metrics
 
 
 def _prm_update(
-    models: Models, parallel, batch, ref_logp, settings: UpdateSettings, replay
+    passes: StepPasses, batch: SampleBatch, ref_logp: Tensor, replay: Sequence[SampleBatch]
 ) -> tuple[Tensor, dict[str, float]]:
-    """``algo.prm_epochs`` passes over ``settings.prm_mini_batches`` mini-batches of whole
-    groups of ``batch`` and the ``replay`` batches, one optimizer step each. Returns the
-    first epoch's log-probs of ``batch`` [N, S-1] (each sample scored before the PRM
-    trained on it) and the metrics (means over optimizer steps)."""
-    algo = settings.algo
+    """``algo.prm_epochs`` passes over ``prm_mini_batches`` mini-batches of whole groups of
+    ``batch`` and the ``replay`` batches, one optimizer step each. Returns the first
+    epoch's log-probs of ``batch`` [N, S-1] (each sample scored before the PRM trained on
+    it) and the metrics (means over optimizer steps)."""
+    settings = passes.settings
+    algo, prm_opt = settings.algo, passes.models.prm_opt
     fresh = batch.with_extras(ref_logp=ref_logp)
     batch = SampleBatch.concat([fresh, *replay], settings.pad_id) if replay else fresh
     if algo.prm_loss == "dpo":
         # Pairs span a whole group, which micro-batches may split: compare against the
         # group's pre-update Q, computed for the full batch first (as the official code).
-        logp = _forward(models.prm, parallel, batch, settings).logp
+        logp = passes.run("prm", batch).logp
         opposite = dpo_opposite_q(sequence_q(logp, ref_logp, batch.mask), batch.outcome,
                                   batch.group)  # fmt: skip
         batch = batch.with_extras(opposite_q=opposite)
@@ -228,11 +225,10 @@ def _prm_update(
     steps = algo.prm_epochs * settings.prm_mini_batches
     for epoch in range(algo.prm_epochs):
         for rows, mini in group_mini_batches(batch, settings.prm_mini_batches):
-            result = _forward(models.prm, parallel, mini, settings,
-                              loss_fn=_prm_loss_fn(algo, mini.size))  # fmt: skip
+            result = passes.run("prm", mini, loss_fn=_prm_loss_fn(algo, mini.size))
             if epoch == 0:
                 fresh_logp[rows] = result.logp
-            stats = models.prm_opt.step()
+            stats = prm_opt.step()
             totals["loss"] += result.metrics.get("prm_loss", 0.0) / steps
             totals["abs_q"] += result.metrics.get("prm_abs_q", 0.0) / steps
             totals["grad_norm"] += stats["grad_norm"] / steps
@@ -270,40 +266,54 @@ def group_mini_batches(batch: SampleBatch, parts: int) -> list[tuple[Tensor, Sam
     return out
 
 
+@dataclass
+class _PolicySeen:
+    """The policy's log-probs and entropy [N, S-1] as the trainer computed them this step,
+    and which rows [N] (bool) it computed under the weights that sampled the batch."""
+
+    logp: Tensor
+    entropy: Tensor
+    exact: Tensor
+
+    @classmethod
+    def sampling(cls, result: PassResult) -> _PolicySeen:
+        """A forward of the sampling weights over every row."""
+        return cls(result.logp, result.entropy, torch.ones(len(result.logp), dtype=torch.bool))
+
+
 def _policy_update(
-    models: Models,
-    parallel,
-    batch,
-    sampled: PassResult | None,
-    advantages,
-    ref_logp,
-    settings: UpdateSettings,
-) -> tuple[dict[str, float], PassResult]:
-    """PPO over ``settings.mini_batches`` mini-batches, one optimizer step each. Returns the
-    metrics and the sampling policy's log-probs and entropy: ``sampled``, or without it (one
-    mini-batch) those of the update's own forward, which also computes the entropy."""
-    algo = settings.algo
+    passes: StepPasses,
+    batch: SampleBatch,
+    old_logp: Tensor | None,
+    advantages: Tensor,
+    ref_logp: Tensor | None,
+) -> tuple[dict[str, float], _PolicySeen]:
+    """PPO over ``mini_batches`` mini-batches, one optimizer step each; ``old_logp`` None
+    (one mini-batch): the update's own forward gives them. Returns the metrics and what
+    the update's forwards saw: the first mini-batch's rows under the sampling weights,
+    later ones after the optimizer steps before them."""
+    algo, settings = passes.settings.algo, passes.settings
     extras = {"advantages": advantages}
-    if sampled is not None:
-        extras["old_logp"] = sampled.logp
+    if old_logp is not None:
+        extras["old_logp"] = old_logp
     if ref_logp is not None and algo.kl_coef > 0:
         extras["ref_logp"] = ref_logp
     batch = batch.with_extras(**extras)
+    logp, entropy = torch.zeros_like(batch.mask), torch.zeros_like(batch.mask)
     totals: dict[str, float] = {}
     minis = group_mini_batches(batch, settings.mini_batches)
-    for _, mini in minis:
+    for rows, mini in minis:
         denom = float(mini.mask.sum()) if algo.loss_agg == "token-mean" else float(mini.size)
-        result = _forward(
-            models.policy, parallel, mini, settings,
-            with_entropy=sampled is None or algo.entropy_coef > 0,
-            loss_fn=_ppo_loss_fn(algo, denom),
-        )  # fmt: skip
-        stats = models.policy_opt.step()
+        result = passes.run("policy", mini, with_entropy=True, loss_fn=_ppo_loss_fn(algo, denom))
+        logp[rows], entropy[rows] = result.logp, result.entropy
+        stats = passes.models.policy_opt.step()
         step = {**result.metrics, "grad_norm": stats["grad_norm"], "lr": stats["lr"]}
         for key, value in step.items():
             totals[key] = totals.get(key, 0.0) + value / len(minis)
     metrics = {f"policy/{key}": value for key, value in totals.items()}
-    return metrics, sampled if sampled is not None else result
+    exact = torch.zeros(batch.size, dtype=torch.bool)
+    exact[minis[0][0]] = True
+    return metrics, _PolicySeen(logp, entropy, exact)
 
 
 def _ppo_loss_fn(algo: AlgoConfig, denom: float):
@@ -334,9 +344,10 @@ def _ppo_loss_fn(algo: AlgoConfig, denom: float):
 
 
 def _batch_metrics(
-    batch: SampleBatch, sampled: PassResult, ref_logp: Tensor | None, advantages: Tensor
+    batch: SampleBatch, seen: _PolicySeen, ref_logp: Tensor | None, advantages: Tensor
 ) -> dict[str, float]:
-    """The batch, its advantages and the sampling policy as the trainer computes it."""
+    """The batch, its advantages and the policy as the trainer computed it; the gap to the
+    sampler's log-probs on the rows computed under the sampling weights."""
     mask = batch.mask
     valid = mask.bool()
     tokens = float(mask.sum())
@@ -344,16 +355,17 @@ def _batch_metrics(
         "train/outcome_mean": float(batch.outcome.mean()),
         "train/samples": float(batch.size),
         "train/response_len": tokens / batch.size,
-        "train/entropy": float((sampled.entropy * mask).sum() / tokens),
+        "train/entropy": float((seen.entropy * mask).sum() / tokens),
         "adv/mean": float(advantages[valid].mean()),
         "adv/std": float(advantages[valid].std()),
         "adv/max": float(advantages[valid].max()),
         "adv/min": float(advantages[valid].min()),
     }
-    mismatch = logprob_mismatch(batch.rollout_logp, sampled.logp, mask)
+    exact = seen.exact
+    mismatch = logprob_mismatch(batch.rollout_logp[exact], seen.logp[exact], mask[exact])
     if mismatch["n_tokens"]:  # unmeasured: absent from the metrics
         for key in ("abs_mean", "abs_p99", "abs_max", "signed_mean"):
             metrics[f"mismatch/rollout_vs_trainer_{key}"] = mismatch[key]
     if ref_logp is not None:
-        metrics["train/kl_to_ref"] = float(aggregate_loss(kl_k3(sampled.logp, ref_logp), mask))
+        metrics["train/kl_to_ref"] = float(aggregate_loss(kl_k3(seen.logp, ref_logp), mask))
     return metrics

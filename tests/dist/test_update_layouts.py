@@ -8,9 +8,13 @@ from prime_megatron.algo.config import AlgoConfig
 from tests.dist.conftest import SCRIPTS
 from tests.torchrun import run_torchrun
 
-# Numbers that must agree across layouts (same data, same weights, same math).
-COMPARED = ["prm/loss", "prm/grad_norm", "policy/pg_loss", "policy/grad_norm", "prm/sign_acc", "prm/pairwise_acc",
-            "adv/std", "adv/process_share", "train/kl_to_ref", "train/entropy"]  # fmt: skip
+# Numbers that must agree across layouts (same data, same weights, same math). Not the
+# PRM's rank metrics (sign, pairwise): its first mini-batch is scored by the PRM before
+# any update, equal to its reference, so those samples' Q are 0 up to float noise whose
+# signs differ between layouts.
+COMPARED = ["prm/loss", "prm/grad_norm", "prm/q_mean", "prm/abs_q", "policy/pg_loss",
+            "policy/grad_norm", "adv/std", "adv/process_share", "train/kl_to_ref",
+            "train/entropy"]  # fmt: skip
 
 
 # The PRM's own schedule (3 mini-batches of 2 groups, 2 epochs) is part of what must agree.
@@ -45,16 +49,22 @@ def test_update_matches_single_process(reference, megatron_ckpts, nproc, tp, pp)
 
 
 def test_prm_update_order_decides_which_prm_scores(reference, megatron_ckpts):
-    # "after": rewards come from the PRM before its update, which starts equal to the
-    # reference, so the first step's process rewards are exactly zero, even with several
-    # PRM optimizer steps (they follow a separate scoring forward).
-    assert reference["metrics"]["prm/q_mean"] == 0.0
-    assert reference["metrics"]["reward/process_token_mean"] == 0.0
+    # "after" (single forward): each sample's rewards come from its own mini-batch's
+    # first-epoch forward. With one PRM mini-batch that is the PRM before any update,
+    # which starts equal to its reference: the first step's process rewards are zero.
     ckpt = megatron_ckpts["qwen2"]
     one_step = _run(ckpt, 1, 1, 1, schedule=(1, 1))
+    assert one_step["metrics"]["prm/q_mean"] == 0.0
     assert one_step["metrics"]["reward/process_token_mean"] == 0.0
-    # More PRM steps move the PRM further.
+    # Later mini-batches are scored after the optimizer steps on earlier ones: non-zero,
+    # with no scoring pass of its own. More PRM steps move the PRM further.
+    assert reference["metrics"]["prm/q_mean"] != 0.0
+    assert reference["metrics"]["reward/process_token_mean"] != 0.0
     assert one_step["prm_logp_sum"] != pytest.approx(reference["prm_logp_sum"], rel=1e-6)
+    # The order changes which PRM scores, never how the PRM trains.
+    updated_first = _run(ckpt, 1, 1, 1, prm_update="before")
+    assert updated_first["prm_logp_sum"] == pytest.approx(reference["prm_logp_sum"], rel=1e-6)
+    assert updated_first["metrics"]["prm/loss"] == pytest.approx(reference["metrics"]["prm/loss"])
     # "before": the PRM is updated first and its (now non-zero) rewards reach the policy.
     # (At Q=0 the DPO variant's gradient equals the CE one, so the PRM ends the same.)
     before = _run(ckpt, 1, 1, 1, prm_update="before", prm_loss="dpo", schedule=(1, 1))
@@ -70,8 +80,30 @@ def test_one_mini_batch_reuses_the_update_forward(megatron_ckpts):
     # metric and the updated weights equal those of the run with the separate forward.
     ckpt = megatron_ckpts["qwen2"]
     skipped = _run(ckpt, 1, 1, 1, mini_batches=1)
-    separate = _run(ckpt, 1, 1, 1, mini_batches=1, separate_forward=True)
+    separate = _run(ckpt, 1, 1, 1, mini_batches=1, sampling="forced")
     assert skipped == separate
+
+
+@pytest.mark.parametrize("reference_kind", ["policy_basis", "policy_reference"])
+def test_rollout_logprobs_stand_in_for_the_policy_forward(megatron_ckpts, reference_kind):
+    # The engine's log-probs replace the policy forward wherever the sampling policy's are
+    # read before the update (the rewards' basis or the PRM's reference, PPO's old
+    # log-probs over 2 mini-batches). An engine that agrees with the trainer gives the same
+    # update: same weights after, same losses and rewards.
+    ckpt = megatron_ckpts["qwen2"]
+    common = {"perturb_policy": 1, "process_reward_norm": "none"}
+    common["process_reward_basis" if reference_kind == "policy_basis" else "prm_reference"] = (
+        "policy"
+    )
+    trainer = _run(ckpt, 1, 1, 1, **common)
+    rollout = _run(ckpt, 1, 1, 1, **common, sampling="rollout")
+    assert rollout["policy_logp_sum"] == pytest.approx(trainer["policy_logp_sum"], rel=1e-6)
+    assert rollout["prm_logp_sum"] == pytest.approx(trainer["prm_logp_sum"], rel=1e-6)
+    for key in ("policy/pg_loss", "prm/loss", "reward/process_token_mean", "adv/std"):
+        assert rollout["metrics"][key] == pytest.approx(trainer["metrics"][key], rel=1e-5), key
+    assert rollout["metrics"]["mismatch/rollout_vs_trainer_abs_max"] < 1e-5
+    # The batch's made-up rollout log-probs differ from the policy's: the comparison bites.
+    assert trainer["metrics"]["mismatch/rollout_vs_trainer_abs_mean"] > 0.1
 
 
 def test_dpo_pre_pass_uses_the_rollout_temperature(megatron_ckpts):
@@ -106,7 +138,7 @@ def test_process_rewards_against_the_policy(megatron_ckpts):
 def test_prm_warmup_step_trains_the_prm_only(reference, megatron_ckpts, nproc, tp, pp):
     got = _run(megatron_ckpts["qwen2"], nproc, tp, pp, update_policy=False)
     # The PRM's update is the same as in a full step; the policy did not move.
-    for key in ("prm/loss", "prm/grad_norm", "prm/pairwise_acc", "train/entropy"):
+    for key in ("prm/loss", "prm/grad_norm", "prm/q_mean", "train/entropy"):  # see COMPARED
         assert got["metrics"][key] == pytest.approx(reference["metrics"][key], rel=1e-5), key
     assert got["prm_logp_sum"] == pytest.approx(reference["prm_logp_sum"], rel=1e-6)
     assert not any(k.startswith("policy/") for k in got["metrics"])

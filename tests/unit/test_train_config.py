@@ -69,6 +69,9 @@ PAPER_RECIPE = {
         "entropy_coef": 0.0, "kl_coef": 0.0, "loss_agg": "token-mean",
         "filter_accuracy": True, "accuracy_low": 0.2, "accuracy_high": 0.8,
         "drop_truncated": False, "oversample_factor": 4.0, "carryover_max_age": 1,
+        # Not the paper's math: where PPO's old log-probs come from (the engine's, while
+        # they agree with the trainer's within the tolerance; the official code recomputes).
+        "sampling_logp": "rollout", "sampling_logp_tolerance": 0.05,
     },
     "batch": {
         "prompts_per_step": 256, "samples_per_prompt": 4, "mini_batches_per_step": 4,

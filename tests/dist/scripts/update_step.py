@@ -3,9 +3,12 @@ layout; prints the metrics and the post-update log-probs as one JSON line for co
 across layouts.
 
 args: HF_DIR TP PP [KEY=VALUE ...], keys (default): prm_update (after), prm_loss (ce),
-      prm_mini_batches (1), prm_epochs (1), mini_batches (1), separate_forward (0: 1 forces
-      the policy's own log-prob forward), temperature (1.0), update_policy (1: 0 is the PRM
-      warm-up), process_reward_basis (prm_reference), process_reward_norm (batch_norm),
+      prm_mini_batches (1), prm_epochs (1), mini_batches (1), sampling (trainer: the
+      sampling policy's log-probs from a policy forward where needed; forced: always that
+      forward; rollout: the batch's rollout log-probs, set to the policy's exact ones),
+      temperature (1.0), update_policy (1: 0 is the PRM
+      warm-up), process_reward_basis (prm_reference), prm_reference (sft),
+      process_reward_norm (batch_norm),
       perturb_policy (0: 1 moves the policy off the reference before the update),
       replay (0: 1 gives the PRM a second, narrower batch of 3 groups to replay)
 """
@@ -52,12 +55,12 @@ def main() -> None:
 
     ckpt, tp, pp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     opts = {"prm_update": "after", "prm_loss": "ce", "prm_mini_batches": "1", "prm_epochs": "1",
-            "mini_batches": "1", "separate_forward": "0", "temperature": "1.0",
-            "update_policy": "1", "process_reward_basis": "prm_reference",
+            "mini_batches": "1", "sampling": "trainer", "temperature": "1.0",
+            "update_policy": "1", "process_reward_basis": "prm_reference", "prm_reference": "sft",
             "process_reward_norm": "batch_norm", "perturb_policy": "0", "replay": "0"}  # fmt: skip
     opts.update(arg.split("=", 1) for arg in sys.argv[4:])
-    if opts["separate_forward"] == "1":  # the reference for the skipped forward
-        update.separate_policy_forward = lambda _settings: True
+    if opts["sampling"] == "forced":  # the reference for the skipped forward
+        update.needs_policy_forward = lambda _settings, _rollout: True
     parallel = initialize_parallel(tp, pp)
     seed_all(0, parallel)
 
@@ -79,6 +82,7 @@ def main() -> None:
     algo = AlgoConfig(prm_update=opts["prm_update"], prm_loss=opts["prm_loss"], kl_coef=0.01,
                       entropy_coef=0.001, prm_epochs=int(opts["prm_epochs"]),
                       process_reward_basis=opts["process_reward_basis"],
+                      prm_reference=opts["prm_reference"],
                       process_reward_norm=opts["process_reward_norm"])  # fmt: skip
     settings = UpdateSettings(
         algo, use_prm=True, mini_batches=int(opts["mini_batches"]), micro_batching=5,
@@ -87,6 +91,8 @@ def main() -> None:
     )  # fmt: skip
     update_policy = opts["update_policy"] == "1"
     before = run_pass(models.policy, parallel, batch, 7, vocab_size=VOCAB).logp
+    if opts["sampling"] == "rollout":  # an engine that agrees with the trainer exactly
+        batch.rollout_logp = before.clone()
     ref_logp = run_pass(models.ref, parallel, batch, 7, vocab_size=VOCAB).logp
     replay = ()
     if opts["replay"] == "1":
@@ -94,7 +100,7 @@ def main() -> None:
         past_ref = run_pass(models.ref, parallel, past, 7, vocab_size=VOCAB).logp
         replay = (past.with_extras(ref_logp=past_ref),)
     metrics = learn(models, parallel, batch, settings, PhaseTimer(), update_policy,
-                    prm_replay=replay).metrics  # fmt: skip
+                    prm_replay=replay, rollout_logp=opts["sampling"] == "rollout").metrics  # fmt: skip
     after = run_pass(models.policy, parallel, batch, 7, vocab_size=VOCAB).logp
     prm_after = run_pass(models.prm, parallel, batch, 7, vocab_size=VOCAB).logp
     for v in metrics.values():
