@@ -31,7 +31,7 @@ Three independent parts, each under its own key of ONE JSON line on stdout, with
 ``ok`` is true only if every part ran and passed. Exit status 1 when a part failed or errored;
 a skipped part alone does not fail the run. megatron-core need not be installed: pass
 ``--megatron-path DIR`` (or set MEGATRON_CORE_PATH), a folder holding the unpacked wheel
-(``megatron/`` and its ``.dist-info``); it is put first on sys.path. See README, "GPU check".
+(``megatron/`` and its ``.dist-info``); it is put first on sys.path. See benchmarks/README.md.
 """
 
 import argparse
@@ -205,7 +205,7 @@ def _megatron_info() -> dict:
     except ImportError as e:
         raise RuntimeError(
             f"megatron-core is not importable ({e}): pass --megatron-path DIR or set "
-            "MEGATRON_CORE_PATH (README, GPU check)"
+            "MEGATRON_CORE_PATH (benchmarks/README.md)"
         ) from e
     path = Path(megatron.core.__file__).parents[1]
     return {"version": getattr(megatron.core, "__version__", None), "path": str(path)}
