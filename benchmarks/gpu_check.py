@@ -54,6 +54,7 @@ sys.path.insert(0, str(REPO))
 
 from logprob_common import NAIVE, fwd_bwd, make_inputs, verdict  # noqa: E402
 
+from prime_megatron.evidence.provenance import record  # noqa: E402  (standard library only)
 from prime_megatron.passes.batch import IGNORE  # noqa: E402  (torch only: no kernels, no Megatron)
 
 EQ_SHAPES = {False: [(256, 151936), (64, 1237)], True: [(6, 5000), (6, 1237)]}  # by --quick
@@ -422,7 +423,8 @@ def main() -> int:
         raise SystemExit(f"--parts: unknown {unknown}; choose from {list(PARTS)}")
     device = _select_device(args.device)
     start = time.perf_counter()
-    report = {"benchmark": "gpu_check", "device": device, "quick": args.quick}
+    report = {"benchmark": "gpu_check", **record(config=args)}
+    report.update(device=device, quick=args.quick)
     report["extra_paths"] = _add_import_paths(args.megatron_path)
     report["env"] = _environment(device)
     for name, part in PARTS.items():
