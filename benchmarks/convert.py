@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from prime_megatron.evidence.provenance import record
+
 
 def make_random_hf_dir(out: Path, args) -> int:
     from transformers import AutoModelForCausalLM
@@ -67,7 +69,7 @@ def main() -> None:
     gb = nbytes / 1e9
     params_m = nbytes * 8 / torch.finfo(getattr(torch, args.dtype)).bits / 1e6
     print(json.dumps({
-        "benchmark": "convert", "params_m": round(params_m, 1),
+        "benchmark": "convert", **record(config=args), "params_m": round(params_m, 1),
         "gbytes": round(gb, 3), "round_trip_bit_exact": exact,
         "hf_to_megatron_s": round(to_meg, 2), "megatron_to_hf_s": round(to_hf, 2),
         "raw_load_save_x2_s": round(raw, 2),

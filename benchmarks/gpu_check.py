@@ -31,7 +31,7 @@ Three independent parts, each under its own key of ONE JSON line on stdout, with
 ``ok`` is true only if every part ran and passed. Exit status 1 when a part failed or errored;
 a skipped part alone does not fail the run. megatron-core need not be installed: pass
 ``--megatron-path DIR`` (or set MEGATRON_CORE_PATH), a folder holding the unpacked wheel
-(``megatron/`` and its ``.dist-info``); it is put first on sys.path. See README, "GPU check".
+(``megatron/`` and its ``.dist-info``); it is put first on sys.path. See benchmarks/README.md.
 """
 
 import argparse
@@ -54,6 +54,7 @@ sys.path.insert(0, str(REPO))
 
 from logprob_common import NAIVE, fwd_bwd, make_inputs, verdict  # noqa: E402
 
+from prime_megatron.evidence.provenance import record  # noqa: E402  (standard library only)
 from prime_megatron.passes.batch import IGNORE  # noqa: E402  (torch only: no kernels, no Megatron)
 
 EQ_SHAPES = {False: [(256, 151936), (64, 1237)], True: [(6, 5000), (6, 1237)]}  # by --quick
@@ -205,7 +206,7 @@ def _megatron_info() -> dict:
     except ImportError as e:
         raise RuntimeError(
             f"megatron-core is not importable ({e}): pass --megatron-path DIR or set "
-            "MEGATRON_CORE_PATH (README, GPU check)"
+            "MEGATRON_CORE_PATH (benchmarks/README.md)"
         ) from e
     path = Path(megatron.core.__file__).parents[1]
     return {"version": getattr(megatron.core, "__version__", None), "path": str(path)}
@@ -422,7 +423,8 @@ def main() -> int:
         raise SystemExit(f"--parts: unknown {unknown}; choose from {list(PARTS)}")
     device = _select_device(args.device)
     start = time.perf_counter()
-    report = {"benchmark": "gpu_check", "device": device, "quick": args.quick}
+    report = {"benchmark": "gpu_check", **record(config=args)}
+    report.update(device=device, quick=args.quick)
     report["extra_paths"] = _add_import_paths(args.megatron_path)
     report["env"] = _environment(device)
     for name, part in PARTS.items():

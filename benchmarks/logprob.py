@@ -100,7 +100,7 @@ def main() -> None:
         method, tokens, vocab = args.worker
         print(json.dumps(worker(method, int(tokens), int(vocab), args.repeats)))
         return
-    results = {"benchmark": "logprob_entropy_fwd_bwd", **record(), "device": "cpu",
+    results = {"benchmark": "logprob_entropy_fwd_bwd", **record(config=args), "device": "cpu",
                "dtype": "bfloat16"}  # fmt: skip
     results["threads"] = torch.get_num_threads()
     for tokens, vocab in SMALL_SHAPES if args.small else FULL_SHAPES:

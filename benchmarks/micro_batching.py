@@ -99,9 +99,10 @@ def main() -> None:
     finally:
         shutdown_distributed()
     real = int(batch.lengths().sum())
-    out = {"benchmark": "micro_batching", **record(), "threads": torch.get_num_threads(),
-           "config": {"samples": args.samples, "answers": answers, "vocab": vocab,
-                      "layers": 2, "hidden": 256, "rows": args.rows, "max_tokens": budget},
+    batch_config = {"samples": args.samples, "answers": answers, "vocab": vocab, "layers": 2,
+                    "hidden": 256, "rows": args.rows, "max_tokens": budget}  # fmt: skip
+    out = {"benchmark": "micro_batching", **record(config={"args": args, "batch": batch_config}),
+           "threads": torch.get_num_threads(),
            "real_tokens": real, "max_logp_diff": result.pop("max_logp_diff")}  # fmt: skip
     for name, how in sides.items():
         secs = result[name]

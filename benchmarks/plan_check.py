@@ -29,6 +29,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import yaml
+
+from prime_megatron.evidence.provenance import record
+from prime_megatron.run_layout import RunLayout
+
 REPO = Path(__file__).resolve().parent.parent
 TOLERANCE = 0.2
 MIB = 2**20
@@ -125,7 +130,10 @@ def main(argv: list[str] | None = None) -> None:
     checked = [n for n in rows if n != "tiny"]
     within = all(abs(rows[n]["predicted_over_measured"] - 1) <= TOLERANCE for n in checked)
     rounded = {n: {k: round(v, 3) for k, v in r.items()} for n, r in rows.items()}
-    print(json.dumps({"benchmark": "plan_check", "runtime_mib": round(runtime, 1),
+    trainer = {n: yaml.safe_load(RunLayout(work / n).config.read_text()) for n in rows}
+    provenance = record(config={"args": args, "trainer": trainer},
+                        overrides={n: [*COMMON, *CONFIGS[n]] for n in rows})  # fmt: skip
+    print(json.dumps({"benchmark": "plan_check", **provenance, "runtime_mib": round(runtime, 1),
                       "configs": rounded, "target_within_20pct": within}))  # fmt: skip
 
 

@@ -23,10 +23,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from prime_megatron.evidence.provenance import record  # noqa: E402
+from prime_megatron.run_layout import RunLayout  # noqa: E402
 
 MODEL = "qwen2.5-0.5b-instruct"
 
@@ -95,14 +98,15 @@ def main() -> None:
     p.add_argument("--override", nargs="*", default=[], help="section.field=value ...")
     args = p.parse_args()
     model, data = prepare(args.out, args.layers)
-    cmd = [sys.executable, "-m", "prime_megatron.train", *job(args, model, data)]
+    overrides = job(args, model, data)
+    cmd = [sys.executable, "-m", "prime_megatron.train", *overrides]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"the run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-    out = {"benchmark": "real_shape_step", **record(), "model": f"{MODEL}, {args.layers} layers",
-           "config": {"prompts": args.prompts, "samples": args.samples,
-                      "response_len": args.response_len, "override": args.override},
+    trainer = yaml.safe_load(RunLayout(args.out / "run").config.read_text())
+    provenance = record(config={"args": args, "trainer": trainer}, overrides=overrides)
+    out = {"benchmark": "real_shape_step", **provenance, "model": f"{MODEL}, {args.layers} layers",
            **summarise(args.out / "run" / "metrics.jsonl"),
            "peak_rss_gib": round(peak_gib, 2)}  # fmt: skip
     print(json.dumps(out))

@@ -21,6 +21,7 @@ import random
 import time
 
 from prime_megatron.data.synthetic import ArithmeticConfig, generate
+from prime_megatron.evidence.provenance import record
 from prime_megatron.rewards.config import RewardConfig
 from prime_megatron.rewards.manager import RewardInput, RewardManager
 from prime_megatron.rewards.math_verifier import warm_up
@@ -102,6 +103,7 @@ def main() -> None:
         json.dumps(
             {
                 "benchmark": "rewards",
+                **record(config=args),
                 "cpus": os.cpu_count(),
                 "workers": args.workers,
                 # Other work on the machine competes with the pool: report it.

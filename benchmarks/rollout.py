@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from prime_megatron.evidence.provenance import record
+
 TARGET_SPEEDUP = 5.0
 
 
@@ -103,6 +105,7 @@ def main() -> None:
         shutil.rmtree(model_dir, ignore_errors=True)
     print(json.dumps({
         "benchmark": "rollout",
+        **record(config=args),
         "model": "small" if args.small else "qwen2.5-0.5b-shape",
         "dtype": args.dtype,
         "vllm_compiled": args.compile,

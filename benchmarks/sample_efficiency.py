@@ -1,14 +1,14 @@
-"""Benchmark (issue 7): PRIME vs outcome-only RLOO on the synthetic arithmetic task.
+"""Benchmark: PRIME vs outcome-only RLOO on the synthetic arithmetic task.
 
     python benchmarks/sample_efficiency.py --out runs/bench/efficiency        # 3 seeds
     python benchmarks/sample_efficiency.py --out /tmp/se --seeds 1 --steps 2 --sft-steps 20 \\
         --train-prompts 400 --eval-prompts 50 --prompts-per-step 8 --window 1 \\
         --override algo.accuracy_low=0.0 --override algo.accuracy_high=1.0   # smoke test
 
-Hyperparameters not given as flags are the trainer's defaults (the default tiny job since
-2026-12-04: the addition-only chains with the sparse PRM, 120 steps of 16 prompts x K=4,
-1600 SFT steps at this writing; ``--config configs/mixed_chains_prime.yaml`` for the mixed
-chains, the default before); the JSON line reports the resolved values. The SFT start is
+Hyperparameters not given as flags are the trainer's defaults (the default tiny job: the
+addition-only chains with the sparse PRM, 120 steps of 16 prompts x K=4 after 1600 SFT
+steps; ``--config configs/mixed_chains_prime.yaml`` for the mixed chains, the earlier
+default task); the JSON line reports the resolved values. The SFT start is
 the package's shipped checkpoint when the recipe is one of the shipped ones (the default
 job's and the mixed chains'), else the first run trains it into OUT/sft (~20-30 min on 2
 cores); 3 seeds x 2 arms of the mixed chains took 31 minutes on 2 CPU cores besides.
@@ -21,7 +21,8 @@ is shared (see prime_megatron/evidence/runs.py). A run that already finished wit
 same arguments is reused, so re-running only re-analyses. Every step's trained samples
 are dumped (``run.dump_samples_every``) for the right-answer-wrong-step rate.
 
-Prints one JSON line: final smoothed training accuracy per arm, the samples PRIME needs
+Prints one JSON line: its provenance (commit, date, machine, arguments, each arm's resolved
+trainer config and overrides), final smoothed training accuracy per arm, the samples PRIME needs
 to reach RLOO's final training accuracy (trained samples, and generated ones incl. the
 filtered-out), held-out greedy pass@1 with 95 % intervals, seconds per step by phase
 (the first --skip-steps steps left out as warm-up), the right-answer-wrong-step rate
@@ -58,6 +59,7 @@ from prime_megatron.evidence.efficiency import (
 )
 from prime_megatron.evidence.metrics import run_settings
 from prime_megatron.evidence.prm_learning import credit_targets, over_training, seed_summary
+from prime_megatron.evidence.provenance import record
 from prime_megatron.evidence.runs import (
     add_run_args,
     launch,
@@ -315,6 +317,11 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     runs = run_all(args)
     result = analyse(runs, args)
+    trainer = {arm: arm_runs[0].config for arm, arm_runs in runs.items()}
+    overrides = {"every_arm": args.override}
+    overrides.update({arm: list(own) for arm, (_, own) in arm_args(args).items()})
+    provenance = record(config={"args": args, "trainer": trainer}, overrides=overrides)
+    result = {"benchmark": result.pop("benchmark"), **provenance, **result}
     plots = {
         "train_accuracy.png": lambda p: plot_accuracy(runs, result, args.window, p),
         "raws_rate.png": lambda p: plot_raws(result["raws_over_training"], p),

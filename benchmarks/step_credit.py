@@ -1,4 +1,4 @@
-"""Benchmark (issue 7): do PRIME's implicit process rewards locate the first wrong step?
+"""Benchmark: do PRIME's implicit process rewards locate the first wrong step?
 
     python benchmarks/step_credit.py --run-dir runs/bench/sample_efficiency/prime_seed1 \\
         --run-dir runs/bench/sample_efficiency/prime_seed2     # runs with dumped samples
@@ -28,6 +28,7 @@ from pathlib import Path
 
 from prime_megatron.evidence.credit import credit_report
 from prime_megatron.evidence.metrics import run_settings
+from prime_megatron.evidence.provenance import record
 from prime_megatron.evidence.runs import (
     add_run_args,
     launch,
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     final = report["over_training"][-1]["auroc"] if report["over_training"] else None
     result = {
         "benchmark": "step_credit",
+        **record(config={"args": args, "trainer": read_config(dirs[0])}),
         "runs": [str(d) for d in dirs],
         **run_settings(read_config(dirs[0])),
         **report,

@@ -241,7 +241,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = 2 if args.quick else args.repeats
-    results = {"benchmark": "train_step", **record(), "threads": torch.get_num_threads()}
+    results = {"benchmark": "train_step", **record(config=args), "threads": torch.get_num_threads()}
     results["cpus"] = os.cpu_count()
     results["loadavg_1m_before"] = round(os.getloadavg()[0], 2)
     parallel = initialize_parallel(1, 1)

@@ -32,6 +32,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from prime_megatron.evidence.provenance import record
+
 TARGET_VS_RAW = 3.0  # sync <= 3x the raw copy
 TARGET_VS_DISK = 5.0  # sync >= 5x faster than the disk path
 # sync <= this x vLLM's own reload of the same tensors: our gather/convert on top of vLLM's floor.
@@ -186,6 +188,7 @@ def main() -> None:
         mib = 2**20
         print(json.dumps({
             "benchmark": "weight_sync",
+            **record(config=args),
             "model": "small" if args.small else "qwen2.5-0.5b-shape",
             "layers": shape["num_hidden_layers"],
             "params": n_params,

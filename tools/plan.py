@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     print_phases(plan, unit)
     print_verdict(plan, unit)
     print_time(arch, inp, args)
-    print("\nestimates: formulas in prime_megatron/planning/, checked on CPU only (README)")
+    print("\nestimates: formulas in prime_megatron/planning/, checked on CPU (docs/planning.md)")
     return 0
 
 

@@ -51,8 +51,8 @@ class ArithmeticConfig:
     p_two_digit: float = 0.5
     # The operations drawn (uniformly) per step. "+" alone keeps the running total
     # non-negative, so about half the steps of 2-digit chains are carry steps: several
-    # uncertain decisions per response instead of ~0.9 (docs/implicit-prm.md, the
-    # dense-credit testbed).
+    # uncertain decisions per response instead of ~0.9: the default job's task
+    # (docs/tiny-task.md).
     operators: str = OPERATORS
     train_prompts: int = 20000  # RL train prompts (the SFT rows are their worked solutions)
     heldout_prompts: int = 1000  # held-out evaluation prompts (never trained on)

@@ -71,7 +71,7 @@ def samples_series(run: RunRecord, kind: str) -> list[float]:
 def phase_means(steps: Sequence[dict], skip: int = 1) -> dict[str, float]:
     """Mean seconds per step of each phase over ``steps[skip:]`` (the first steps carry
     warm-up), plus ``step`` (the total), ``other`` = step - rollout - prm_update -
-    policy_update (the issue's four-way split) and ``untimed`` = step - all PHASES."""
+    policy_update (the four-way split of the time plots) and ``untimed`` = step - all PHASES."""
     kept = list(steps[skip:]) or list(steps)
     if not kept:
         return {}

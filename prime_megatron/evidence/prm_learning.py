@@ -50,7 +50,7 @@ def _stretch_mean(run: RunRecord, key: str, stretch: set[int]) -> float | None:
 
 
 def credit_targets(summary: dict[str, dict]) -> dict[str, bool | None]:
-    """The science issue's targets on the last third of training (None: not measured)."""
+    """The PRM and step-credit targets on the last third of training (None: not measured)."""
 
     def mean(key: str) -> float | None:
         return summary[key]["mean"] if key in summary else None

@@ -2,7 +2,7 @@
 
 No accelerator here: this keeps the script runnable, so a lent GPU's few minutes are not spent
 on a broken script. What only a GPU shows (compiled kernels, timings, the CUDA build path) is
-listed in README, "GPU check".
+listed in benchmarks/README.md, "gpu_check.py".
 """
 
 import json
