@@ -544,3 +544,12 @@ def test_host_shared_dirs_are_empty_inside(host_shared_files):
     listings = json.loads(report.output)
     assert host_shared_files and "/tmp" in listings
     assert listings == {d: [] for d in listings}
+
+
+def test_a_near_miss_integer_scores_zero():
+    # 999999000 is within a relative 1e-6 of the answer, but it is a wrong answer.
+    near_miss = json.dumps({"inputs": ["\n", "\n"], "outputs": ["999999937", "0.5"]})
+    verdict = score_code(python("print(999999000)"), near_miss, CFG)
+    assert (verdict.score, verdict.detail) == (0.0, "wrong,wrong")
+    floats = json.dumps({"inputs": ["\n"], "outputs": ["0.5"]})
+    assert score_code(python("print(0.50000001)"), floats, CFG).score == 1.0
