@@ -2,6 +2,7 @@
 test process and the machine as they were. Also: it runs honest programs, and it fails
 closed where the kernel gives no namespaces."""
 
+import dataclasses
 import errno
 import json
 import os
@@ -17,6 +18,7 @@ import uuid
 import pytest
 
 from prime_megatron.rewards.code_verifier import score_code
+from prime_megatron.rewards.sandbox import runner
 from prime_megatron.rewards.sandbox.config import SandboxConfig
 from prime_megatron.rewards.sandbox.runner import run_program
 from prime_megatron.rewards.verdict import CRASH, OK, SANDBOX_VIOLATION, TIMEOUT
@@ -553,3 +555,22 @@ def test_a_near_miss_integer_scores_zero():
     assert (verdict.score, verdict.detail) == (0.0, "wrong,wrong")
     floats = json.dumps({"inputs": ["\n"], "outputs": ["0.5"]})
     assert score_code(python("print(0.50000001)"), floats, CFG).score == 1.0
+
+
+def test_output_that_is_not_utf8_crosses_to_the_parent_without_growing(monkeypatch):
+    # Each invalid byte once became "\ufffd" in the harness's JSON: six bytes per byte.
+    crossed = []
+    parse = runner._parse_results
+    monkeypatch.setattr(runner, "_parse_results", lambda text: crossed.append(text) or parse(text))
+    cap = 1 << 20
+    cfg = dataclasses.replace(CFG, max_output_kb=cap >> 10, max_file_mb=4)
+    program = (
+        DISABLE_AUDIT_HOOK + "import os, sys\nsys.stdout.flush()\nos.write(1, b'\\xff' * (1 << 20))"
+    )
+    run = run_program(program, ["", ""], None, cfg)
+    assert [r.output_bytes for r in run.reports] == [cap + len("audit hook disabled\n")] * 2
+    for report in run.reports:
+        assert len(report.output.encode()) <= report.output_bytes
+        assert len(report.stderr_tail.encode()) <= 2000
+    # What crosses is at most the capped bytes in base64 (4/3) plus a little JSON.
+    assert len(crossed[0]) <= 2 * (4 * (cap + 1) // 3 + 4096)

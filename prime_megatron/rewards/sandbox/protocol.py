@@ -3,6 +3,7 @@
 Kept stdlib-only and tiny: the bootstrap imports it before it isolates itself.
 """
 
+import base64
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -60,3 +61,23 @@ class ProgramSpec:
 def test_file(directory: str, kind: str, index: int) -> str:
     """Per-test file: kind is "in" (stdin), "out" (stdout or call result) or "err"."""
     return os.path.join(directory, f"{kind}_{index}.txt")
+
+
+def pack_bytes(data: bytes) -> str:
+    """Bytes for a JSON line as base64: 4/3 of their size whatever they hold, where a JSON
+    string would spell each NUL or invalid UTF-8 byte as a six-byte escape."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def unpack_text(packed: str, tail: bool = False) -> str:
+    """The text of ``pack_bytes`` data, never longer in UTF-8 than the bytes were.
+
+    Invalid sequences become U+FFFD (three bytes each) only while that fits, keeping the
+    head (or, with ``tail``, the end); such output cannot match an expected text anyway,
+    and its size must not grow with the garbage.
+    """
+    data = base64.b64decode(packed)
+    encoded = data.decode(errors="replace").encode()
+    if len(encoded) > len(data):
+        encoded = encoded[-len(data) :] if tail else encoded[: len(data)]
+    return encoded.decode(errors="ignore")

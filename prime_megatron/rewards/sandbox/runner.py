@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import prime_megatron
 
 from .config import SandboxConfig
-from .protocol import EXIT_ISOLATION_UNAVAILABLE, ProgramSpec, test_file
+from .protocol import EXIT_ISOLATION_UNAVAILABLE, ProgramSpec, test_file, unpack_text
 
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(prime_megatron.__file__)))
 # -S: no site (the sandbox needs only the stdlib and this package, put first on sys.path).
@@ -159,5 +159,7 @@ def _parse_results(text: str) -> tuple[dict, list[TestReport]]:
             header = record
             continue
         flags = tuple(record.pop("flags", ()))
+        record["output"] = unpack_text(record["output"])
+        record["stderr_tail"] = unpack_text(record["stderr_tail"], tail=True)
         reports.append(TestReport(index=record.pop("test"), flags=flags, **record))
     return header, reports
