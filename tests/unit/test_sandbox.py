@@ -574,3 +574,24 @@ def test_output_that_is_not_utf8_crosses_to_the_parent_without_growing(monkeypat
         assert len(report.stderr_tail.encode()) <= 2000
     # What crosses is at most the capped bytes in base64 (4/3) plus a little JSON.
     assert len(crossed[0]) <= 2 * (4 * (cap + 1) // 3 + 4096)
+
+
+def test_signals_to_the_harness_cost_the_program_no_test():
+    # The harness runs the tests as PID 1 of the sandbox, under the program's uid: a
+    # SIGINT once raised KeyboardInterrupt there and every later test was lost.
+    signals = ["SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGQUIT", "SIGSTOP", "SIGKILL"]
+    program = DISABLE_AUDIT_HOOK + textwrap.dedent(
+        f"""
+        import os, signal, time
+        for name in {signals!r}:
+            os.kill(1, getattr(signal, name))
+        time.sleep(0.1)  # time for a handler in the harness to run
+        a, b = map(int, input().split())
+        print(a + b)
+        """
+    )
+    inputs, sums = ["1 2\n", "3 4\n", "5 6\n"], ["3", "7", "11"]
+    expected = [f"audit hook disabled\n{s}" for s in sums]
+    ground_truth = json.dumps({"inputs": inputs, "outputs": expected})
+    verdict = score_code(python(program), ground_truth, CFG)
+    assert (verdict.score, verdict.detail) == (1.0, "passed,passed,passed")

@@ -26,6 +26,10 @@ _MAX_FLAGS, _FLAG_CHARS = 8, 64  # the flag pipe is the program's to write: keep
 
 
 def run_tests(spec: ProgramSpec, results: io.TextIOBase, own_pid_namespace: bool) -> None:
+    # The program runs under our uid, so it may signal us. As PID 1 of the sandbox's PID
+    # namespace the kernel drops every signal from inside it that we have no handler for
+    # (SIGKILL and SIGSTOP included); Python's SIGINT handler is the only one we have.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     for index in range(spec.n_tests):
         report = _run_one(spec, index, own_pid_namespace)
         results.write(json.dumps(report) + "\n")
@@ -140,6 +144,7 @@ def _child(spec: ProgramSpec, index: int, flag_fd: int) -> None:
     exit_code = 1
     try:
         os.setpgid(0, 0)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as in any Python program
         isolate.apply_limits(spec.limits)
         _setup_fds(spec, index, flag_fd)
         audit.install(spec.scratch, _FLAG_FD)
