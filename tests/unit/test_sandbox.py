@@ -595,3 +595,71 @@ def test_signals_to_the_harness_cost_the_program_no_test():
     ground_truth = json.dumps({"inputs": inputs, "outputs": expected})
     verdict = score_code(python(program), ground_truth, CFG)
     assert (verdict.score, verdict.detail) == (1.0, "passed,passed,passed")
+
+
+# Raw key syscalls (no libc wrapper): add_key, request_key, keyctl.
+_KEY_SYSCALLS = {"x86_64": (248, 249, 250), "aarch64": (217, 218, 219)}
+
+# Against the session keyring (-3) and user keyring (-4) it was started with, the program
+# lists, finds, reads and overwrites the parent's key and plants its own; one outcome
+# each, "done" or the kernel's error.
+KEYRING_ATTACK = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+ADD_KEY, REQUEST_KEY, KEYCTL = {numbers}
+SEARCH, READ, UPDATE = 10, 11, 2
+L = ctypes.c_long
+def outcome(result):
+    return "done" if result >= 0 else os.strerror(ctypes.get_errno())
+buf = ctypes.create_string_buffer(256)
+key = libc.syscall(L(REQUEST_KEY), b"user", b"prime-sandbox-secret", None, L(0))
+found = libc.syscall(L(KEYCTL), L(SEARCH), L(-3), b"user", b"prime-sandbox-secret", L(0))
+print(*[
+    outcome(libc.syscall(L(KEYCTL), L(READ), L(-3), buf, L(256))),
+    outcome(key), outcome(found),
+    outcome(libc.syscall(L(KEYCTL), L(READ), L(max(key, found)), buf, L(256))),
+    outcome(libc.syscall(L(KEYCTL), L(UPDATE), L(max(key, found)), b"pwned", L(5))),
+    outcome(libc.syscall(L(ADD_KEY), b"user", b"planted", b"x", L(1), L(-3))),
+    outcome(libc.syscall(L(ADD_KEY), b"user", b"planted", b"x", L(1), L(-4))),
+], sep=",")
+"""
+
+# The scoring process: a fresh session keyring holding one key, then the program, then
+# what became of the key. The keyring dies with this process.
+KEYRING_PARENT = """
+import ctypes, json, sys
+sys.path.insert(0, {root!r})
+from prime_megatron.rewards.sandbox.config import SandboxConfig
+from prime_megatron.rewards.sandbox.runner import run_program
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+ADD_KEY, REQUEST_KEY, KEYCTL = {numbers}
+L = ctypes.c_long
+assert libc.syscall(L(KEYCTL), L(1), None) > 0  # KEYCTL_JOIN_SESSION_KEYRING, anonymous
+key = libc.syscall(L(ADD_KEY), b"user", b"prime-sandbox-secret", b"s3cret", L(6), L(-3))
+assert key > 0
+report = run_program({program!r}, [""], None, SandboxConfig(**{cfg!r})).reports[0]
+payload = ctypes.create_string_buffer(64)
+size = libc.syscall(L(KEYCTL), L(11), L(key), payload, L(64))
+planted = libc.syscall(L(KEYCTL), L(10), L(-3), b"user", b"planted", L(0))
+print(json.dumps([report.output, report.stderr_tail, payload.raw[:size].decode(), planted]))
+"""
+
+
+def test_program_cannot_touch_the_trainers_keyring():
+    numbers = _KEY_SYSCALLS.get(os.uname().machine)
+    if numbers is None:
+        pytest.skip("no key syscall numbers for this architecture")
+    program = DISABLE_AUDIT_HOOK + KEYRING_ATTACK.format(numbers=numbers)
+    cfg = {"test_timeout_s": 2.0, "memory_mb": 256}
+    parent = KEYRING_PARENT.format(root=os.getcwd(), numbers=numbers, program=program, cfg=cfg)
+    result = subprocess.run(
+        [sys.executable, "-c", parent], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    output, stderr_tail, payload, planted = json.loads(result.stdout)
+    hook_line, outcomes = output.splitlines()
+    assert hook_line == "audit hook disabled", stderr_tail
+    assert "done" not in outcomes.split(","), outcomes
+    assert (payload, planted) == ("s3cret", -1)  # untouched, and nothing planted

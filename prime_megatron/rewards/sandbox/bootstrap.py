@@ -82,6 +82,8 @@ def _enter_sandbox(spec: ProgramSpec, mode: str, uid: int | None) -> bool:
     # kill reaches us, and keep other processes of this uid out of our /proc fds.
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
     linux.prctl(linux.PR_SET_DUMPABLE, 0)
+    # Where the seccomp filter cannot refuse the key syscalls, at least hold no keys.
+    linux.join_new_session_keyring()
     # Last, once nothing of our own needs a refused syscall; no_new_privs is set by now.
     return seccomp.install()
 

@@ -11,7 +11,9 @@ starts (filters are inherited and cannot be removed):
   reach nothing but each other: a datagram pair could ``sendto`` any host path;
 * ``unshare`` / ``clone`` refused with ``CLONE_NEWUSER``; ``clone3`` (flags behind a
   pointer the filter cannot read) answers ENOSYS, so libc falls back to ``clone``;
-* io_uring refused: its operations create and connect sockets without these syscalls.
+* io_uring refused: its operations create and connect sockets without these syscalls;
+* the kernel key syscalls (``add_key``, ``request_key``, ``keyctl``) answer ENOSYS: keys
+  reach past every namespace here (the trainer's session keyring, a uid's user keyring).
 
 A syscall of another ABI (x32, or 32-bit x86 via ``int 0x80``) uses other numbers and
 would slip past the checks, so it kills the process.
@@ -42,13 +44,14 @@ class _Syscalls:
     socketpair: int
     clone: int
     unshare: int
+    keys: tuple[int, int, int]  # add_key, request_key, keyctl
     clone3: int = 435
     io_uring: tuple[int, ...] = (425, 426, 427)  # setup, enter, register
 
 
 _SYSCALLS = {
-    "x86_64": _Syscalls(socket=41, socketpair=53, clone=56, unshare=272),
-    "aarch64": _Syscalls(socket=198, socketpair=199, clone=220, unshare=97),
+    "x86_64": _Syscalls(socket=41, socketpair=53, clone=56, unshare=272, keys=(248, 249, 250)),
+    "aarch64": _Syscalls(socket=198, socketpair=199, clone=220, unshare=97, keys=(217, 218, 219)),
 }
 
 _ALLOWED_SOCKET_FAMILIES = (socket.AF_INET, socket.AF_INET6)
@@ -133,7 +136,8 @@ def build_filter(machine: str) -> bytes:
     p.jump(_JEQ_K, nr.socketpair, true="socketpair")
     p.jump(_JEQ_K, nr.unshare, true="flags")
     p.jump(_JEQ_K, nr.clone, true="flags")
-    p.jump(_JEQ_K, nr.clone3, true="enosys")
+    for number in (nr.clone3, *nr.keys):
+        p.jump(_JEQ_K, number, true="enosys")
     for number in nr.io_uring:
         p.jump(_JEQ_K, number, true="eperm")
     p.ret(_RET_ALLOW)
