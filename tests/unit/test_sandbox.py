@@ -57,6 +57,23 @@ def sandbox_processes() -> list[int]:
     return pids
 
 
+def sysv_objects(kind: str) -> list[dict[str, int]]:
+    """The host's SysV IPC objects of ``kind`` ("shm", "msg", "sem"), as /proc lists them."""
+    with open(f"/proc/sysvipc/{kind}") as f:
+        header, *rows = (line.split() for line in f)
+    return [dict(zip(header, map(int, row), strict=False)) for row in rows]
+
+
+def sandbox_ipc_objects() -> list[tuple[str, int]]:
+    """Host SysV IPC objects owned by a sandbox uid (there must be none between runs)."""
+    return [
+        (kind, obj["key"])
+        for kind in ("shm", "msg", "sem")
+        for obj in sysv_objects(kind)
+        if obj["cuid"] >= CFG.uid_base
+    ]
+
+
 @pytest.fixture(autouse=True)
 def nothing_escapes():
     yield
@@ -64,6 +81,7 @@ def nothing_escapes():
     while sandbox_processes() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sandbox_processes() == []
+    assert sandbox_ipc_objects() == []
 
 
 def score(program: str, ground_truth: str = ONE_TEST):
@@ -249,7 +267,7 @@ def test_fails_closed_without_namespaces():
     result = run_in_restricted_namespace(require_isolation=True)
     assert result.returncode != 0
     assert "SandboxUnavailableError" in result.stderr
-    assert "cannot create network/mount/PID namespaces" in result.stderr
+    assert "cannot create network/mount/PID/IPC namespaces" in result.stderr
     assert "require_isolation=false" in result.stderr  # says how to opt out, and the risk
 
 
@@ -299,7 +317,7 @@ def test_unprivileged_user_gets_a_user_namespace_sandbox():
     result = subprocess.run(
         [*user, interpreter, "-c", script], capture_output=True, text=True, timeout=60
     )
-    if "cannot create network/mount/PID namespaces" in result.stderr:
+    if "cannot create network/mount/PID/IPC namespaces" in result.stderr:
         pytest.skip("unprivileged user namespaces are disabled here")
     assert result.stdout.split() == ["userns", "1", "[]", "('open',)"], result.stderr
 
@@ -663,3 +681,95 @@ def test_program_cannot_touch_the_trainers_keyring():
     assert hook_line == "audit hook disabled", stderr_tail
     assert "done" not in outcomes.split(","), outcomes
     assert (payload, planted) == ("s3cret", -1)  # untouched, and nothing planted
+
+
+# SysV IPC through ctypes, for the test process and (audit hook off) for programs.
+SYSV_IPC = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+IPC_CREAT, IPC_RMID, IPC_NOWAIT, SHM_RDONLY = 0o1000, 0, 0o4000, 0o10000
+def outcome(result):
+    return "done" if result >= 0 else os.strerror(ctypes.get_errno())
+def shm_create(key, size, mode):
+    return libc.shmget(key, ctypes.c_size_t(size), IPC_CREAT | mode)
+def shm_read(key, size):
+    shmid = libc.shmget(key, ctypes.c_size_t(0), 0)
+    if shmid < 0:
+        return outcome(shmid)
+    address = libc.shmat(shmid, None, SHM_RDONLY)
+    if address in (None, 2**64 - 1):  # (void *) -1
+        return outcome(-1)
+    return ctypes.string_at(address, size).decode()
+class Message(ctypes.Structure):
+    _fields_ = [("mtype", ctypes.c_long), ("mtext", ctypes.c_char * 64)]
+def msg_send(key, text):
+    qid = libc.msgget(key, IPC_CREAT | 0o666)
+    message = Message(1, text.encode())
+    return outcome(qid if qid < 0 else libc.msgsnd(qid, ctypes.byref(message), 64, IPC_NOWAIT))
+def msg_receive(key):
+    qid = libc.msgget(key, 0)
+    message = Message()
+    got = qid if qid < 0 else libc.msgrcv(qid, ctypes.byref(message), 64, 0, IPC_NOWAIT)
+    return message.mtext.decode() if got >= 0 else outcome(got)
+"""
+_ipc = {}
+exec(SYSV_IPC, _ipc)
+
+
+def _remove_sysv(kind: str, key: int) -> None:
+    """Remove the host's object of ``key``: the test's own, or one a sandbox leaked."""
+    get, ctl = {"shm": ("shmget", "shmctl"), "msg": ("msgget", "msgctl")}[kind]
+    libc = _ipc["libc"]
+    ident = getattr(libc, get)(key, *((_ipc["ctypes"].c_size_t(0),) if kind == "shm" else ()), 0)
+    if ident >= 0:
+        getattr(libc, ctl)(ident, _ipc["IPC_RMID"], None)
+
+
+@pytest.fixture
+def ipc_key():
+    """A fresh SysV IPC key; whatever holds it on the host afterwards is removed."""
+    key = int.from_bytes(os.urandom(3), "little") | 0x51000000
+    yield key
+    for kind in ("shm", "msg"):
+        _remove_sysv(kind, key)
+
+
+def _ipc_program(body: str) -> list[str]:
+    """Run ``body`` (audit hook off, SYSV_IPC loaded); its last output line, split on ","."""
+    code = DISABLE_AUDIT_HOOK + SYSV_IPC + textwrap.dedent(body)
+    report = run_program(code, [""], None, CFG).reports[0]
+    assert report.exit_code == 0, report.stderr_tail
+    hook_line, outcomes = report.output.splitlines()
+    assert hook_line == "audit hook disabled"
+    return outcomes.split(",")
+
+
+def test_shared_memory_of_a_program_dies_with_its_sandbox(ipc_key):
+    body = f"""
+    made = [shm_create({ipc_key}, 4096, 0o666), shm_create(0, 8192, 0o600)]
+    print(*("made" if shmid >= 0 else outcome(shmid) for shmid in made), sep=",")
+    """
+    assert _ipc_program(body) == ["made", "made"]  # it may use SysV IPC inside
+    leaked = [s for s in sysv_objects("shm") if s["key"] == ipc_key or s["cuid"] >= CFG.uid_base]
+    for segment in leaked:  # clean up before failing
+        _ipc["libc"].shmctl(segment["shmid"], _ipc["IPC_RMID"], None)
+    assert leaked == []
+
+
+def test_host_shared_memory_is_invisible(ipc_key):
+    shmid = _ipc["shm_create"](ipc_key, 4096, 0o644)
+    assert shmid >= 0
+    address = _ipc["libc"].shmat(shmid, None, 0)
+    _ipc["ctypes"].memmove(address, b"s3cret", 6)
+    _ipc["libc"].shmdt(_ipc["ctypes"].c_void_p(address))
+    body = f"""
+    listed = open("/proc/sysvipc/shm").read().count("\\n") - 1
+    print(shm_read({ipc_key}, 6), listed, sep=",")
+    """
+    assert _ipc_program(body) == [os.strerror(errno.ENOENT), "0"]
+
+
+def test_a_message_queue_does_not_carry_over_to_the_next_sandbox(ipc_key):
+    assert _ipc_program(f"print(msg_send({ipc_key}, 'from the last sandbox'))") == ["done"]
+    assert _ipc_program(f"print(msg_receive({ipc_key}))") == [os.strerror(errno.ENOENT)]

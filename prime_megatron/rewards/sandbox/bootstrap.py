@@ -43,7 +43,7 @@ def _isolate_or_exit(spec: ProgramSpec) -> str:
         return isolate.enter_namespaces()
     except OSError as e:
         if spec.require_isolation:
-            print(f"cannot create network/mount/PID namespaces: {e}", file=sys.stderr)
+            print(f"cannot create network/mount/PID/IPC namespaces: {e}", file=sys.stderr)
             sys.exit(EXIT_ISOLATION_UNAVAILABLE)
         return MODE_NONE
 

@@ -11,7 +11,7 @@ _MB = 1 << 20
 
 @dataclass(frozen=True)
 class SandboxConfig:
-    # Refuse to run untrusted code when network/mount/PID namespaces cannot be created.
+    # Refuse to run untrusted code when network/mount/PID/IPC namespaces cannot be created.
     # Setting this False runs programs with rlimits only: NO network or filesystem isolation.
     require_isolation: bool = True
     test_timeout_s: float = 4.0  # wall clock per test

@@ -14,11 +14,13 @@ import stat
 from . import linux
 from .protocol import MODE_PRIVILEGED, MODE_USERNS, Limits
 
-_NAMESPACES = linux.CLONE_NEWNS | linux.CLONE_NEWNET | linux.CLONE_NEWPID
+# The IPC namespace gives the program its own SysV IPC objects and POSIX message queues,
+# which vanish with it: none of the host's, and none left for the next program.
+_NAMESPACES = linux.CLONE_NEWNS | linux.CLONE_NEWNET | linux.CLONE_NEWPID | linux.CLONE_NEWIPC
 
 
 def enter_namespaces() -> str:
-    """New mount, network and PID namespaces for this process's future children.
+    """New mount, network, PID and IPC namespaces for this process's future children.
 
     As root (CAP_SYS_ADMIN) the namespaces are created directly; otherwise inside a new
     user namespace that maps only our own uid/gid. Returns the mode used.
