@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import uuid
@@ -773,3 +774,51 @@ def test_host_shared_memory_is_invisible(ipc_key):
 def test_a_message_queue_does_not_carry_over_to_the_next_sandbox(ipc_key):
     assert _ipc_program(f"print(msg_send({ipc_key}, 'from the last sandbox'))") == ["done"]
     assert _ipc_program(f"print(msg_receive({ipc_key}))") == [os.strerror(errno.ENOENT)]
+
+
+@pytest.fixture
+def training_data_dir():
+    """World-readable expected outputs where a trainer might keep them (a data or run dir
+    outside anything the sandbox needs), as a path prefix; removed afterwards."""
+    parent = next(d for d in ("/srv", "/var/lib", "/opt") if os.access(d, os.W_OK))
+    path = tempfile.mkdtemp(prefix="prime-sandbox-data-", dir=parent)
+    os.chmod(path, 0o755)
+    with open(os.path.join(path, "train.jsonl"), "w") as f:
+        f.write('{"outputs": ["3"]}\n')
+    os.chmod(os.path.join(path, "train.jsonl"), 0o644)
+    yield path
+    shutil.rmtree(path)
+
+
+# Walks "/" breadth first (sorted, at most LIMIT dirs; not into the kernel's /proc and /sys
+# nor into the interpreter's own dirs) and prints every file it may open, as JSON.
+WALK_THE_ROOT = """
+import json, os, sys
+skip = {"/proc", "/sys", "/usr", os.path.realpath(sys.base_prefix)}
+found, queue, LIMIT = [], ["/"], 3000
+while queue and LIMIT:
+    directory, LIMIT = queue.pop(0), LIMIT - 1
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError:
+        continue
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            if entry.path not in skip:
+                queue.append(entry.path)
+        elif os.access(entry.path, os.R_OK):
+            found.append(entry.path)
+print(json.dumps(found))
+"""
+
+
+def test_host_files_outside_the_allow_list_are_not_there(training_data_dir):
+    cfg = dataclasses.replace(CFG, test_timeout_s=20, cpu_time_s=10, max_output_kb=4096)
+    report = run_program(DISABLE_AUDIT_HOOK + WALK_THE_ROOT, [""], None, cfg).reports[0]
+    assert report.exit_code == 0, report.stderr_tail
+    found = json.loads(report.output.splitlines()[-1])
+    homes = ("/home/", "/root/", os.path.expanduser("~") + "/")
+    data = [path for path in found if path.startswith(training_data_dir)]
+    in_homes = [path for path in found if path.startswith(homes)]
+    in_checkout = [path for path in found if path.startswith(os.getcwd() + "/")]
+    assert (data, in_homes, in_checkout) == ([], [], [])

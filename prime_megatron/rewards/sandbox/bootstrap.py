@@ -12,7 +12,7 @@ import signal
 import sys
 import traceback
 
-from . import harness, isolate, linux, seccomp
+from . import harness, isolate, linux, rootfs, seccomp
 from .protocol import (
     EXIT_HARNESS_ERROR,
     EXIT_ISOLATION_UNAVAILABLE,
@@ -71,8 +71,7 @@ def _enter_sandbox(spec: ProgramSpec, mode: str, uid: int | None) -> bool:
     """Returns whether the seccomp filter is on (it is wherever the architecture has one)."""
     if mode != MODE_NONE:
         reachable = [*spec.expose, spec.inputs_dir]
-        isolate.build_filesystem(spec.scratch, spec.scratch_bytes, uid, reachable)
-        isolate.mount_private_proc()
+        rootfs.build_root(spec.root, spec.scratch, spec.scratch_bytes, uid, reachable)
     os.chdir(spec.scratch)  # the tmpfs now mounted there, not the host dir underneath
     if mode == MODE_NONE:
         _drop_unisolated(spec.scratch, uid)

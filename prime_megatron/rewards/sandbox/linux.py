@@ -28,6 +28,8 @@ MS_PRIVATE = 0x40000
 MS_RELATIME = 0x200000
 MS_STRICTATIME = 0x1000000
 
+MNT_DETACH = 2
+
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_SECCOMP = 22
@@ -81,6 +83,15 @@ def join_new_session_keyring() -> bool:
     if err == errno.ENOSYS:
         return False
     raise OSError(err, f"keyctl(KEYCTL_JOIN_SESSION_KEYRING): {os.strerror(err)}")
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    args = (os.fsencode(new_root), os.fsencode(put_old))
+    _check(_libc.pivot_root(*args), f"pivot_root({new_root!r}, {put_old!r})")
+
+
+def umount2(target: str, flags: int) -> None:
+    _check(_libc.umount2(os.fsencode(target), flags), f"umount2({target!r}, {flags})")
 
 
 def prctl(option: int, arg: int) -> None:

@@ -33,8 +33,7 @@ def _probe(require_isolation: bool, scratch_root: str, uid_base: int) -> str:
     if run.isolation != MODE_NONE and not run.syscall_filter:
         log.warning(
             "No seccomp filter for this architecture: sandboxed code can still create user "
-            "namespaces and reach world-writable host unix sockets outside /tmp, /run and "
-            "/dev/shm (which it sees empty)."
+            "namespaces, use the kernel key syscalls and hold unbounded memory in memfds."
         )
     if run.isolation == MODE_NONE:
         log.warning(

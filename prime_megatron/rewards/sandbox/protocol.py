@@ -45,7 +45,8 @@ class ProgramSpec:
     call_args: list = field(default_factory=list)  # per test: positional args (call-based)
     require_isolation: bool = True
     uid_base: int = 100_000
-    expose: list = field(default_factory=list)  # dirs the sandbox uid must be able to read
+    expose: list = field(default_factory=list)  # host dirs bound (read-only) into the root
+    root: str = ""  # an empty host dir: the sandbox's root tmpfs is mounted there
 
     def dump(self, path: str) -> None:
         with open(path, "w") as f:

@@ -72,9 +72,11 @@ def run_program(code: str, inputs: list, fn_name: str | None, cfg: SandboxConfig
 
 
 def _write_inputs(top: str, code: str, inputs: list, fn_name, cfg: SandboxConfig) -> ProgramSpec:
-    scratch, inputs_dir, private = (os.path.join(top, d) for d in ("scratch", "inputs", "private"))
-    os.mkdir(scratch, 0o700)
-    os.mkdir(private, 0o700)
+    scratch, inputs_dir, private, root = (
+        os.path.join(top, d) for d in ("scratch", "inputs", "private", "root")
+    )
+    for directory in (scratch, private, root):
+        os.mkdir(directory, 0o700)
     os.mkdir(inputs_dir, 0o755)
     if fn_name is None:
         for index, text in enumerate(inputs):
@@ -93,12 +95,15 @@ def _write_inputs(top: str, code: str, inputs: list, fn_name, cfg: SandboxConfig
         require_isolation=cfg.require_isolation,
         uid_base=cfg.uid_base,
         expose=_interpreter_dirs(),
+        root=root,
     )
 
 
 def _interpreter_dirs() -> list[str]:
-    dirs = {sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix, _PACKAGE_ROOT}
-    return sorted(os.path.realpath(d) for d in dirs)
+    """The Python installation the program imports its stdlib from. Not the venv nor this
+    package: with -S the program needs neither, and the harness has imported all it uses
+    before the host's tree is gone."""
+    return sorted({os.path.realpath(d) for d in (sys.base_prefix, sys.base_exec_prefix)})
 
 
 def _launch(spec_path: str, scratch: str, timeout_s: float) -> SandboxRun:

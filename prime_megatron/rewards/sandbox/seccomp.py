@@ -1,7 +1,7 @@
 """A seccomp filter for the sandbox: the syscalls namespaces cannot confine, refused.
 
-The network namespace confines IP sockets, but not unix sockets named by a host path (the
-mount namespace shares the host's files, and ``connect`` needs no writable mount), nor
+The network namespace confines IP sockets, but not unix sockets named by a path (the
+sandbox's root holds no host socket, but ``connect`` needs no writable mount), nor
 vsock (a VM's line to its host). Creating a user namespace would hand the program a fresh
 set of capabilities and much kernel attack surface. So, for the sandbox and everything it
 starts (filters are inherited and cannot be removed):
@@ -20,8 +20,7 @@ would slip past the checks, so it kills the process.
 
 The filter is classic BPF over ``struct seccomp_data``; it needs no libseccomp. Only
 architectures whose syscall numbers are listed here get it: elsewhere the namespaces and
-mounts protect alone, host sockets outside ``isolate.HOST_SHARED_DIRS`` stay reachable,
-and the probe warns.
+the sandbox's root (which holds no host socket) protect alone, and the probe warns.
 """
 
 import ctypes
