@@ -5,6 +5,7 @@ closed where the kernel gives no namespaces."""
 import dataclasses
 import errno
 import json
+import logging
 import os
 import shutil
 import signal
@@ -19,7 +20,7 @@ import uuid
 import pytest
 
 from prime_megatron.rewards.code_verifier import score_code
-from prime_megatron.rewards.sandbox import runner
+from prime_megatron.rewards.sandbox import cgroup, probe, runner
 from prime_megatron.rewards.sandbox.config import SandboxConfig
 from prime_megatron.rewards.sandbox.runner import run_program
 from prime_megatron.rewards.verdict import CRASH, OK, SANDBOX_VIOLATION, TIMEOUT
@@ -822,3 +823,83 @@ def test_host_files_outside_the_allow_list_are_not_there(training_data_dir):
     in_homes = [path for path in found if path.startswith(homes)]
     in_checkout = [path for path in found if path.startswith(os.getcwd() + "/")]
     assert (data, in_homes, in_checkout) == ([], [], [])
+
+
+# Memory that no process's address space holds, so RLIMIT_AS never counts it: memfd pages
+# (one memfd per chunk, each under RLIMIT_FSIZE) and SysV shared memory segments,
+# attached, filled and detached. Prints the MiB held each way after each step (the kernel
+# may kill it for going over a cgroup limit).
+HOLD_UNMAPPED_MEMORY = """
+import os
+def hold_memfds(limit_mib, chunk=bytes(8 << 20)):
+    held, fds = 0, []  # one memfd per chunk: RLIMIT_FSIZE bounds each
+    try:
+        while held < limit_mib:
+            fds.append(os.memfd_create("hoard"))
+            os.write(fds[-1], chunk)
+            held += 8
+            print("memfd", held, flush=True)
+    except OSError as e:
+        print("memfd", held, type(e).__name__, flush=True)
+def hold_shm(limit_mib):
+    held = 0
+    while held < limit_mib:
+        shmid = libc.shmget(0, ctypes.c_size_t(64 << 20), IPC_CREAT | 0o600)
+        address = libc.shmat(shmid, None, 0) if shmid >= 0 else None
+        if address in (None, 2**64 - 1):
+            print("shm", held, outcome(-1), flush=True)
+            return
+        ctypes.memset(address, 1, 64 << 20)
+        libc.shmdt(ctypes.c_void_p(address))
+        held += 64
+        print("shm", held, flush=True)
+hold_memfds(384)
+hold_shm(384)
+"""
+
+
+def test_memory_outside_the_address_space_is_bounded_too():
+    cfg = dataclasses.replace(CFG, memory_mb=128, total_memory_mb=256, test_timeout_s=10)
+    program = DISABLE_AUDIT_HOOK + SYSV_IPC + HOLD_UNMAPPED_MEMORY
+    report = run_program(program, [""], None, cfg).reports[0]
+    held = {}
+    for line in report.output.splitlines()[1:]:
+        kind, mib, *_ = line.split()
+        held[kind] = int(mib)
+    assert held and sum(held.values()) <= cfg.total_memory_mb, report.output
+
+
+def test_the_probe_says_how_memory_is_bounded(caplog):
+    probe._probe.cache_clear()
+    with caplog.at_level(logging.INFO, logger=probe.__name__):
+        probe.check_isolation(CFG)
+    expected = "memory.max=" if cgroup.find_parent("") else "memfd_create is refused"
+    assert expected in caplog.text
+
+
+def test_a_sandbox_joins_its_own_cgroup_with_its_memory_limit(tmp_path, monkeypatch):
+    # A stand-in for a delegated cgroup v2 dir: the plumbing, not the kernel's limit (the
+    # memory test above covers that wherever the host delegates one).
+    (tmp_path / "cgroup.subtree_control").write_text("cpu memory pids\n")
+    removed = {}
+
+    def remove(path: str) -> None:
+        for name in os.listdir(path):
+            with open(os.path.join(path, name)) as f:
+                removed[name] = f.read()
+        shutil.rmtree(path)
+
+    monkeypatch.setattr(cgroup, "remove", remove)
+    cfg = dataclasses.replace(CFG, cgroup_parent=str(tmp_path), total_memory_mb=300)
+    program = "import os\nos.close(os.memfd_create('allowed'))\nprint('ok')"
+    run = run_program(program, [""], None, cfg)
+    assert (run.memory_limit, run.reports[0].output) == (cgroup.MEMORY_CGROUP, "ok\n")
+    assert removed["memory.max"] == str(300 << 20)
+    assert removed["cgroup.procs"].isdigit()  # the bootstrap moved itself in
+    assert os.listdir(tmp_path) == ["cgroup.subtree_control"]
+
+
+def test_a_cgroup_parent_that_cannot_serve_is_an_error(tmp_path):
+    cfg = dataclasses.replace(CFG, cgroup_parent=str(tmp_path))
+    with pytest.raises(ValueError, match="cgroup.subtree_control"):
+        run_program("print(1)", [""], None, cfg)

@@ -18,6 +18,8 @@ class SandboxConfig:
     cpu_time_s: int = 2  # CPU seconds per test process
     total_timeout_s: float = 60.0  # wall clock for all tests of one program
     memory_mb: int = 512  # address space per process
+    total_memory_mb: int = 1024  # memory.max of the sandbox's cgroup (where one is possible)
+    cgroup_parent: str = ""  # delegated cgroup v2 dir for sandbox cgroups ("" = auto-detect)
     max_processes: int = 8  # processes + threads of the sandbox uid
     max_file_mb: int = 16  # largest file the program may write (stdout included)
     max_open_files: int = 64  # file descriptors per sandboxed process
@@ -35,6 +37,8 @@ class SandboxConfig:
         # The interpreter itself needs a handful of fds (stdio, flag pipe, result file).
         check(self.max_open_files >= 8, "sandbox.max_open_files", self.max_open_files, ">= 8")
         check(self.memory_mb >= 64, "sandbox.memory_mb", self.memory_mb, ">= 64 (Python)")
+        total = self.total_memory_mb
+        check(total >= self.memory_mb, "sandbox.total_memory_mb", total, ">= memory_mb")
         check(self.uid_base >= 1000, "sandbox.uid_base", self.uid_base, ">= 1000")
 
     def limits(self) -> Limits:

@@ -40,6 +40,25 @@ def _write(path: str, text: str) -> None:
         f.write(text)
 
 
+# Sizes in the sandbox's own IPC namespace (these sysctls are per namespace): no rlimit
+# counts SysV shared memory or messages, so where no cgroup does, these bound them.
+_IPC_LIMITS = {"msgmni": 16, "msgmnb": 16384}
+
+
+def limit_ipc(shm_bytes: int) -> bool:
+    """Bound the SysV IPC memory of our new IPC namespace: shared memory to ``shm_bytes``,
+    messages to 16 queues of 16 KiB. False where the kernel does not let us (in a user
+    namespace, kernels before 5.19 keep these sysctls the host root's)."""
+    pages = shm_bytes // os.sysconf("SC_PAGESIZE")
+    limits = {**_IPC_LIMITS, "shmmax": shm_bytes, "shmall": pages}
+    try:
+        for name, value in limits.items():
+            _write(f"/proc/sys/kernel/{name}", str(value))
+    except OSError:
+        return False
+    return True
+
+
 def drop_privileges(uid: int | None) -> None:
     """Become unprivileged for good: no capabilities, no setuid gains, no way back.
 
@@ -65,5 +84,6 @@ def apply_limits(limits: Limits) -> None:
         (resource.RLIMIT_FSIZE, limits.max_file_bytes, limits.max_file_bytes),
         (resource.RLIMIT_NOFILE, limits.max_open_files, limits.max_open_files),
         (resource.RLIMIT_CORE, 0, 0),
+        (resource.RLIMIT_MSGQUEUE, 0, 0),  # POSIX message queues: no other limit counts them
     ]:
         resource.setrlimit(kind, (soft, hard))

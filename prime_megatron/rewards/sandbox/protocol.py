@@ -47,6 +47,7 @@ class ProgramSpec:
     uid_base: int = 100_000
     expose: list = field(default_factory=list)  # host dirs bound (read-only) into the root
     root: str = ""  # an empty host dir: the sandbox's root tmpfs is mounted there
+    cgroup: str = ""  # the sandbox's own cgroup v2 dir ("" = none: see cgroup.py)
 
     def dump(self, path: str) -> None:
         with open(path, "w") as f:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import prime_megatron
 
+from . import cgroup
 from .config import SandboxConfig
 from .protocol import EXIT_ISOLATION_UNAVAILABLE, ProgramSpec, test_file, unpack_text
 
@@ -56,22 +57,29 @@ class SandboxRun:
     timed_out: bool  # the whole run hit total_timeout_s
     error: str = ""  # stderr of the sandbox itself when it failed
     syscall_filter: bool = False  # the seccomp filter was on (see seccomp.py)
+    memory_limit: str = ""  # how the sandbox's total memory was bounded (cgroup.MEMORY_*)
 
 
 def run_program(code: str, inputs: list, fn_name: str | None, cfg: SandboxConfig) -> SandboxRun:
     """Run ``code`` once per input: stdin text, or positional args when ``fn_name`` is set."""
+    parent = cgroup.find_parent(cfg.cgroup_parent)
+    group = cgroup.create(parent, cfg.total_memory_mb << 20) if parent else ""
     top = tempfile.mkdtemp(prefix="prime-sandbox-", dir=cfg.scratch_root or None)
     try:
         os.chmod(top, 0o711)  # the sandbox uid may traverse, not list
-        spec = _write_inputs(top, code, inputs, fn_name, cfg)
+        spec = _write_inputs(top, code, inputs, fn_name, cfg, group)
         spec_path = os.path.join(top, "private", "spec.json")
         spec.dump(spec_path)
         return _launch(spec_path, spec.scratch, cfg.total_timeout_s)
     finally:
+        if group:
+            cgroup.remove(group)
         shutil.rmtree(top, ignore_errors=True)
 
 
-def _write_inputs(top: str, code: str, inputs: list, fn_name, cfg: SandboxConfig) -> ProgramSpec:
+def _write_inputs(
+    top: str, code: str, inputs: list, fn_name, cfg: SandboxConfig, group: str
+) -> ProgramSpec:
     scratch, inputs_dir, private, root = (
         os.path.join(top, d) for d in ("scratch", "inputs", "private", "root")
     )
@@ -96,6 +104,7 @@ def _write_inputs(top: str, code: str, inputs: list, fn_name, cfg: SandboxConfig
         uid_base=cfg.uid_base,
         expose=_interpreter_dirs(),
         root=root,
+        cgroup=group,
     )
 
 
@@ -135,6 +144,7 @@ def _launch(spec_path: str, scratch: str, timeout_s: float) -> SandboxRun:
         timed_out,
         error if proc.returncode else "",
         syscall_filter=header.get("syscall_filter", False),
+        memory_limit=header.get("memory", ""),
     )
 
 

@@ -13,7 +13,10 @@ starts (filters are inherited and cannot be removed):
   pointer the filter cannot read) answers ENOSYS, so libc falls back to ``clone``;
 * io_uring refused: its operations create and connect sockets without these syscalls;
 * the kernel key syscalls (``add_key``, ``request_key``, ``keyctl``) answer ENOSYS: keys
-  reach past every namespace here (the trainer's session keyring, a uid's user keyring).
+  reach past every namespace here (the trainer's session keyring, a uid's user keyring);
+* ``memfd_secret`` answers ENOSYS, and where no cgroup bounds the sandbox's memory,
+  ``memfd_create`` (and ``shmget`` / ``msgget`` if the IPC limits could not be set) are
+  refused: their pages count against no rlimit.
 
 A syscall of another ABI (x32, or 32-bit x86 via ``int 0x80``) uses other numbers and
 would slip past the checks, so it kills the process.
@@ -44,13 +47,36 @@ class _Syscalls:
     clone: int
     unshare: int
     keys: tuple[int, int, int]  # add_key, request_key, keyctl
+    # Refused only where no cgroup bounds the memory they hold (see ``install``).
+    memfd_create: int
+    shmget: int
+    msgget: int
     clone3: int = 435
+    memfd_secret: int = 447
     io_uring: tuple[int, ...] = (425, 426, 427)  # setup, enter, register
 
 
 _SYSCALLS = {
-    "x86_64": _Syscalls(socket=41, socketpair=53, clone=56, unshare=272, keys=(248, 249, 250)),
-    "aarch64": _Syscalls(socket=198, socketpair=199, clone=220, unshare=97, keys=(217, 218, 219)),
+    "x86_64": _Syscalls(
+        socket=41,
+        socketpair=53,
+        clone=56,
+        unshare=272,
+        keys=(248, 249, 250),
+        memfd_create=319,
+        shmget=29,
+        msgget=68,
+    ),
+    "aarch64": _Syscalls(
+        socket=198,
+        socketpair=199,
+        clone=220,
+        unshare=97,
+        keys=(217, 218, 219),
+        memfd_create=279,
+        shmget=194,
+        msgget=186,
+    ),
 }
 
 _ALLOWED_SOCKET_FAMILIES = (socket.AF_INET, socket.AF_INET6)
@@ -123,8 +149,9 @@ def _deny(code: int) -> int:
     return _RET_ERRNO | code
 
 
-def build_filter(machine: str) -> bytes:
-    """The filter program for ``machine`` (a key of ``_SYSCALLS``), as sock_filter[]."""
+def build_filter(machine: str, refuse: tuple[str, ...] = ()) -> bytes:
+    """The filter program for ``machine`` (a key of ``_SYSCALLS``), as sock_filter[];
+    ``refuse`` names more syscalls (fields of ``_Syscalls``) to answer EPERM."""
     nr = _SYSCALLS[machine]
     p = _Program()
     p.load(_ARCH)
@@ -135,9 +162,9 @@ def build_filter(machine: str) -> bytes:
     p.jump(_JEQ_K, nr.socketpair, true="socketpair")
     p.jump(_JEQ_K, nr.unshare, true="flags")
     p.jump(_JEQ_K, nr.clone, true="flags")
-    for number in (nr.clone3, *nr.keys):
+    for number in (nr.clone3, nr.memfd_secret, *nr.keys):
         p.jump(_JEQ_K, number, true="enosys")
-    for number in nr.io_uring:
+    for number in (*nr.io_uring, *(getattr(nr, name) for name in refuse)):
         p.jump(_JEQ_K, number, true="eperm")
     p.ret(_RET_ALLOW)
 
@@ -169,15 +196,16 @@ def build_filter(machine: str) -> bytes:
     return p.assemble()
 
 
-def install() -> bool:
+def install(refuse: tuple[str, ...] = ()) -> bool:
     """Filter this process and all it starts; False where the architecture has no filter.
+    ``refuse``: more syscalls to refuse, as for ``build_filter``.
 
     Needs no_new_privs (set by ``isolate.drop_privileges``) or CAP_SYS_ADMIN. Raises
     ``OSError`` when the kernel refuses the filter, so the sandbox fails closed.
     """
     if not supported():
         return False
-    program = build_filter(os.uname().machine)
+    program = build_filter(os.uname().machine, refuse)
     buffer = ctypes.create_string_buffer(program, len(program))
     linux.set_seccomp_filter(ctypes.addressof(buffer), len(program) // 8)
     return True
