@@ -48,7 +48,7 @@ _IPC_LIMITS = {"msgmni": 16, "msgmnb": 16384}
 def limit_ipc(shm_bytes: int) -> bool:
     """Bound the SysV IPC memory of our new IPC namespace: shared memory to ``shm_bytes``,
     messages to 16 queues of 16 KiB. False where the kernel does not let us (in a user
-    namespace, kernels before 5.19 keep these sysctls the host root's)."""
+    namespace, older kernels leave these sysctls to the host's root)."""
     pages = shm_bytes // os.sysconf("SC_PAGESIZE")
     limits = {**_IPC_LIMITS, "shmmax": shm_bytes, "shmall": pages}
     try:
