@@ -447,8 +447,10 @@ def _skip_without_syscall_filter() -> str:
     return machine
 
 
-def _raw_syscall_outcomes(program: str) -> list[str]:
-    code = DISABLE_AUDIT_HOOK + RAW_SYSCALLS + textwrap.dedent(program)
+def _raw_syscall_outcomes(program: str, helpers: str = RAW_SYSCALLS) -> list[str]:
+    """Run ``program`` with the audit hook off and ``helpers`` loaded; its last output
+    line, split on ","."""
+    code = DISABLE_AUDIT_HOOK + helpers + textwrap.dedent(program)
     report = run_program(code, [""], None, CFG).reports[0]
     assert report.exit_code == 0, report.stderr_tail
     hook_line, outcomes = report.output.splitlines()
@@ -737,22 +739,13 @@ def ipc_key():
         _remove_sysv(kind, key)
 
 
-def _ipc_program(body: str) -> list[str]:
-    """Run ``body`` (audit hook off, SYSV_IPC loaded); its last output line, split on ","."""
-    code = DISABLE_AUDIT_HOOK + SYSV_IPC + textwrap.dedent(body)
-    report = run_program(code, [""], None, CFG).reports[0]
-    assert report.exit_code == 0, report.stderr_tail
-    hook_line, outcomes = report.output.splitlines()
-    assert hook_line == "audit hook disabled"
-    return outcomes.split(",")
-
-
 def test_shared_memory_of_a_program_dies_with_its_sandbox(ipc_key):
     body = f"""
     made = [shm_create({ipc_key}, 4096, 0o666), shm_create(0, 8192, 0o600)]
     print(*("made" if shmid >= 0 else outcome(shmid) for shmid in made), sep=",")
     """
-    assert _ipc_program(body) == ["made", "made"]  # it may use SysV IPC inside
+    # It may use SysV IPC inside.
+    assert _raw_syscall_outcomes(body, SYSV_IPC) == ["made", "made"]
     leaked = [s for s in sysv_objects("shm") if s["key"] == ipc_key or s["cuid"] >= CFG.uid_base]
     for segment in leaked:  # clean up before failing
         _ipc["libc"].shmctl(segment["shmid"], _ipc["IPC_RMID"], None)
@@ -769,12 +762,16 @@ def test_host_shared_memory_is_invisible(ipc_key):
     listed = open("/proc/sysvipc/shm").read().count("\\n") - 1
     print(shm_read({ipc_key}, 6), listed, sep=",")
     """
-    assert _ipc_program(body) == [os.strerror(errno.ENOENT), "0"]
+    assert _raw_syscall_outcomes(body, SYSV_IPC) == [os.strerror(errno.ENOENT), "0"]
 
 
 def test_a_message_queue_does_not_carry_over_to_the_next_sandbox(ipc_key):
-    assert _ipc_program(f"print(msg_send({ipc_key}, 'from the last sandbox'))") == ["done"]
-    assert _ipc_program(f"print(msg_receive({ipc_key}))") == [os.strerror(errno.ENOENT)]
+    assert _raw_syscall_outcomes(
+        f"print(msg_send({ipc_key}, 'from the last sandbox'))", SYSV_IPC
+    ) == ["done"]
+    assert _raw_syscall_outcomes(f"print(msg_receive({ipc_key}))", SYSV_IPC) == [
+        os.strerror(errno.ENOENT)
+    ]
 
 
 @pytest.fixture
