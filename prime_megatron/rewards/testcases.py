@@ -9,6 +9,7 @@ often wraps in a one-element list).
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,8 @@ def parse_test_suite(ground_truth: Any) -> TestSuite:
 
 
 def stdout_matches(actual: str, expected: str, tolerance: float = 1e-6) -> bool:
-    """Line/whitespace-insensitive match, then token-wise with a float tolerance."""
+    """Line/whitespace-insensitive match, then token-wise: integers exactly, and a float
+    tolerance only where the expected token is written as a float."""
     if _lines(actual) == _lines(expected):
         return True
     got, want = actual.split(), expected.split()
@@ -62,14 +64,20 @@ def _lines(text: str) -> list[str]:
     return [line for line in lines if line]
 
 
+_INTEGER = re.compile(r"[+-]?\d+")
+# A decimal point or an exponent; not "inf"/"nan", which only match themselves.
+_FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+(?=[eE]))([eE][+-]?\d+)?")
+
+
 def _token_eq(got: str, want: str, tolerance: float) -> bool:
     if got == want:
         return True
-    try:
-        g, w = float(got), float(want)
-    except ValueError:
+    if _INTEGER.fullmatch(want):
+        # A tolerance here would pay near misses: 999999000 is within 1e-6 of 999999937.
+        return _INTEGER.fullmatch(got) is not None and int(got) == int(want)
+    if not _FLOAT.fullmatch(want) or not (_FLOAT.fullmatch(got) or _INTEGER.fullmatch(got)):
         return False
-    return math.isclose(g, w, rel_tol=tolerance, abs_tol=tolerance)
+    return math.isclose(float(got), float(want), rel_tol=tolerance, abs_tol=tolerance)
 
 
 def return_matches(actual_json: str, expected: Any) -> bool:

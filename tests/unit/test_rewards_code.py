@@ -73,6 +73,18 @@ def test_bad_suites_are_rejected(ground_truth, words):
         ("1 2\n", "1 2 3", False),
         ("", "3", False),
         ("YES\n", "yes", False),
+        # Integers compare exactly: a relative tolerance would pay near misses.
+        ("999999000\n", "999999937", False),
+        ("1000000000000000001\n", "1000000000000000000", False),
+        ("3.0\n", "3", False),
+        ("1e9\n", "1000000000", False),
+        ("+7 -0\n", "7 0", True),
+        # Floats get the tolerance only where the expected token is a float.
+        ("3\n", "3.0", True),
+        ("1.0000001e9\n", "1e9", True),
+        ("1.001\n", "1.0", False),
+        ("nan\n", "0.5", False),
+        ("inf\n", "1e309", False),
     ],
 )
 def test_stdout_matching(actual, expected, match):

@@ -2,14 +2,17 @@
 test process and the machine as they were. Also: it runs honest programs, and it fails
 closed where the kernel gives no namespaces."""
 
+import dataclasses
 import errno
 import json
+import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import uuid
@@ -17,6 +20,7 @@ import uuid
 import pytest
 
 from prime_megatron.rewards.code_verifier import score_code
+from prime_megatron.rewards.sandbox import cgroup, probe, runner
 from prime_megatron.rewards.sandbox.config import SandboxConfig
 from prime_megatron.rewards.sandbox.runner import run_program
 from prime_megatron.rewards.verdict import CRASH, OK, SANDBOX_VIOLATION, TIMEOUT
@@ -55,6 +59,23 @@ def sandbox_processes() -> list[int]:
     return pids
 
 
+def sysv_objects(kind: str) -> list[dict[str, int]]:
+    """The host's SysV IPC objects of ``kind`` ("shm", "msg", "sem"), as /proc lists them."""
+    with open(f"/proc/sysvipc/{kind}") as f:
+        header, *rows = (line.split() for line in f)
+    return [dict(zip(header, map(int, row), strict=False)) for row in rows]
+
+
+def sandbox_ipc_objects() -> list[tuple[str, int]]:
+    """Host SysV IPC objects owned by a sandbox uid (there must be none between runs)."""
+    return [
+        (kind, obj["key"])
+        for kind in ("shm", "msg", "sem")
+        for obj in sysv_objects(kind)
+        if obj["cuid"] >= CFG.uid_base
+    ]
+
+
 @pytest.fixture(autouse=True)
 def nothing_escapes():
     yield
@@ -62,6 +83,7 @@ def nothing_escapes():
     while sandbox_processes() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sandbox_processes() == []
+    assert sandbox_ipc_objects() == []
 
 
 def score(program: str, ground_truth: str = ONE_TEST):
@@ -247,7 +269,7 @@ def test_fails_closed_without_namespaces():
     result = run_in_restricted_namespace(require_isolation=True)
     assert result.returncode != 0
     assert "SandboxUnavailableError" in result.stderr
-    assert "cannot create network/mount/PID namespaces" in result.stderr
+    assert "cannot create network/mount/PID/IPC namespaces" in result.stderr
     assert "require_isolation=false" in result.stderr  # says how to opt out, and the risk
 
 
@@ -297,7 +319,7 @@ def test_unprivileged_user_gets_a_user_namespace_sandbox():
     result = subprocess.run(
         [*user, interpreter, "-c", script], capture_output=True, text=True, timeout=60
     )
-    if "cannot create network/mount/PID namespaces" in result.stderr:
+    if "cannot create network/mount/PID/IPC namespaces" in result.stderr:
         pytest.skip("unprivileged user namespaces are disabled here")
     assert result.stdout.split() == ["userns", "1", "[]", "('open',)"], result.stderr
 
@@ -425,8 +447,10 @@ def _skip_without_syscall_filter() -> str:
     return machine
 
 
-def _raw_syscall_outcomes(program: str) -> list[str]:
-    code = DISABLE_AUDIT_HOOK + RAW_SYSCALLS + textwrap.dedent(program)
+def _raw_syscall_outcomes(program: str, helpers: str = RAW_SYSCALLS) -> list[str]:
+    """Run ``program`` with the audit hook off and ``helpers`` loaded; its last output
+    line, split on ","."""
+    code = DISABLE_AUDIT_HOOK + helpers + textwrap.dedent(program)
     report = run_program(code, [""], None, CFG).reports[0]
     assert report.exit_code == 0, report.stderr_tail
     hook_line, outcomes = report.output.splitlines()
@@ -544,3 +568,335 @@ def test_host_shared_dirs_are_empty_inside(host_shared_files):
     listings = json.loads(report.output)
     assert host_shared_files and "/tmp" in listings
     assert listings == {d: [] for d in listings}
+
+
+def test_a_near_miss_integer_scores_zero():
+    # 999999000 is within a relative 1e-6 of the answer, but it is a wrong answer.
+    near_miss = json.dumps({"inputs": ["\n", "\n"], "outputs": ["999999937", "0.5"]})
+    verdict = score_code(python("print(999999000)"), near_miss, CFG)
+    assert (verdict.score, verdict.detail) == (0.0, "wrong,wrong")
+    floats = json.dumps({"inputs": ["\n"], "outputs": ["0.5"]})
+    assert score_code(python("print(0.50000001)"), floats, CFG).score == 1.0
+
+
+def test_output_that_is_not_utf8_crosses_to_the_parent_without_growing(monkeypatch):
+    # Each invalid byte once became "\ufffd" in the harness's JSON: six bytes per byte.
+    crossed = []
+    parse = runner._parse_results
+    monkeypatch.setattr(runner, "_parse_results", lambda text: crossed.append(text) or parse(text))
+    cap = 1 << 20
+    cfg = dataclasses.replace(CFG, max_output_kb=cap >> 10, max_file_mb=4)
+    program = (
+        DISABLE_AUDIT_HOOK + "import os, sys\nsys.stdout.flush()\nos.write(1, b'\\xff' * (1 << 20))"
+    )
+    run = run_program(program, ["", ""], None, cfg)
+    assert [r.output_bytes for r in run.reports] == [cap + len("audit hook disabled\n")] * 2
+    for report in run.reports:
+        assert len(report.output.encode()) <= report.output_bytes
+        assert len(report.stderr_tail.encode()) <= 2000
+    # What crosses is at most the capped bytes in base64 (4/3) plus a little JSON.
+    assert len(crossed[0]) <= 2 * (4 * (cap + 1) // 3 + 4096)
+
+
+def test_signals_to_the_harness_cost_the_program_no_test():
+    # The harness runs the tests as PID 1 of the sandbox, under the program's uid: a
+    # SIGINT once raised KeyboardInterrupt there and every later test was lost.
+    signals = ["SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGQUIT", "SIGSTOP", "SIGKILL"]
+    program = DISABLE_AUDIT_HOOK + textwrap.dedent(
+        f"""
+        import os, signal, time
+        for name in {signals!r}:
+            os.kill(1, getattr(signal, name))
+        time.sleep(0.1)  # time for a handler in the harness to run
+        a, b = map(int, input().split())
+        print(a + b)
+        """
+    )
+    inputs, sums = ["1 2\n", "3 4\n", "5 6\n"], ["3", "7", "11"]
+    expected = [f"audit hook disabled\n{s}" for s in sums]
+    ground_truth = json.dumps({"inputs": inputs, "outputs": expected})
+    verdict = score_code(python(program), ground_truth, CFG)
+    assert (verdict.score, verdict.detail) == (1.0, "passed,passed,passed")
+
+
+# Raw key syscalls (no libc wrapper): add_key, request_key, keyctl.
+_KEY_SYSCALLS = {"x86_64": (248, 249, 250), "aarch64": (217, 218, 219)}
+
+# Against the session keyring (-3) and user keyring (-4) it was started with, the program
+# lists, finds, reads and overwrites the parent's key and plants its own; one outcome
+# each, "done" or the kernel's error.
+KEYRING_ATTACK = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+ADD_KEY, REQUEST_KEY, KEYCTL = {numbers}
+SEARCH, READ, UPDATE = 10, 11, 2
+L = ctypes.c_long
+def outcome(result):
+    return "done" if result >= 0 else os.strerror(ctypes.get_errno())
+buf = ctypes.create_string_buffer(256)
+key = libc.syscall(L(REQUEST_KEY), b"user", b"prime-sandbox-secret", None, L(0))
+found = libc.syscall(L(KEYCTL), L(SEARCH), L(-3), b"user", b"prime-sandbox-secret", L(0))
+print(*[
+    outcome(libc.syscall(L(KEYCTL), L(READ), L(-3), buf, L(256))),
+    outcome(key), outcome(found),
+    outcome(libc.syscall(L(KEYCTL), L(READ), L(max(key, found)), buf, L(256))),
+    outcome(libc.syscall(L(KEYCTL), L(UPDATE), L(max(key, found)), b"pwned", L(5))),
+    outcome(libc.syscall(L(ADD_KEY), b"user", b"planted", b"x", L(1), L(-3))),
+    outcome(libc.syscall(L(ADD_KEY), b"user", b"planted", b"x", L(1), L(-4))),
+], sep=",")
+"""
+
+# The scoring process: a fresh session keyring holding one key, then the program, then
+# what became of the key. The keyring dies with this process.
+KEYRING_PARENT = """
+import ctypes, json, sys
+sys.path.insert(0, {root!r})
+from prime_megatron.rewards.sandbox.config import SandboxConfig
+from prime_megatron.rewards.sandbox.runner import run_program
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+ADD_KEY, REQUEST_KEY, KEYCTL = {numbers}
+L = ctypes.c_long
+assert libc.syscall(L(KEYCTL), L(1), None) > 0  # KEYCTL_JOIN_SESSION_KEYRING, anonymous
+key = libc.syscall(L(ADD_KEY), b"user", b"prime-sandbox-secret", b"s3cret", L(6), L(-3))
+assert key > 0
+report = run_program({program!r}, [""], None, SandboxConfig(**{cfg!r})).reports[0]
+payload = ctypes.create_string_buffer(64)
+size = libc.syscall(L(KEYCTL), L(11), L(key), payload, L(64))
+planted = libc.syscall(L(KEYCTL), L(10), L(-3), b"user", b"planted", L(0))
+print(json.dumps([report.output, report.stderr_tail, payload.raw[:size].decode(), planted]))
+"""
+
+
+def test_program_cannot_touch_the_trainers_keyring():
+    numbers = _KEY_SYSCALLS.get(os.uname().machine)
+    if numbers is None:
+        pytest.skip("no key syscall numbers for this architecture")
+    program = DISABLE_AUDIT_HOOK + KEYRING_ATTACK.format(numbers=numbers)
+    cfg = {"test_timeout_s": 2.0, "memory_mb": 256}
+    parent = KEYRING_PARENT.format(root=os.getcwd(), numbers=numbers, program=program, cfg=cfg)
+    result = subprocess.run(
+        [sys.executable, "-c", parent], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    output, stderr_tail, payload, planted = json.loads(result.stdout)
+    hook_line, outcomes = output.splitlines()
+    assert hook_line == "audit hook disabled", stderr_tail
+    assert "done" not in outcomes.split(","), outcomes
+    assert (payload, planted) == ("s3cret", -1)  # untouched, and nothing planted
+
+
+# SysV IPC through ctypes, for the test process and (audit hook off) for programs.
+SYSV_IPC = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+IPC_CREAT, IPC_RMID, IPC_NOWAIT, SHM_RDONLY = 0o1000, 0, 0o4000, 0o10000
+def outcome(result):
+    return "done" if result >= 0 else os.strerror(ctypes.get_errno())
+def shm_create(key, size, mode):
+    return libc.shmget(key, ctypes.c_size_t(size), IPC_CREAT | mode)
+def shm_read(key, size):
+    shmid = libc.shmget(key, ctypes.c_size_t(0), 0)
+    if shmid < 0:
+        return outcome(shmid)
+    address = libc.shmat(shmid, None, SHM_RDONLY)
+    if address in (None, 2**64 - 1):  # (void *) -1
+        return outcome(-1)
+    return ctypes.string_at(address, size).decode()
+class Message(ctypes.Structure):
+    _fields_ = [("mtype", ctypes.c_long), ("mtext", ctypes.c_char * 64)]
+def msg_send(key, text):
+    qid = libc.msgget(key, IPC_CREAT | 0o666)
+    message = Message(1, text.encode())
+    return outcome(qid if qid < 0 else libc.msgsnd(qid, ctypes.byref(message), 64, IPC_NOWAIT))
+def msg_receive(key):
+    qid = libc.msgget(key, 0)
+    message = Message()
+    got = qid if qid < 0 else libc.msgrcv(qid, ctypes.byref(message), 64, 0, IPC_NOWAIT)
+    return message.mtext.decode() if got >= 0 else outcome(got)
+"""
+_ipc = {}
+exec(SYSV_IPC, _ipc)
+
+
+def _remove_sysv(kind: str, key: int) -> None:
+    """Remove the host's object of ``key``: the test's own, or one a sandbox leaked."""
+    get, ctl = {"shm": ("shmget", "shmctl"), "msg": ("msgget", "msgctl")}[kind]
+    libc = _ipc["libc"]
+    ident = getattr(libc, get)(key, *((_ipc["ctypes"].c_size_t(0),) if kind == "shm" else ()), 0)
+    if ident >= 0:
+        getattr(libc, ctl)(ident, _ipc["IPC_RMID"], None)
+
+
+@pytest.fixture
+def ipc_key():
+    """A fresh SysV IPC key; whatever holds it on the host afterwards is removed."""
+    key = int.from_bytes(os.urandom(3), "little") | 0x51000000
+    yield key
+    for kind in ("shm", "msg"):
+        _remove_sysv(kind, key)
+
+
+def test_shared_memory_of_a_program_dies_with_its_sandbox(ipc_key):
+    body = f"""
+    made = [shm_create({ipc_key}, 4096, 0o666), shm_create(0, 8192, 0o600)]
+    print(*("made" if shmid >= 0 else outcome(shmid) for shmid in made), sep=",")
+    """
+    # It may use SysV IPC inside.
+    assert _raw_syscall_outcomes(body, SYSV_IPC) == ["made", "made"]
+    leaked = [s for s in sysv_objects("shm") if s["key"] == ipc_key or s["cuid"] >= CFG.uid_base]
+    for segment in leaked:  # clean up before failing
+        _ipc["libc"].shmctl(segment["shmid"], _ipc["IPC_RMID"], None)
+    assert leaked == []
+
+
+def test_host_shared_memory_is_invisible(ipc_key):
+    shmid = _ipc["shm_create"](ipc_key, 4096, 0o644)
+    assert shmid >= 0
+    address = _ipc["libc"].shmat(shmid, None, 0)
+    _ipc["ctypes"].memmove(address, b"s3cret", 6)
+    _ipc["libc"].shmdt(_ipc["ctypes"].c_void_p(address))
+    body = f"""
+    listed = open("/proc/sysvipc/shm").read().count("\\n") - 1
+    print(shm_read({ipc_key}, 6), listed, sep=",")
+    """
+    assert _raw_syscall_outcomes(body, SYSV_IPC) == [os.strerror(errno.ENOENT), "0"]
+
+
+def test_a_message_queue_does_not_carry_over_to_the_next_sandbox(ipc_key):
+    assert _raw_syscall_outcomes(
+        f"print(msg_send({ipc_key}, 'from the last sandbox'))", SYSV_IPC
+    ) == ["done"]
+    assert _raw_syscall_outcomes(f"print(msg_receive({ipc_key}))", SYSV_IPC) == [
+        os.strerror(errno.ENOENT)
+    ]
+
+
+@pytest.fixture
+def training_data_dir():
+    """World-readable expected outputs where a trainer might keep them (a data or run dir
+    outside anything the sandbox needs), as a path prefix; removed afterwards."""
+    parent = next(d for d in ("/srv", "/var/lib", "/opt") if os.access(d, os.W_OK))
+    path = tempfile.mkdtemp(prefix="prime-sandbox-data-", dir=parent)
+    os.chmod(path, 0o755)
+    with open(os.path.join(path, "train.jsonl"), "w") as f:
+        f.write('{"outputs": ["3"]}\n')
+    os.chmod(os.path.join(path, "train.jsonl"), 0o644)
+    yield path
+    shutil.rmtree(path)
+
+
+# Walks "/" breadth first (sorted, at most LIMIT dirs; not into the kernel's /proc and /sys
+# nor into the interpreter's own dirs) and prints every file it may open, as JSON.
+WALK_THE_ROOT = """
+import json, os, sys
+skip = {"/proc", "/sys", "/usr", os.path.realpath(sys.base_prefix)}
+found, queue, LIMIT = [], ["/"], 3000
+while queue and LIMIT:
+    directory, LIMIT = queue.pop(0), LIMIT - 1
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError:
+        continue
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            if entry.path not in skip:
+                queue.append(entry.path)
+        elif os.access(entry.path, os.R_OK):
+            found.append(entry.path)
+print(json.dumps(found))
+"""
+
+
+def test_host_files_outside_the_allow_list_are_not_there(training_data_dir):
+    cfg = dataclasses.replace(CFG, test_timeout_s=20, cpu_time_s=10, max_output_kb=4096)
+    report = run_program(DISABLE_AUDIT_HOOK + WALK_THE_ROOT, [""], None, cfg).reports[0]
+    assert report.exit_code == 0, report.stderr_tail
+    found = json.loads(report.output.splitlines()[-1])
+    homes = ("/home/", "/root/", os.path.expanduser("~") + "/")
+    data = [path for path in found if path.startswith(training_data_dir)]
+    in_homes = [path for path in found if path.startswith(homes)]
+    in_checkout = [path for path in found if path.startswith(os.getcwd() + "/")]
+    assert (data, in_homes, in_checkout) == ([], [], [])
+
+
+# Memory that no process's address space holds, so RLIMIT_AS never counts it: memfd pages
+# (one memfd per chunk, each under RLIMIT_FSIZE) and SysV shared memory segments,
+# attached, filled and detached. Prints the MiB held each way after each step (the kernel
+# may kill it for going over a cgroup limit).
+HOLD_UNMAPPED_MEMORY = """
+import os
+def hold_memfds(limit_mib, chunk=bytes(8 << 20)):
+    held, fds = 0, []  # one memfd per chunk: RLIMIT_FSIZE bounds each
+    try:
+        while held < limit_mib:
+            fds.append(os.memfd_create("hoard"))
+            os.write(fds[-1], chunk)
+            held += 8
+            print("memfd", held, flush=True)
+    except OSError as e:
+        print("memfd", held, type(e).__name__, flush=True)
+def hold_shm(limit_mib):
+    held = 0
+    while held < limit_mib:
+        shmid = libc.shmget(0, ctypes.c_size_t(64 << 20), IPC_CREAT | 0o600)
+        address = libc.shmat(shmid, None, 0) if shmid >= 0 else None
+        if address in (None, 2**64 - 1):
+            print("shm", held, outcome(-1), flush=True)
+            return
+        ctypes.memset(address, 1, 64 << 20)
+        libc.shmdt(ctypes.c_void_p(address))
+        held += 64
+        print("shm", held, flush=True)
+hold_memfds(384)
+hold_shm(384)
+"""
+
+
+def test_memory_outside_the_address_space_is_bounded_too():
+    cfg = dataclasses.replace(CFG, memory_mb=128, total_memory_mb=256, test_timeout_s=10)
+    program = DISABLE_AUDIT_HOOK + SYSV_IPC + HOLD_UNMAPPED_MEMORY
+    report = run_program(program, [""], None, cfg).reports[0]
+    held = {}
+    for line in report.output.splitlines()[1:]:
+        kind, mib, *_ = line.split()
+        held[kind] = int(mib)
+    assert held and sum(held.values()) <= cfg.total_memory_mb, report.output
+
+
+def test_the_probe_says_how_memory_is_bounded(caplog):
+    probe._probe.cache_clear()
+    with caplog.at_level(logging.INFO, logger=probe.__name__):
+        probe.check_isolation(CFG)
+    expected = "memory.max=" if cgroup.find_parent("") else "memfd_create is refused"
+    assert expected in caplog.text
+
+
+def test_a_sandbox_joins_its_own_cgroup_with_its_memory_limit(tmp_path, monkeypatch):
+    # A stand-in for a delegated cgroup v2 dir: the plumbing, not the kernel's limit (the
+    # memory test above covers that wherever the host delegates one).
+    (tmp_path / "cgroup.subtree_control").write_text("cpu memory pids\n")
+    removed = {}
+
+    def remove(path: str) -> None:
+        for name in os.listdir(path):
+            with open(os.path.join(path, name)) as f:
+                removed[name] = f.read()
+        shutil.rmtree(path)
+
+    monkeypatch.setattr(cgroup, "remove", remove)
+    cfg = dataclasses.replace(CFG, cgroup_parent=str(tmp_path), total_memory_mb=300)
+    program = "import os\nos.close(os.memfd_create('allowed'))\nprint('ok')"
+    run = run_program(program, [""], None, cfg)
+    assert (run.memory_limit, run.reports[0].output) == (cgroup.MEMORY_CGROUP, "ok\n")
+    assert removed["memory.max"] == str(300 << 20)
+    assert removed["cgroup.procs"].isdigit()  # the bootstrap moved itself in
+    assert os.listdir(tmp_path) == ["cgroup.subtree_control"]
+
+
+def test_a_cgroup_parent_that_cannot_serve_is_an_error(tmp_path):
+    cfg = dataclasses.replace(CFG, cgroup_parent=str(tmp_path))
+    with pytest.raises(ValueError, match="cgroup.subtree_control"):
+        run_program("print(1)", [""], None, cfg)

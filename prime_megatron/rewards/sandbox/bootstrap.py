@@ -12,7 +12,7 @@ import signal
 import sys
 import traceback
 
-from . import harness, isolate, linux, seccomp
+from . import cgroup, harness, isolate, linux, rootfs, seccomp
 from .protocol import (
     EXIT_HARNESS_ERROR,
     EXIT_ISOLATION_UNAVAILABLE,
@@ -25,7 +25,9 @@ from .protocol import (
 def main() -> None:
     spec = ProgramSpec.load(sys.argv[1])
     results = os.fdopen(1, "w")
+    _join_cgroup_or_exit(spec)
     mode = _isolate_or_exit(spec)
+    refused = _unbounded_memory_syscalls(spec, mode)
     # Root runs the program as a uid no other process has (pids are unique), so process
     # counts and kill() permissions cover exactly this sandbox.
     uid = spec.uid_base + os.getpid() if os.geteuid() == 0 and mode != MODE_USERNS else None
@@ -33,9 +35,31 @@ def main() -> None:
     if pid == 0:
         # Now, for the isolation steps; the uid change clears it, so it is set again after.
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
-        _harness_process(spec, mode, uid, results)
+        _harness_process(spec, mode, uid, refused, results)
     _, status = os.waitpid(pid, 0)
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+def _join_cgroup_or_exit(spec: ProgramSpec) -> None:
+    """Into the sandbox's cgroup first: all we start inherits it and its memory.max."""
+    if not spec.cgroup:
+        return
+    try:
+        cgroup.join(spec.cgroup)
+    except OSError as e:
+        print(f"cannot join the sandbox's cgroup {spec.cgroup}: {e}", file=sys.stderr)
+        sys.exit(EXIT_ISOLATION_UNAVAILABLE)
+
+
+def _unbounded_memory_syscalls(spec: ProgramSpec, mode: str) -> tuple[str, ...]:
+    """Syscalls to refuse because no limit would count the memory they hold: none in a
+    cgroup; else memfd_create, and the SysV ones if their namespace's sizes stay open."""
+    if spec.cgroup:
+        return ()
+    # Never without an IPC namespace: these sysctls would be the host's.
+    if mode != MODE_NONE and isolate.limit_ipc(spec.limits.memory_bytes):
+        return ("memfd_create",)
+    return ("memfd_create", "shmget", "msgget")
 
 
 def _isolate_or_exit(spec: ProgramSpec) -> str:
@@ -43,21 +67,25 @@ def _isolate_or_exit(spec: ProgramSpec) -> str:
         return isolate.enter_namespaces()
     except OSError as e:
         if spec.require_isolation:
-            print(f"cannot create network/mount/PID namespaces: {e}", file=sys.stderr)
+            print(f"cannot create network/mount/PID/IPC namespaces: {e}", file=sys.stderr)
             sys.exit(EXIT_ISOLATION_UNAVAILABLE)
         return MODE_NONE
 
 
-def _harness_process(spec: ProgramSpec, mode: str, uid: int | None, results) -> None:
+def _harness_process(
+    spec: ProgramSpec, mode: str, uid: int | None, refused: tuple[str, ...], results
+) -> None:
     """PID 1 of the sandbox (when namespaced): finish isolating, drop privileges, run tests."""
     try:
-        filtered = _enter_sandbox(spec, mode, uid)
+        filtered = _enter_sandbox(spec, mode, uid, refused)
     except BaseException:
         traceback.print_exc()
         os._exit(EXIT_ISOLATION_UNAVAILABLE)
     code = EXIT_HARNESS_ERROR
     try:
-        results.write(json.dumps({"isolation": mode, "syscall_filter": filtered}) + "\n")
+        memory = cgroup.MEMORY_CGROUP if spec.cgroup else cgroup.MEMORY_RLIMITS
+        header = {"isolation": mode, "syscall_filter": filtered, "memory": memory}
+        results.write(json.dumps(header) + "\n")
         results.flush()
         harness.run_tests(spec, results, own_pid_namespace=mode != MODE_NONE)
         code = 0
@@ -67,12 +95,11 @@ def _harness_process(spec: ProgramSpec, mode: str, uid: int | None, results) -> 
         os._exit(code)
 
 
-def _enter_sandbox(spec: ProgramSpec, mode: str, uid: int | None) -> bool:
+def _enter_sandbox(spec: ProgramSpec, mode: str, uid: int | None, refused: tuple[str, ...]) -> bool:
     """Returns whether the seccomp filter is on (it is wherever the architecture has one)."""
     if mode != MODE_NONE:
         reachable = [*spec.expose, spec.inputs_dir]
-        isolate.build_filesystem(spec.scratch, spec.scratch_bytes, uid, reachable)
-        isolate.mount_private_proc()
+        rootfs.build_root(spec.root, spec.scratch, spec.scratch_bytes, uid, reachable)
     os.chdir(spec.scratch)  # the tmpfs now mounted there, not the host dir underneath
     if mode == MODE_NONE:
         _drop_unisolated(spec.scratch, uid)
@@ -82,8 +109,10 @@ def _enter_sandbox(spec: ProgramSpec, mode: str, uid: int | None) -> bool:
     # kill reaches us, and keep other processes of this uid out of our /proc fds.
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
     linux.prctl(linux.PR_SET_DUMPABLE, 0)
+    # Where the seccomp filter cannot refuse the key syscalls, at least hold no keys.
+    linux.join_new_session_keyring()
     # Last, once nothing of our own needs a refused syscall; no_new_privs is set by now.
-    return seccomp.install()
+    return seccomp.install(refused)
 
 
 def _drop_unisolated(scratch: str, uid: int | None) -> None:

@@ -11,13 +11,15 @@ _MB = 1 << 20
 
 @dataclass(frozen=True)
 class SandboxConfig:
-    # Refuse to run untrusted code when network/mount/PID namespaces cannot be created.
+    # Refuse to run untrusted code when network/mount/PID/IPC namespaces cannot be created.
     # Setting this False runs programs with rlimits only: NO network or filesystem isolation.
     require_isolation: bool = True
     test_timeout_s: float = 4.0  # wall clock per test
     cpu_time_s: int = 2  # CPU seconds per test process
     total_timeout_s: float = 60.0  # wall clock for all tests of one program
     memory_mb: int = 512  # address space per process
+    total_memory_mb: int = 1024  # memory.max of the sandbox's cgroup (where one is possible)
+    cgroup_parent: str = ""  # delegated cgroup v2 dir for sandbox cgroups ("" = auto-detect)
     max_processes: int = 8  # processes + threads of the sandbox uid
     max_file_mb: int = 16  # largest file the program may write (stdout included)
     max_open_files: int = 64  # file descriptors per sandboxed process
@@ -35,6 +37,8 @@ class SandboxConfig:
         # The interpreter itself needs a handful of fds (stdio, flag pipe, result file).
         check(self.max_open_files >= 8, "sandbox.max_open_files", self.max_open_files, ">= 8")
         check(self.memory_mb >= 64, "sandbox.memory_mb", self.memory_mb, ">= 64 (Python)")
+        total = self.total_memory_mb
+        check(total >= self.memory_mb, "sandbox.total_memory_mb", total, ">= memory_mb")
         check(self.uid_base >= 1000, "sandbox.uid_base", self.uid_base, ">= 1000")
 
     def limits(self) -> Limits:

@@ -18,13 +18,18 @@ import sys
 import traceback
 
 from . import audit, isolate
-from .protocol import ProgramSpec, test_file
+from .protocol import ProgramSpec, pack_bytes, test_file
 
 _FLAG_FD, _RESULT_FD = 3, 4
 _STDERR_TAIL = 2000
+_MAX_FLAGS, _FLAG_CHARS = 8, 64  # the flag pipe is the program's to write: keep it small
 
 
 def run_tests(spec: ProgramSpec, results: io.TextIOBase, own_pid_namespace: bool) -> None:
+    # The program runs under our uid, so it may signal us. As PID 1 of the sandbox's PID
+    # namespace the kernel drops every signal from inside it that we have no handler for
+    # (SIGKILL and SIGSTOP included); Python's SIGINT handler is the only one we have.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     for index in range(spec.n_tests):
         report = _run_one(spec, index, own_pid_namespace)
         results.write(json.dumps(report) + "\n")
@@ -42,20 +47,20 @@ def _run_one(spec: ProgramSpec, index: int, own_pid_namespace: bool) -> dict:
     _setpgid_quietly(pid)
     status, timed_out = _wait(pid, spec.limits.test_timeout_s)
     _kill_leftovers(pid, own_pid_namespace)
-    flags = _read_all(flag_read).decode(errors="replace").split()
+    flags = _read_all(flag_read).decode("ascii", errors="replace").split()[:_MAX_FLAGS]
     os.close(flag_read)
-    report = {"test": index, "timed_out": timed_out, "flags": flags[:8]}
+    report = {"test": index, "timed_out": timed_out, "flags": [f[:_FLAG_CHARS] for f in flags]}
     if os.WIFSIGNALED(status):
         report["signal"] = os.WTERMSIG(status)
     else:
         report["exit_code"] = os.waitstatus_to_exitcode(status)
     output, size = _take(_out(spec, index), spec.max_output_bytes + 1)
     tail, _ = _take(test_file(spec.scratch, "err", index), _STDERR_TAIL, tail=True)
-    report.update(output=output, output_bytes=size, stderr_tail=tail)
+    report.update(output=pack_bytes(output), output_bytes=size, stderr_tail=pack_bytes(tail))
     return report
 
 
-def _take(path: str, limit: int, tail: bool = False) -> tuple[str, int]:
+def _take(path: str, limit: int, tail: bool = False) -> tuple[bytes, int]:
     """Up to ``limit`` bytes of a regular file (head, or tail), its size; then delete it.
 
     The program may have swapped the file for a symlink or FIFO: those read as empty.
@@ -63,15 +68,14 @@ def _take(path: str, limit: int, tail: bool = False) -> tuple[str, int]:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
-        return "", 0
+        return b"", 0
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            return "", 0
+            return b"", 0
         if tail:
             os.lseek(fd, max(0, info.st_size - limit), os.SEEK_SET)
-        data = os.read(fd, limit)
-        return data.decode(errors="replace"), info.st_size
+        return os.read(fd, limit), info.st_size
     finally:
         os.close(fd)
         os.unlink(path)  # frees the small scratch tmpfs for the next test
@@ -140,6 +144,7 @@ def _child(spec: ProgramSpec, index: int, flag_fd: int) -> None:
     exit_code = 1
     try:
         os.setpgid(0, 0)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as in any Python program
         isolate.apply_limits(spec.limits)
         _setup_fds(spec, index, flag_fd)
         audit.install(spec.scratch, _FLAG_FD)

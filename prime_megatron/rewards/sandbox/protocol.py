@@ -3,6 +3,7 @@
 Kept stdlib-only and tiny: the bootstrap imports it before it isolates itself.
 """
 
+import base64
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -44,7 +45,9 @@ class ProgramSpec:
     call_args: list = field(default_factory=list)  # per test: positional args (call-based)
     require_isolation: bool = True
     uid_base: int = 100_000
-    expose: list = field(default_factory=list)  # dirs the sandbox uid must be able to read
+    expose: list = field(default_factory=list)  # host dirs bound (read-only) into the root
+    root: str = ""  # an empty host dir: the sandbox's root tmpfs is mounted there
+    cgroup: str = ""  # the sandbox's own cgroup v2 dir ("" = none: see cgroup.py)
 
     def dump(self, path: str) -> None:
         with open(path, "w") as f:
@@ -60,3 +63,23 @@ class ProgramSpec:
 def test_file(directory: str, kind: str, index: int) -> str:
     """Per-test file: kind is "in" (stdin), "out" (stdout or call result) or "err"."""
     return os.path.join(directory, f"{kind}_{index}.txt")
+
+
+def pack_bytes(data: bytes) -> str:
+    """Bytes for a JSON line as base64: 4/3 of their size whatever they hold, where a JSON
+    string would spell each NUL or invalid UTF-8 byte as a six-byte escape."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def unpack_text(packed: str, tail: bool = False) -> str:
+    """The text of ``pack_bytes`` data, never longer in UTF-8 than the bytes were.
+
+    Invalid sequences become U+FFFD (three bytes each) only while that fits, keeping the
+    head (or, with ``tail``, the end); such output cannot match an expected text anyway,
+    and its size must not grow with the garbage.
+    """
+    data = base64.b64decode(packed)
+    encoded = data.decode(errors="replace").encode()
+    if len(encoded) > len(data):
+        encoded = encoded[-len(data) :] if tail else encoded[: len(data)]
+    return encoded.decode(errors="ignore")

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import prime_megatron
 
+from . import cgroup
 from .config import SandboxConfig
-from .protocol import EXIT_ISOLATION_UNAVAILABLE, ProgramSpec, test_file
+from .protocol import EXIT_ISOLATION_UNAVAILABLE, ProgramSpec, test_file, unpack_text
 
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(prime_megatron.__file__)))
 # -S: no site (the sandbox needs only the stdlib and this package, put first on sys.path).
@@ -56,25 +57,34 @@ class SandboxRun:
     timed_out: bool  # the whole run hit total_timeout_s
     error: str = ""  # stderr of the sandbox itself when it failed
     syscall_filter: bool = False  # the seccomp filter was on (see seccomp.py)
+    memory_limit: str = ""  # how the sandbox's total memory was bounded (cgroup.MEMORY_*)
 
 
 def run_program(code: str, inputs: list, fn_name: str | None, cfg: SandboxConfig) -> SandboxRun:
     """Run ``code`` once per input: stdin text, or positional args when ``fn_name`` is set."""
+    parent = cgroup.find_parent(cfg.cgroup_parent)
+    group = cgroup.create(parent, cfg.total_memory_mb << 20) if parent else ""
     top = tempfile.mkdtemp(prefix="prime-sandbox-", dir=cfg.scratch_root or None)
     try:
         os.chmod(top, 0o711)  # the sandbox uid may traverse, not list
-        spec = _write_inputs(top, code, inputs, fn_name, cfg)
+        spec = _write_inputs(top, code, inputs, fn_name, cfg, group)
         spec_path = os.path.join(top, "private", "spec.json")
         spec.dump(spec_path)
         return _launch(spec_path, spec.scratch, cfg.total_timeout_s)
     finally:
+        if group:
+            cgroup.remove(group)
         shutil.rmtree(top, ignore_errors=True)
 
 
-def _write_inputs(top: str, code: str, inputs: list, fn_name, cfg: SandboxConfig) -> ProgramSpec:
-    scratch, inputs_dir, private = (os.path.join(top, d) for d in ("scratch", "inputs", "private"))
-    os.mkdir(scratch, 0o700)
-    os.mkdir(private, 0o700)
+def _write_inputs(
+    top: str, code: str, inputs: list, fn_name, cfg: SandboxConfig, group: str
+) -> ProgramSpec:
+    scratch, inputs_dir, private, root = (
+        os.path.join(top, d) for d in ("scratch", "inputs", "private", "root")
+    )
+    for directory in (scratch, private, root):
+        os.mkdir(directory, 0o700)
     os.mkdir(inputs_dir, 0o755)
     if fn_name is None:
         for index, text in enumerate(inputs):
@@ -93,12 +103,16 @@ def _write_inputs(top: str, code: str, inputs: list, fn_name, cfg: SandboxConfig
         require_isolation=cfg.require_isolation,
         uid_base=cfg.uid_base,
         expose=_interpreter_dirs(),
+        root=root,
+        cgroup=group,
     )
 
 
 def _interpreter_dirs() -> list[str]:
-    dirs = {sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix, _PACKAGE_ROOT}
-    return sorted(os.path.realpath(d) for d in dirs)
+    """The Python installation the program imports its stdlib from. Not the venv nor this
+    package: with -S the program needs neither, and the harness has imported all it uses
+    before the host's tree is gone."""
+    return sorted({os.path.realpath(d) for d in (sys.base_prefix, sys.base_exec_prefix)})
 
 
 def _launch(spec_path: str, scratch: str, timeout_s: float) -> SandboxRun:
@@ -130,6 +144,7 @@ def _launch(spec_path: str, scratch: str, timeout_s: float) -> SandboxRun:
         timed_out,
         error if proc.returncode else "",
         syscall_filter=header.get("syscall_filter", False),
+        memory_limit=header.get("memory", ""),
     )
 
 
@@ -159,5 +174,7 @@ def _parse_results(text: str) -> tuple[dict, list[TestReport]]:
             header = record
             continue
         flags = tuple(record.pop("flags", ()))
+        record["output"] = unpack_text(record["output"])
+        record["stderr_tail"] = unpack_text(record["stderr_tail"], tail=True)
         reports.append(TestReport(index=record.pop("test"), flags=flags, **record))
     return header, reports

@@ -1,7 +1,7 @@
 """A seccomp filter for the sandbox: the syscalls namespaces cannot confine, refused.
 
-The network namespace confines IP sockets, but not unix sockets named by a host path (the
-mount namespace shares the host's files, and ``connect`` needs no writable mount), nor
+The network namespace confines IP sockets, but not unix sockets named by a path (the
+sandbox's root holds no host socket, but ``connect`` needs no writable mount), nor
 vsock (a VM's line to its host). Creating a user namespace would hand the program a fresh
 set of capabilities and much kernel attack surface. So, for the sandbox and everything it
 starts (filters are inherited and cannot be removed):
@@ -11,15 +11,19 @@ starts (filters are inherited and cannot be removed):
   reach nothing but each other: a datagram pair could ``sendto`` any host path;
 * ``unshare`` / ``clone`` refused with ``CLONE_NEWUSER``; ``clone3`` (flags behind a
   pointer the filter cannot read) answers ENOSYS, so libc falls back to ``clone``;
-* io_uring refused: its operations create and connect sockets without these syscalls.
+* io_uring refused: its operations create and connect sockets without these syscalls;
+* the kernel key syscalls (``add_key``, ``request_key``, ``keyctl``) answer ENOSYS: keys
+  reach past every namespace here (the trainer's session keyring, a uid's user keyring);
+* ``memfd_secret`` answers ENOSYS, and where no cgroup bounds the sandbox's memory,
+  ``memfd_create`` (and ``shmget`` / ``msgget`` if the IPC limits could not be set) are
+  refused: their pages count against no rlimit.
 
 A syscall of another ABI (x32, or 32-bit x86 via ``int 0x80``) uses other numbers and
 would slip past the checks, so it kills the process.
 
 The filter is classic BPF over ``struct seccomp_data``; it needs no libseccomp. Only
 architectures whose syscall numbers are listed here get it: elsewhere the namespaces and
-mounts protect alone, host sockets outside ``isolate.HOST_SHARED_DIRS`` stay reachable,
-and the probe warns.
+the sandbox's root (which holds no host socket) protect alone, and the probe warns.
 """
 
 import ctypes
@@ -42,13 +46,37 @@ class _Syscalls:
     socketpair: int
     clone: int
     unshare: int
+    keys: tuple[int, int, int]  # add_key, request_key, keyctl
+    # Refused only where no cgroup bounds the memory they hold (see ``install``).
+    memfd_create: int
+    shmget: int
+    msgget: int
     clone3: int = 435
+    memfd_secret: int = 447
     io_uring: tuple[int, ...] = (425, 426, 427)  # setup, enter, register
 
 
 _SYSCALLS = {
-    "x86_64": _Syscalls(socket=41, socketpair=53, clone=56, unshare=272),
-    "aarch64": _Syscalls(socket=198, socketpair=199, clone=220, unshare=97),
+    "x86_64": _Syscalls(
+        socket=41,
+        socketpair=53,
+        clone=56,
+        unshare=272,
+        keys=(248, 249, 250),
+        memfd_create=319,
+        shmget=29,
+        msgget=68,
+    ),
+    "aarch64": _Syscalls(
+        socket=198,
+        socketpair=199,
+        clone=220,
+        unshare=97,
+        keys=(217, 218, 219),
+        memfd_create=279,
+        shmget=194,
+        msgget=186,
+    ),
 }
 
 _ALLOWED_SOCKET_FAMILIES = (socket.AF_INET, socket.AF_INET6)
@@ -121,8 +149,9 @@ def _deny(code: int) -> int:
     return _RET_ERRNO | code
 
 
-def build_filter(machine: str) -> bytes:
-    """The filter program for ``machine`` (a key of ``_SYSCALLS``), as sock_filter[]."""
+def build_filter(machine: str, refuse: tuple[str, ...] = ()) -> bytes:
+    """The filter program for ``machine`` (a key of ``_SYSCALLS``), as sock_filter[];
+    ``refuse`` names more syscalls (fields of ``_Syscalls``) to answer EPERM."""
     nr = _SYSCALLS[machine]
     p = _Program()
     p.load(_ARCH)
@@ -133,8 +162,9 @@ def build_filter(machine: str) -> bytes:
     p.jump(_JEQ_K, nr.socketpair, true="socketpair")
     p.jump(_JEQ_K, nr.unshare, true="flags")
     p.jump(_JEQ_K, nr.clone, true="flags")
-    p.jump(_JEQ_K, nr.clone3, true="enosys")
-    for number in nr.io_uring:
+    for number in (nr.clone3, nr.memfd_secret, *nr.keys):
+        p.jump(_JEQ_K, number, true="enosys")
+    for number in (*nr.io_uring, *(getattr(nr, name) for name in refuse)):
         p.jump(_JEQ_K, number, true="eperm")
     p.ret(_RET_ALLOW)
 
@@ -166,15 +196,16 @@ def build_filter(machine: str) -> bytes:
     return p.assemble()
 
 
-def install() -> bool:
+def install(refuse: tuple[str, ...] = ()) -> bool:
     """Filter this process and all it starts; False where the architecture has no filter.
+    ``refuse``: more syscalls to refuse, as for ``build_filter``.
 
     Needs no_new_privs (set by ``isolate.drop_privileges``) or CAP_SYS_ADMIN. Raises
     ``OSError`` when the kernel refuses the filter, so the sandbox fails closed.
     """
     if not supported():
         return False
-    program = build_filter(os.uname().machine)
+    program = build_filter(os.uname().machine, refuse)
     buffer = ctypes.create_string_buffer(program, len(program))
     linux.set_seccomp_filter(ctypes.addressof(buffer), len(program) // 8)
     return True
