@@ -349,7 +349,12 @@ def _resume_checkpoint(resume: str, layout: RunLayout) -> Path | None:
         return None
     if resume == "auto":
         found = ckpt_io.complete_checkpoints(layout.checkpoints)
-        return found[-1] if found else None
+        latest = found[-1] if found else None
+        for partial in ckpt_io.unfinished_saves(layout.checkpoints):
+            start = f"resuming from {latest.name}" if latest else "starting from step 0"
+            log.warning("%s is a save the run was stopped in the middle of: ignored, %s",
+                        partial, start)  # fmt: skip
+        return latest
     path = Path(resume)
     if not (path / ckpt_io.STATE_FILE).is_file():
         raise InputError(f"run.resume={resume}: no {ckpt_io.STATE_FILE}, not a complete checkpoint")
