@@ -140,7 +140,7 @@ def check_hf_tensors(hf_state: dict[str, torch.Tensor], config: dict, source: Pa
         if k in expected and t.shape != expected[k]
     ]
     if bad:
-        raise MappingError(f"{source}: tensor shapes do not match config.json: {_first(bad)}")
+        raise MappingError(f"{source}: shape mismatch with config.json: {_first(bad)}")
 
 
 def _first(items: list[str], limit: int = 3) -> str:
