@@ -84,16 +84,25 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_and_validate(argv)
         inputs = prepare_inputs(cfg, RunLayout(cfg.run.output_dir))
     except INPUT_ERRORS as e:
-        kind = "config error" if isinstance(e, ConfigError) else "error"
-        print(f"prime-train: {kind}: {e}", file=sys.stderr)
-        return 2
+        return _refuse(e, "config error" if isinstance(e, ConfigError) else "error")
+    return _run(cfg, inputs)
+
+
+def _run(cfg, inputs) -> int:
+    """Train a validated config on its prepared inputs; export and summarise at the end."""
+    from prime_megatron.checkpoint.hf_io import CheckpointError
     from prime_megatron.distributed.init import init_distributed
+    from prime_megatron.run_layout import RunLayout
+    from prime_megatron.trainer.collect import PromptSupplyError
     from prime_megatron.trainer.export import export_final_models, plot_run
     from prime_megatron.trainer.loop import Trainer
 
     init_distributed()
     _route_logs(RunLayout(cfg.run.output_dir))
-    trainer = Trainer(cfg, inputs)
+    try:
+        trainer = Trainer(cfg, inputs)
+    except CheckpointError as e:  # a resume checkpoint that only its load finds unfit
+        return _refuse(e)
     try:
         result = trainer.train()
         if result["finished"]:
@@ -102,9 +111,17 @@ def main(argv: list[str] | None = None) -> int:
             if cfg.run.plot:
                 plot_run(trainer.layout)
             _print_summary(result)
+    except PromptSupplyError as e:  # past the prompts prepare_inputs measured
+        return _refuse(e)
     finally:
         trainer.close()
     return 0
+
+
+def _refuse(error: Exception, kind: str = "error") -> int:
+    """Bad input: one line on stderr, exit code 2."""
+    print(f"prime-train: {kind}: {error}", file=sys.stderr)
+    return 2
 
 
 def _route_logs(layout) -> None:

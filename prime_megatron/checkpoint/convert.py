@@ -65,6 +65,7 @@ def convert_hf_to_megatron(
     arch = arch_of(config, hf_dir / "config.json")
     arch.check_layout(tp, pp)
     hf_state = hf_io.read_hf_state_dict(hf_dir)
+    check_hf_tensors(hf_state, config, hf_dir)
     dtype = dtype or next(iter(hf_state.values())).dtype
     padded = padded_vocab_size(arch.vocab_size, tp)
     model = build_gpt_model(
@@ -106,6 +107,7 @@ class InMemoryHFCheckpoint:
             saved_pp=pp,
         )
         hf_state = hf_io.read_hf_state_dict(self.hf_dir)
+        check_hf_tensors(hf_state, config, self.hf_dir)
         self.full = hf_to_megatron(hf_state, arch, padded, layer_spec_kind())
 
     def load(self, parallel):
@@ -122,6 +124,43 @@ class InMemoryHFCheckpoint:
         except MappingError as e:
             raise MappingError(f"{self.hf_dir}: {e}") from e
         return model
+
+
+def check_hf_tensors(hf_state: dict[str, torch.Tensor], config: dict, source: Path) -> None:
+    """Every HF tensor is floating point and has the shape ``config`` implies, checked before
+    mapping: an embedding shorter than vocab_size would be padded with zero rows, and a
+    mis-shaped projection would fail deep inside a reshape."""
+    ints = [f"{k} ({t.dtype})" for k, t in hf_state.items() if not t.is_floating_point()]
+    if ints:
+        raise MappingError(f"{source}: weights must be floating point, got {_first(ints)}")
+    expected = _hf_shapes(config)
+    bad = [
+        f"{k} {tuple(t.shape)}, config implies {tuple(expected[k])}"
+        for k, t in hf_state.items()
+        if k in expected and t.shape != expected[k]
+    ]
+    if bad:
+        raise MappingError(f"{source}: shape mismatch with config.json: {_first(bad)}")
+
+
+def _first(items: list[str], limit: int = 3) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return "; ".join(items[:limit]) + more
+
+
+def _hf_shapes(config: dict) -> dict[str, torch.Size]:
+    """The tensor shapes of the HF model ``config`` describes (built on the meta device:
+    no memory, no initialisation)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if "model_type" not in config:  # the mapping's own shape check still runs
+        return {}
+    fields = {k: v for k, v in config.items() if k != "model_type"}
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(
+            AutoConfig.for_model(config["model_type"], **fields)
+        )
+    return {k: v.shape for k, v in model.state_dict().items()}
 
 
 def load_full_hf_state(

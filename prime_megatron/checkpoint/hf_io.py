@@ -41,7 +41,9 @@ def read_config_file(path: Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     try:
-        config = json.loads(path.read_text())
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise CheckpointError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path}: not valid JSON ({e})") from e
     if not isinstance(config, dict):
@@ -54,7 +56,13 @@ def shard_files(hf_dir: Path) -> list[Path]:
     hf_dir = Path(hf_dir)
     index = hf_dir / INDEX_FILE
     if index.is_file():
-        weight_map = json.loads(index.read_text()).get("weight_map", {})
+        weight_map = read_config_file(index).get("weight_map", {})
+        if not isinstance(weight_map, dict) or not all(
+            isinstance(name, str) for name in weight_map.values()
+        ):
+            raise CheckpointError(
+                f"{index}: weight_map must be an object of tensor name -> shard file name"
+            )
         files = [hf_dir / name for name in sorted(set(weight_map.values()))]
     elif (hf_dir / SINGLE_FILE).is_file():
         files = [hf_dir / SINGLE_FILE]

@@ -99,17 +99,29 @@ def save_model_shards(model, directory: Path) -> None:
     dist_checkpointing.save(model.sharded_state_dict(), str(directory))
 
 
+def load_failure(error: BaseException) -> str:
+    """What made a load fail, on one line: the first rank's own error when torch's
+    ``CheckpointException`` wraps one traceback per rank."""
+    failures = getattr(error, "failures", None)
+    if failures:
+        error = next(iter(failures.values()))[0]
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
+
+
 def load_model_shards(model, directory: Path) -> None:
     """Collective: fill ``model`` (any layout) from a torch_dist checkpoint directory."""
     from megatron.core import dist_checkpointing
+    from torch.distributed.checkpoint.api import CheckpointException
 
     directory = Path(directory)
     if not (directory / "metadata.json").is_file():
         raise CheckpointError(f"{directory}: no Megatron dist checkpoint (metadata.json missing)")
     try:
         state = dist_checkpointing.load(model.sharded_state_dict(), str(directory))
-    except Exception as e:  # megatron raises assorted types for unreadable/mismatched shards
-        raise CheckpointError(f"{directory}: cannot load ({type(e).__name__}: {e})") from e
+    # Megatron raises assorted types for unreadable or mismatched shards; torch's
+    # CheckpointException (a shape mismatch, say) derives from BaseException only.
+    except (Exception, CheckpointException) as e:
+        raise CheckpointError(f"{directory}: cannot load ({load_failure(e)})") from e
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("_extra_state")]
     if missing or unexpected:

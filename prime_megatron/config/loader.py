@@ -4,9 +4,9 @@ A YAML file may start from another: a top-level ``base: other.yaml`` (a path rel
 file that names it) loads that file first, and the file's own sections are merged into it
 field by field; a chain of bases is followed to its root.
 
-Unknown keys, values of the wrong type, non-finite floats and YAML syntax errors are
-one-line ``ConfigError``s that name the dotted field (or the file / override), the value and
-what is allowed; semantic checks are each dataclass's ``validate()``.
+Unknown keys, values of the wrong type, non-finite floats, YAML syntax errors and keys a
+mapping repeats are one-line ``ConfigError``s that name the dotted field (or the file /
+override), the value and what is allowed; semantic checks are each dataclass's ``validate()``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,7 +41,8 @@ def read_yaml_config(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]
     """The mapping a YAML config file describes, its ``base`` chain merged in."""
     if not path.is_file():
         where = f" (the base of {_seen[-1]})" if _seen else ""
-        raise ConfigError(f"config file {path}{where} does not exist")
+        what = "is a directory, not a YAML file" if path.is_dir() else "does not exist"
+        raise ConfigError(f"config file {path}{where} {what}")
     if path.resolve() in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, path.resolve()))
         raise ConfigError(f"config file {path}: its bases form a cycle: {chain}")
@@ -86,11 +88,37 @@ def _read_text(path: Path) -> str:
         raise ConfigError(f"config file {path} cannot be read: {e}") from e
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` refusing a key its mapping already holds: PyYAML keeps the last
+    silently, so a section pasted twice would quietly override the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):
+                continue  # PyYAML's own construct_mapping reports it
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                raise _DuplicateKey(
+                    f"duplicate key {key!r} at line {line} (first at line {first_line[key]})"
+                )
+            first_line[key] = line
+        return super().construct_mapping(node, deep)
+
+
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
 def _parse_yaml(text: str, where: str) -> Any:
-    """``yaml.safe_load``, with a syntax error as a one-line ``ConfigError`` naming ``where``
-    (PyYAML's own message is multi-line and names the source as "<unicode string>")."""
+    """``yaml.safe_load`` without duplicate keys, with a syntax error as a one-line
+    ``ConfigError`` naming ``where`` (PyYAML's own message is multi-line and names the
+    source as "<unicode string>")."""
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+    except _DuplicateKey as e:
+        raise ConfigError(f"{where}: {e}") from e
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None)
@@ -152,9 +180,22 @@ def _coerce(tp: Any, value: Any, name: str, default: Any = None) -> Any:
             raise ConfigError(f"{name}={value!r} is invalid: expected a list")
         (inner, *_) = typing.get_args(tp) or (Any,)
         return origin(_coerce(inner, v, f"{name}[{i}]") for i, v in enumerate(value))
-    if origin is dict or tp is Any:
+    if origin is dict:
+        return _mapping(tp, value, name)
+    if tp is Any:
         return value
     return _scalar(tp, value, name)
+
+
+def _mapping(tp: Any, value: Any, name: str) -> dict:
+    """A ``dict[K, V]`` field: a mapping whose keys and values are coerced like fields."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name}={value!r} is invalid: expected a mapping, e.g. {{key: value}}")
+    key_tp, value_tp = typing.get_args(tp) or (Any, Any)
+    return {
+        _coerce(key_tp, k, f"{name} key {k!r}"): _coerce(value_tp, v, f"{name}[{k!r}]")
+        for k, v in value.items()
+    }
 
 
 def _scalar(tp: type, value: Any, name: str) -> Any:

@@ -2,6 +2,7 @@
 
 import os
 from dataclasses import dataclass, field
+from string import Formatter
 
 from prime_megatron.config.errors import check
 
@@ -9,6 +10,7 @@ from .files import FORMATS
 from .rows import RowDefaults
 
 PROMPT_FORMATS = ("chat", "plain")
+TEMPLATE_FIELDS = ("prompt", "system")  # what data.plain_template may name
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,21 @@ class DataConfig:
             self.plain_template,
             "a template containing {prompt}",
         )
+        self._check_template_fields()
         check(bool(self.default_data_source), "data.default_data_source", "", "non-empty")
         check(bool(self.default_ability), "data.default_ability", "", "non-empty")
+
+    def _check_template_fields(self) -> None:
+        """Every placeholder is {prompt} or {system}: another, or a stray brace, would
+        otherwise raise on the first prompt rendered, after the run has started."""
+        try:
+            names = {f for _, f, _, _ in Formatter().parse(self.plain_template) if f is not None}
+            unknown = sorted(names - set(TEMPLATE_FIELDS))
+            problem = f"unknown placeholder {{{unknown[0]}}}" if unknown else ""
+        except ValueError as e:
+            problem = f"not a format string ({e})"
+        allowed = "allowed: {prompt}, {system} (a literal brace is written {{ or }})"
+        check(not problem, "data.plain_template", self.plain_template, f"{problem}; {allowed}")
 
     def row_defaults(self) -> RowDefaults:
         return RowDefaults(self.default_data_source, self.default_ability)

@@ -71,7 +71,7 @@ class PromptDataset(Sequence):
 
 def _checked(raw, path: str, number: int, defaults: RowDefaults) -> PromptRow:
     if isinstance(raw, BadJson):
-        raise RowError(path, number, "<json>", f"not valid JSON: {raw.error}")
+        raise RowError(path, number, "<json>", raw.error)
     try:
         return normalize_row(raw, defaults)
     except FieldError as e:

@@ -11,7 +11,8 @@ FORMATS = (".jsonl", ".json", ".parquet")
 
 
 class BadJson:
-    """Stands in for a jsonl line that is not JSON, so the loader can error or skip it."""
+    """Stands in for a jsonl line that is not JSON (or not text), so the loader can error
+    or skip it."""
 
     def __init__(self, error: str) -> None:
         self.error = error
@@ -33,32 +34,53 @@ def read_rows(path: str) -> Iterator[tuple[int, Any]]:
 
 
 def _jsonl(path: str) -> Iterator[tuple[int, Any]]:
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
+    # Bytes, decoded line by line: a line that is not UTF-8 is then a bad row with its number.
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield number, BadJson(_not_utf8(e))
+                continue
             if not line.strip():
                 continue
             try:
                 yield number, json.loads(line)
             except json.JSONDecodeError as e:
-                yield number, BadJson(str(e))
+                yield number, BadJson(f"not valid JSON: {e}")
+
+
+def _not_utf8(error: UnicodeDecodeError) -> str:
+    bad = error.object[error.start : error.start + 1]
+    return f"not UTF-8 text (byte {bad!r} at offset {error.start})"
 
 
 def _json_list(path: str) -> Iterator[tuple[int, Any]]:
-    with open(path, encoding="utf-8") as f:
-        try:
+    try:
+        with open(path, encoding="utf-8") as f:
             rows = json.load(f)
-        except json.JSONDecodeError as e:
-            raise RowError(path, 0, "<file>", f"not JSON: {e}") from None
+    except UnicodeDecodeError as e:
+        raise RowError(path, 0, "<file>", _not_utf8(e)) from None
+    except json.JSONDecodeError as e:
+        raise RowError(path, 0, "<file>", f"not JSON: {e}") from None
     if not isinstance(rows, list):
         raise RowError(path, 0, "<file>", "a .json dataset must be a list of rows")
     yield from enumerate(rows, start=1)
 
 
 def _parquet(path: str) -> Iterator[tuple[int, Any]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     number = 0
-    for batch in pq.ParquetFile(path).iter_batches():
-        for row in batch.to_pylist():
-            number += 1
-            yield number, row
+    try:
+        for batch in pq.ParquetFile(path).iter_batches():
+            for row in batch.to_pylist():
+                number += 1
+                yield number, row
+    except (pa.ArrowException, OSError) as e:  # truncated or not parquet at all
+        reason = " ".join(str(e).split()) or type(e).__name__
+        after = f" after row {number}" if number else ""
+        raise RowError(
+            path, 0, "<file>", f"not a readable parquet file{after} ({reason})"
+        ) from None

@@ -12,6 +12,7 @@ the data config). Code rows (``ability: code``) carry their tests as ground trut
 here too so a broken test spec fails at load time, not mid-training.
 """
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +22,12 @@ ROLES = ("system", "user", "assistant")
 
 
 class RowError(ValueError):
-    """A bad dataset row: names the file, the row (1-based) and the field."""
+    """A bad dataset row: names the file, the row (1-based) and the field; row 0 is the
+    file as a whole (not readable as its format)."""
 
     def __init__(self, path: str, row: int, field_name: str, problem: str) -> None:
-        super().__init__(f"{path}: row {row}: field {field_name!r}: {problem}")
+        where = f"row {row}: field {field_name!r}: " if row else ""
+        super().__init__(f"{path}: {where}{problem}")
         self.path, self.row, self.field, self.problem = path, row, field_name, problem
 
 
@@ -139,6 +142,10 @@ def _ground_truth(holder: dict, where: str, ability: str, key: str = "ground_tru
         return value
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise FieldError(where, f"expected a string or number, got {_kind(value)}")
+    # JSON's NaN and a parquet column's missing float both arrive as float nan: as text
+    # "nan" it would be a gold answer a policy could be paid for writing.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise FieldError(where, f"is {value}, not an answer")
     if not str(value).strip():
         raise FieldError(where, "is empty")
     return str(value)

@@ -67,6 +67,11 @@ class ModelArch:
         _reject_unsupported_features(cfg, arch)
         heads = _positive_int(cfg, "num_attention_heads")
         hidden = _positive_int(cfg, "hidden_size")
+        if "head_dim" not in cfg and hidden % heads:
+            raise InvalidModelConfigError(
+                f"num_attention_heads={heads} does not divide hidden_size={hidden} and no "
+                "head_dim is given"
+            )
         rope_type, rope_theta, factor = _rope(cfg)
         return cls(
             architecture=arch,
@@ -91,6 +96,9 @@ class ModelArch:
 
     def check_layout(self, tp: int, pp: int) -> None:
         """Raise ``ValueError`` if this model cannot be split ``tp`` x ``pp`` ways."""
+        for what, n in (("tensor_parallel", tp), ("pipeline_parallel", pp)):
+            if n < 1:
+                raise ValueError(f"{what}={n} is invalid: >= 1")
         for what, n in (
             ("num_attention_heads", self.num_attention_heads),
             ("num_key_value_heads (query groups)", self.num_query_groups),

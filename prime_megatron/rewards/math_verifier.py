@@ -13,11 +13,14 @@ import signal
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 
 from .extract import extract_answer
 from .verdict import BAD_GOLD, CRASH, NO_ANSWER, OK, TIMEOUT, Verdict
 
 _INTEGER = re.compile(r"[+-]?\d+")
+# A number in scientific notation, "1.5e3": math-verify reads its "e" as Euler's number.
+_SCIENTIFIC = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)[eE][+-]?\d{1,3}")
 _TRAILING_PERCENT = re.compile(r"\s*\\?%$")
 # Text the dataset marked as text (units, names, "(A)"): compared as text, never prose.
 _TEXT_GROUP = re.compile(r"\\(?:text\w*|mathrm|mbox|operatorname)\s*\{[^{}]*\}")
@@ -74,7 +77,10 @@ def check_gold(gold: str) -> None:
 
 def _normalise(answer: str) -> str:
     # math-verify reads \varnothing as a symbol named "varnothing", not the empty set.
-    return answer.strip().replace("\\varnothing", "\\emptyset")
+    answer = answer.strip().replace("\\varnothing", "\\emptyset")
+    if _SCIENTIFIC.fullmatch(answer):  # exact decimal: "1.5e3" -> "1500", "2e-3" -> "0.002"
+        answer = format(Decimal(answer), "f")
+    return answer
 
 
 def _equal(predicted: str, gold: str) -> bool:

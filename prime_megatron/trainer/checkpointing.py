@@ -75,6 +75,11 @@ def complete_checkpoints(root: Path) -> list[Path]:
     return sorted(found)
 
 
+def unfinished_saves(root: Path) -> list[Path]:
+    """``step_N.partial`` dirs under ``root``: saves a crash or kill interrupted."""
+    return sorted(Path(root).glob("step_*.partial")) if Path(root).is_dir() else []
+
+
 def save_checkpoint(
     root: Path,
     step: int,

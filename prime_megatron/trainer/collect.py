@@ -25,6 +25,10 @@ from prime_megatron.rewards.manager import RewardInput, RewardManager
 MAX_ROUNDS = 3  # rollout rounds per step when the filter leaves too few groups
 
 
+class PromptSupplyError(ValueError):
+    """No prompt of the dataset fits ``rollout.max_prompt_len``: a step can never be filled."""
+
+
 @dataclass
 class PromptEncoder:
     """Row -> prompt token ids (rendered with the data config's template)."""
@@ -108,6 +112,7 @@ class GroupCollector:
         out = {
             "filter/buffer_size": float(len(self.buffer)),
             "filter/groups_trained": float(n_groups),
+            "data/skipped_overlong": totals.get("skipped_overlong", 0.0),
         }
         if not totals:  # the buffer alone filled this step: no rollout, no rollout statistics
             return out
@@ -124,15 +129,33 @@ class GroupCollector:
         out.update({f"verifier/{k}": v for k, v in totals.items() if k.startswith("fail_")})
         return out
 
-    def _rollout_round(self, n: int, step: int, seed: int) -> tuple[list[Group], dict[str, float]]:
-        rows, prompts, indices = [], [], []
+    def _draw_prompts(self, n: int) -> tuple[list[int], list[list[int]], int]:
+        """The next ``n`` prompts that fit (dataset indices, token ids) and how many over-long
+        ones were skipped on the way. A full epoch of nothing but over-long prompts is an
+        error: drawing on would never end (prepare_inputs only measures the first rows)."""
+        indices, prompts, skipped_since_fit = [], [], set()
+        skipped = 0
         while len(prompts) < n:
             for i in self.sampler.next_indices(n - len(prompts)):
                 ids = self.encode(self.dataset[i].messages)
-                if ids is not None:  # over-long prompts are skipped (deterministically)
-                    rows.append(self.dataset[i])
-                    prompts.append(ids)
-                    indices.append(i)
+                if ids is None:  # over-long: skipped (deterministically)
+                    skipped += 1
+                    skipped_since_fit.add(i)
+                    continue
+                indices.append(i)
+                prompts.append(ids)
+                skipped_since_fit.clear()
+            if len(skipped_since_fit) == len(self.dataset):
+                raise PromptSupplyError(
+                    f"rollout.max_prompt_len={self.encode.max_prompt_len}: none of the "
+                    f"{len(self.dataset)} training prompts fits, so no step can be filled; "
+                    "raise rollout.max_prompt_len or shorten the prompts"
+                )
+        return indices, prompts, skipped
+
+    def _rollout_round(self, n: int, step: int, seed: int) -> tuple[list[Group], dict[str, float]]:
+        indices, prompts, skipped = self._draw_prompts(n)
+        rows = [self.dataset[i] for i in indices]
         out = self.engine.generate(prompts, self.k, seed=seed)
         texts = self.tokenizer.batch_decode(out.response_ids, skip_special_tokens=True)
         sample_rows = [rows[g] for g in out.group_index]
@@ -153,6 +176,7 @@ class GroupCollector:
                 ))  # fmt: skip
         counts = {k: float(v) for k, v in counts.items()}
         counts.update({f"fail_{k}": float(v) for k, v in failures.items()})
+        counts["skipped_overlong"] = float(skipped)
         counts["samples"] = float(len(scores))
         counts["outcome_sum"] = float(outcome.sum())
         counts["truncated"] = float(sum(out.truncated))

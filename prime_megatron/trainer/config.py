@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prime_megatron.algo.config import AlgoConfig
-from prime_megatron.config.errors import ConfigError, check
+from prime_megatron.config.errors import ConfigError, check, check_dir_path
 from prime_megatron.config.loader import load_config
 from prime_megatron.data.config import DataConfig
 from prime_megatron.data.synthetic import ArithmeticConfig
@@ -60,8 +60,12 @@ class RunConfig:
         ok = self.resume in RESUME or os.path.isdir(self.resume)
         check(ok, "run.resume", self.resume, f"one of {RESUME} or an existing checkpoint dir")
         check(self.eval_prompts >= 0, "run.eval_prompts", self.eval_prompts, ">= 0")
-        check(self.eval_samples >= 0, "run.eval_samples", self.eval_samples, ">= 0")
-        check(self.step_credit_every >= 0, "run.step_credit_every", self.step_credit_every, ">= 0")
+        check(self.log_every >= 1, "run.log_every", self.log_every, ">= 1")
+        for name in ("eval_samples", "verify_sync_every", "dump_samples_every",
+                     "step_credit_every", "stop_after_steps"):  # fmt: skip
+            value = getattr(self, name)
+            check(value >= 0, f"run.{name}", value, ">= 0 (0 = off)")
+        check_dir_path("run.output_dir", self.output_dir)
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,11 @@ class ModelConfig:
             check(os.path.isdir(self.path), "model.path", self.path, "an existing directory")
         allowed = ("float32", "bfloat16", "float16")
         check(self.dtype in allowed, "model.dtype", self.dtype, f"one of {allowed}")
+        for name in ("hidden_size", "num_layers", "num_heads", "ffn_hidden_size",
+                     "max_position_embeddings"):  # fmt: skip
+            check(getattr(self, name) >= 1, f"model.{name}", getattr(self, name), ">= 1")
+        check(self.hidden_size % self.num_heads == 0, "model.num_heads", self.num_heads,
+              f"must divide model.hidden_size={self.hidden_size} (the head size)")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,9 @@ class BatchConfig:
             self.samples_per_prompt,
             ">= 2 (the leave-one-out baseline needs another sample of the same prompt)",
         )
+        # Checked before the divisibility below: 16 % -2 == 0, and % 0 raises.
+        for name in ("mini_batches_per_step", "prm_mini_batches_per_step"):
+            check(getattr(self, name) >= 1, f"batch.{name}", getattr(self, name), ">= 1")
         check(
             self.prompts_per_step % self.mini_batches_per_step == 0,
             "batch.mini_batches_per_step",
@@ -174,6 +186,8 @@ class OptimConfig:
     def validate(self, name: str) -> None:
         check(self.lr > 0, f"{name}.lr", self.lr, "> 0")
         check(self.grad_clip >= 0, f"{name}.grad_clip", self.grad_clip, ">= 0")
+        check(self.weight_decay >= 0, f"{name}.weight_decay", self.weight_decay, ">= 0")
+        check(self.warmup_steps >= 0, f"{name}.warmup_steps", self.warmup_steps, ">= 0")
         check(0 <= self.beta1 < 1, f"{name}.beta1", self.beta1, "in [0, 1)")
         check(0 <= self.beta2 < 1, f"{name}.beta2", self.beta2, "in [0, 1)")
 
@@ -203,6 +217,8 @@ class SFTConfig:
         check(self.steps >= 1, "sft.steps", self.steps, ">= 1")
         check(self.batch_size >= 1, "sft.batch_size", self.batch_size, ">= 1")
         check(self.lr > 0, "sft.lr", self.lr, "> 0")
+        check(self.grad_clip >= 0, "sft.grad_clip", self.grad_clip, ">= 0 (0 = off)")
+        check_dir_path("sft.checkpoint", self.checkpoint)
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,10 @@ from prime_megatron.data.prompt_lengths import measure_prompt_lengths
 from prime_megatron.data.rows import RowError
 from prime_megatron.data.template import PromptRenderer
 from prime_megatron.data.tokenizer import build_char_tokenizer
-from prime_megatron.models.arch import InvalidModelConfigError, UnsupportedModelError
+from prime_megatron.models.arch import InvalidModelConfigError, ModelArch, UnsupportedModelError
 from prime_megatron.models.builder import layer_spec_kind
 from prime_megatron.models.hf_factory import hf_config
+from prime_megatron.rollout.config import RolloutConfig
 from prime_megatron.run_layout import RunLayout
 from prime_megatron.trainer import checkpointing as ckpt_io
 from prime_megatron.trainer.collect import PromptEncoder
@@ -134,10 +135,13 @@ def resolve_inputs(cfg: TrainConfig, layout: RunLayout) -> ResolvedInputs:
     tokenizer = parts["tokenizer"]
     _check_start(parts["start"], cfg, max(tokenizer.get_vocab().values()) + 1)
     renderer = PromptRenderer(cfg.data.prompt_format, tokenizer, cfg.data.plain_template)
+    resume = _resume_checkpoint(cfg.run.resume, layout)
+    if resume is not None:
+        _check_resume_model(resume, parts["start"])
     return ResolvedInputs(
         **parts,
         encode=PromptEncoder(renderer, tokenizer, cfg.rollout.max_prompt_len),
-        resume=_resume_checkpoint(cfg.run.resume, layout),
+        resume=resume,
     )
 
 
@@ -323,6 +327,21 @@ def _check_start(start: StartModel, cfg: TrainConfig, ids_needed: int) -> None:
             f"{start.side_files}: the tokenizer's ids reach {ids_needed - 1}, past the "
             f"model's vocab_size={arch.vocab_size}"
         )
+    _check_positions(arch, cfg.rollout, start.path)
+
+
+def _check_positions(arch: ModelArch, rollout: RolloutConfig, path: Path) -> None:
+    """Prompt plus answer fit the model's positions: vLLM refuses a longer max_model_len,
+    but only after its start-up (a long pydantic traceback)."""
+    # vLLM stretches the limit by a linear RoPE scaling factor, not by llama3's.
+    scale = arch.rope_scaling_factor if arch.rope_scaling == "linear" else 1.0
+    limit = int(arch.max_position_embeddings * scale)
+    if rollout.max_model_len > limit:
+        raise InputError(
+            f"rollout.max_prompt_len={rollout.max_prompt_len} + rollout.max_response_len="
+            f"{rollout.max_response_len} = {rollout.max_model_len} tokens is more than the "
+            f"model's {limit} positions (max_position_embeddings of {path}); lower them"
+        )
 
 
 def _resume_checkpoint(resume: str, layout: RunLayout) -> Path | None:
@@ -330,8 +349,37 @@ def _resume_checkpoint(resume: str, layout: RunLayout) -> Path | None:
         return None
     if resume == "auto":
         found = ckpt_io.complete_checkpoints(layout.checkpoints)
-        return found[-1] if found else None
+        latest = found[-1] if found else None
+        for partial in ckpt_io.unfinished_saves(layout.checkpoints):
+            start = f"resuming from {latest.name}" if latest else "starting from step 0"
+            log.warning("%s is a save the run was stopped in the middle of: ignored, %s",
+                        partial, start)  # fmt: skip
+        return latest
     path = Path(resume)
     if not (path / ckpt_io.STATE_FILE).is_file():
         raise InputError(f"run.resume={resume}: no {ckpt_io.STATE_FILE}, not a complete checkpoint")
     return path
+
+
+# ModelArch fields that fix the weights' shapes: a checkpoint differing in one cannot load.
+SHAPE_FIELDS = ("architecture", "vocab_size", "hidden_size", "ffn_hidden_size", "num_layers",
+                "num_attention_heads", "num_query_groups", "head_dim", "qkv_bias",
+                "tie_word_embeddings")  # fmt: skip
+
+
+def _check_resume_model(checkpoint: Path, start: StartModel) -> None:
+    """The checkpoint holds this run's model, by the architecture its own run recorded
+    (``<run>/rollout_model/config.json``): found here in milliseconds, where loading it
+    fails only after every model is built. Without that record the load itself reports it."""
+    recorded = RunLayout(checkpoint.parent.parent).rollout_model
+    if not (recorded / "config.json").is_file():
+        return
+    theirs = arch_of(hf_io.read_hf_config(recorded), recorded).to_dict()
+    ours = arch_of(start.hf_config, start.path).to_dict()
+    differ = [f"{k} {theirs[k]} vs {ours[k]}" for k in SHAPE_FIELDS if theirs[k] != ours[k]]
+    if differ:
+        raise InputError(
+            f"run.resume: {checkpoint} is a checkpoint of another model shape (checkpoint vs "
+            f"this run: {', '.join(differ)}); resume one of this model, or start afresh with "
+            "run.resume=never or another run.output_dir"
+        )

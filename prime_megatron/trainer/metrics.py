@@ -34,13 +34,9 @@ class MetricsLogger:
         self, layout: RunLayout, total_steps: int, tensorboard: bool, wandb_project: str,
         config: dict,
     ) -> None:  # fmt: skip
-        self.total_steps = total_steps
+        self.total_steps, self.layout, self.tensorboard = total_steps, layout, tensorboard
         self.jsonl = open(layout.metrics, "a")  # noqa: SIM115 (lives for the run)
-        self.tb = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(layout.tensorboard))
+        self.tb = None  # opened by begin(), which knows the step a resumed run re-runs from
         self.wandb = None
         if wandb_project:
             import wandb  # optional dependency; config validation names it
@@ -62,8 +58,27 @@ class MetricsLogger:
         self.progress.update(step, self._console_postfix(metrics))
 
     def begin(self, step: int) -> None:
-        """The RL progress bar, from ``step`` (> 0 after a resume)."""
+        """The RL progress bar, from ``step`` (> 0 after a resume). A resumed run re-runs the
+        steps after its checkpoint: their records from before the crash are dropped, in
+        metrics.jsonl and (``purge_step``) in TensorBoard, so each step appears once."""
+        if step:
+            self._drop_records_after(step)
+        if self.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            purge = step + 1 if step else None
+            self.tb = SummaryWriter(str(self.layout.tensorboard), purge_step=purge)
         self.progress = Progress(self.total_steps, "RL", initial=step)
+
+    def _drop_records_after(self, step: int) -> None:
+        self.jsonl.close()
+        lines = self.layout.metrics.read_text().splitlines(keepends=True)
+        kept = _lines_through(lines, step)
+        self.layout.metrics.write_text("".join(kept))
+        self.jsonl = open(self.layout.metrics, "a")  # noqa: SIM115 (lives for the run)
+        if len(kept) < len(lines):
+            say(f"{self.layout.metrics}: dropped {len(lines) - len(kept)} records written "
+                f"after step {step}, the checkpoint resumed (those steps run again)")  # fmt: skip
 
     def _console_postfix(self, metrics: dict[str, float]) -> str:
         return " | ".join(f"{short} {metrics[key]:.3f}" for key, short in CONSOLE_KEYS
@@ -84,6 +99,21 @@ class MetricsLogger:
             self.tb.close()
         if self.wandb is not None:
             self.wandb.finish()
+
+
+def _lines_through(lines: list[str], step: int) -> list[str]:
+    """The leading lines of a metrics.jsonl written up to ``step``: everything from the
+    first later step's record on (or a line the kill cut short) came after the checkpoint."""
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        if record.get("step", 0) > step:
+            break
+        kept.append(line)
+    return kept
 
 
 def _clean(value):

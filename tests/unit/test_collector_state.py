@@ -5,6 +5,8 @@ import json
 import random
 from types import SimpleNamespace
 
+import pytest
+
 from prime_megatron.algo.config import AlgoConfig
 from prime_megatron.data.sampler import PromptSampler
 from prime_megatron.rollout.engine import RolloutBatch, RolloutEngine
@@ -42,20 +44,24 @@ def fake_scores(_manager, texts, _rows):
     return [float(len(text.split()) % 2) for text in texts], {}
 
 
-def collector(rows) -> GroupCollector:
+def _rows(n: int) -> list:
+    return [SimpleNamespace(messages=({"role": "user", "content": i + 1},), ground_truth="",
+                            data_source="plain", ability="math") for i in range(n)]  # fmt: skip
+
+
+def collector(rows, encode=lambda messages: [messages[0]["content"]]) -> GroupCollector:
     # Oversampling keeps surplus groups in the carry-over buffer from step to step.
     algo = AlgoConfig(oversample_factor=3.0, carryover_max_age=2, accuracy_low=0.0,
                       accuracy_high=1.0)  # fmt: skip
     return GroupCollector(
-        rows, PromptSampler(len(rows), seed=3), lambda messages: [messages[0]["content"]],
+        rows, PromptSampler(len(rows), seed=3), encode,
         FakeTokenizer(), FakeEngine(), None, algo, prompts_per_step=2, samples_per_prompt=K,
     )  # fmt: skip
 
 
 def test_collector_state_round_trip_continues_the_same_stream(monkeypatch):
     monkeypatch.setattr(collect, "score_on_rank0", fake_scores)
-    rows = [SimpleNamespace(messages=({"role": "user", "content": i + 1},), ground_truth="",
-                            data_source="plain", ability="math") for i in range(20)]  # fmt: skip
+    rows = _rows(20)
     straight = collector(rows)
     straight.collect(0, seed=0)
     state = json.loads(json.dumps(straight.state_dict()))  # as trainer_state.json holds it
@@ -82,3 +88,42 @@ def test_engine_resumes_at_the_saved_weight_version():
     # The first sync after resuming re-publishes the checkpoint's weights: version 5 again.
     assert engine.finish_weight_update() == 5
     assert engine.finish_weight_update() == 6
+
+
+class CountingEncoder:
+    """Prompt ids of a row, or None (over-long) for the rows ``too_long`` picks; refuses to
+    be called forever, so an endless draw fails the test instead of hanging it."""
+
+    max_prompt_len = 4
+
+    def __init__(self, too_long) -> None:
+        self.too_long, self.calls, self.skipped = too_long, 0, 0
+
+    def __call__(self, messages):
+        self.calls += 1
+        assert self.calls < 10_000, "the collector kept drawing prompts"
+        content = messages[0]["content"]
+        if self.too_long(content):
+            self.skipped += 1
+            return None
+        return [content]
+
+
+def test_over_long_prompts_are_counted_per_step(monkeypatch):
+    monkeypatch.setattr(collect, "score_on_rank0", fake_scores)
+    encode = CountingEncoder(lambda content: content % 3 == 0)
+    _, metrics = collector(_rows(20), encode).collect(0, seed=0)
+    assert encode.skipped > 0
+    assert metrics["data/skipped_overlong"] == encode.skipped
+
+
+def test_a_dataset_of_only_over_long_prompts_stops_with_one_line(monkeypatch):
+    # prepare_inputs measures only the first rows: the collector must end the draw itself.
+    monkeypatch.setattr(collect, "score_on_rank0", fake_scores)
+    stuck = collector(_rows(7), CountingEncoder(lambda content: True))
+    with pytest.raises(collect.PromptSupplyError) as error:
+        stuck.collect(0, seed=0)
+    assert str(error.value) == (
+        "rollout.max_prompt_len=4: none of the 7 training prompts fits, so no step can be "
+        "filled; raise rollout.max_prompt_len or shorten the prompts"
+    )

@@ -179,3 +179,55 @@ def test_bad_bases_are_one_line_errors(tmp_path, files, message):
         (tmp_path / name).write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(Outer, tmp_path / "a.yaml")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("steps: 5\nflag: true\nsteps: 6\n", "duplicate key 'steps' at line 3 (first at line 1)"),
+        (
+            "inner:\n  lr: 0.1\n  name: a\n  lr: 0.2\n",
+            "duplicate key 'lr' at line 4 (first at line 2)",
+        ),
+        (
+            "inner:\n  lr: 0.1\nsteps: 2\ninner:\n  name: b\n",
+            "duplicate key 'inner' at line 4 (first at line 1)",
+        ),
+    ],
+)
+def test_a_key_repeated_in_a_yaml_mapping_is_refused_naming_both_lines(tmp_path, text, message):
+    # PyYAML keeps the last value silently: a section pasted twice would win without a word.
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_config(Outer, path)
+    assert _one_line_naming(error, str(path)).endswith(message)
+
+
+def test_a_key_repeated_in_an_override_is_refused():
+    with pytest.raises(ConfigError, match="duplicate key 'a' at line 1"):
+        load_config(WithMapping, None, ["table={a: 1, a: 2}"])
+
+
+@dataclass
+class WithMapping:
+    table: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("table=[math,code]", r"table=\['math', 'code'\] is invalid: expected a mapping"),
+        ("table=abc", "table='abc' is invalid: expected a mapping"),
+        ("table={a: [1]}", r"table\['a'\]=\[1\] is invalid: expected str"),
+    ],
+)
+def test_mapping_fields_refuse_what_is_not_a_mapping_of_their_types(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(WithMapping, None, [override])
+    assert load_config(WithMapping, None, ["table={a: b, 3: 4}"]).table == {"a": "b", "3": "4"}
+
+
+def test_a_directory_given_as_the_config_file_is_named_as_one(tmp_path):
+    with pytest.raises(ConfigError, match=f"config file {tmp_path} is a directory, not a YAML"):
+        load_config(Outer, tmp_path)

@@ -181,3 +181,50 @@ def test_file_level_problems(tmp_path):
     (tmp_path / "d.json").write_text('{"not": "a list"}')
     with pytest.raises(RowError, match="must be a list"):
         PromptDataset.load([str(tmp_path / "d.json")])
+
+
+@pytest.mark.parametrize("line", ['{"question": "1+1?", "answer": NaN}',
+                                  '{"question": "1+1?", "answer": Infinity}'])  # fmt: skip
+def test_a_nan_gold_answer_in_jsonl_is_a_bad_row(tmp_path, line):
+    # Python's json reads NaN as a float; as the text "nan" it was a gold answer to be paid.
+    path = write_jsonl(tmp_path / "d.jsonl", [{"question": "2+2?", "answer": 4}, line])
+    with pytest.raises(RowError) as error:
+        PromptDataset.load([path])
+    assert str(error.value).startswith(f"{path}: row 2: field 'answer': is ")
+    assert str(error.value).endswith(", not an answer")
+
+
+def test_nan_none_and_empty_gold_answers_in_parquet_are_bad_rows(tmp_path):
+    for number, answer in enumerate([float("nan"), None, " "], start=1):
+        path = tmp_path / f"d{number}.parquet"
+        rows = [{"question": "2+2?", "answer": "4"}, {"question": "3+3?", "answer": answer}]
+        if isinstance(answer, float):  # a float column, as pandas writes a missing number
+            rows[0]["answer"] = 4.0
+        pq.write_table(pa.Table.from_pylist(rows), path)
+        with pytest.raises(RowError, match=rf"d{number}.parquet: row 2: field 'answer': "):
+            PromptDataset.load([str(path)])
+
+
+def test_a_line_that_is_not_utf8_is_a_bad_row_naming_file_and_line(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(json.dumps(GOOD).encode() + b'\n{"question": "caf\xe9", "answer": "1"}\n')
+    with pytest.raises(RowError) as error:
+        PromptDataset.load([str(path)])
+    assert str(error.value) == (
+        f"{path}: row 2: field '<json>': not UTF-8 text (byte b'\\xe9' at offset 17)"
+    )
+    assert len(PromptDataset.load([str(path)], skip_bad_rows=True)) == 1
+
+
+def test_unreadable_json_and_parquet_files_are_one_line_naming_the_file(tmp_path):
+    (tmp_path / "d.json").write_bytes(b'[{"question": "caf\xe9"}]')
+    with pytest.raises(RowError, match=r"d.json: not UTF-8 text \(byte b'\\xe9'"):
+        PromptDataset.load([str(tmp_path / "d.json")])
+    pq.write_table(pa.Table.from_pylist([GOOD] * 50), tmp_path / "full.parquet")
+    data = (tmp_path / "full.parquet").read_bytes()
+    (tmp_path / "cut.parquet").write_bytes(data[: len(data) // 2])
+    with pytest.raises(RowError) as error:
+        PromptDataset.load([str(tmp_path / "cut.parquet")])
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / 'cut.parquet'}: not a readable parquet file (")
+    assert "\n" not in message

@@ -75,6 +75,12 @@ EQUIVALENT = [
     ("25", "25\\%"),
     ("\\varnothing", "\\emptyset"),
     ("\\emptyset", "\\varnothing"),
+    # Scientific notation: math-verify alone reads the "e" as Euler's number.
+    ("1500", "1.5e3"),
+    ("1.5e3", "1500"),
+    ("1500", "1.5E+3"),
+    ("0.002", "2e-3"),
+    ("-\\frac{1}{4}", "-2.5e-1"),
 ]
 
 NOT_EQUIVALENT = [
@@ -89,6 +95,8 @@ NOT_EQUIVALENT = [
     ("x^2+1", "(x+1)^2"),
     ("12.5", "13.5\\%"),
     ("\\emptyset", "\\{0\\}"),
+    ("1501", "1.5e3"),
+    ("3", "3e"),
 ]
 
 

@@ -1,3 +1,5 @@
+import dataclasses
+import typing
 from dataclasses import asdict
 from pathlib import Path
 
@@ -167,11 +169,78 @@ def test_a_config_inherits_its_base_and_overrides_fields(tmp_path):
         (["policy_optim.lr=.inf"], 1, "policy_optim.lr=inf is invalid: expected a finite"),
         (["algo.outcome_coef=.nan"], 1, "algo.outcome_coef=nan is invalid: expected a finite"),
         (["rewards.math_timeout_s=.inf"], 1, "rewards.math_timeout_s=inf is invalid"),
+        # 16 % -2 == 0: the divisibility alone let negative counts through.
+        (["batch.mini_batches_per_step=-2"], 1, "batch.mini_batches_per_step=-2 is invalid: >= 1"),
+        (["batch.prm_mini_batches_per_step=-4"], 1, "prm_mini_batches_per_step=-4 is invalid"),
+        (["batch.mini_batches_per_step=0"], 1, "batch.mini_batches_per_step=0 is invalid: >= 1"),
+        (["model.num_heads=0"], 1, "model.num_heads=0 is invalid: >= 1"),
+        (["model.num_heads=3"], 1, "model.num_heads=3 is invalid: must divide model.hidden_size"),
+        (["run.log_every=0"], 1, "run.log_every=0 is invalid: >= 1"),
+        (["policy_optim.weight_decay=-1"], 1, "policy_optim.weight_decay=-1.0 is invalid: >= 0"),
+        (["run.output_dir=runs/" + "x" * 300], 1, "at most 255 bytes; one has 300"),
+        ([f"run.output_dir={__file__}/run"], 1, "a directory path, but .*py is a file"),
+        (["sft.checkpoint=" + "y" * 256], 1, "sft.checkpoint=.* at most 255 bytes"),
+        (["rewards.verifier_by_ability=[math,code]"], 1, "verifier_by_ability=.* a mapping"),
+        (["rewards.verifier_by_data_source=abc"], 1, "verifier_by_data_source='abc' is inv"),
     ],
 )
 def test_invalid_configs_are_rejected_with_the_field_named(overrides, world, message):
     with pytest.raises(ConfigError, match=message):
         _validated(*overrides, world=world)
+
+
+# Integer fields where a negative value means something (seeds) or which are bounded elsewhere.
+ANY_INT = {"run.seed", "data.seed", "rewards.sandbox.uid_base"}
+# Integer fields where 0 is allowed: "off", "none" or "no limit".
+ZERO_OK = {
+    "run.save_every", "run.eval_prompts", "run.eval_samples", "run.verify_sync_every",
+    "run.dump_samples_every", "run.step_credit_every", "run.stop_after_steps",
+    "batch.max_tokens_per_micro_batch", "algo.prm_replay_steps", "algo.prm_warmup_steps",
+    "algo.carryover_max_age", "policy_optim.warmup_steps", "prm_optim.warmup_steps",
+    "synthetic.heldout_prompts",
+}  # fmt: skip
+
+
+def _int_fields(cls, prefix: str = "") -> list[str]:
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            out += _int_fields(hints[f.name], f"{prefix}{f.name}.")
+        elif hints[f.name] is int:
+            out.append(prefix + f.name)
+    return out
+
+
+# The default job validates every section but data (files of a given model only).
+COUNTS = [name for name in _int_fields(TrainConfig) if name not in ANY_INT | {"data.seed"}]
+
+
+@pytest.mark.parametrize("name", COUNTS)
+def test_every_count_is_checked_for_its_sign_at_validation(name):
+    leaf = name.rsplit(".", 1)[-1]
+    with pytest.raises(ConfigError, match=rf"{leaf}=-2 is invalid"):
+        _validated(f"{name}=-2")
+    if name not in ZERO_OK:
+        with pytest.raises(ConfigError, match=rf"{leaf}=0 is invalid"):
+            _validated(f"{name}=0")
+
+
+@pytest.mark.parametrize(
+    "template, problem",
+    [
+        ("{prompt} {answer}", "unknown placeholder {answer}"),
+        ("{prompt} {0}", "unknown placeholder {0}"),
+        ("{prompt} }", "not a format string"),
+    ],
+)
+def test_a_plain_template_is_rendered_once_at_validation(tmp_path, template, problem):
+    rows = tmp_path / "train.jsonl"
+    rows.write_text("{}\n")
+    given = ["model.source=hf", "model.path=/", f"data.train_files=[{rows}]"]
+    with pytest.raises(ConfigError) as error:
+        _validated(*given, "data.prompt_format=plain", f"data.plain_template='{template}'")
+    assert str(error.value).startswith(f"data.plain_template={template!r} is invalid: {problem}")
 
 
 def test_cli_reports_config_errors_without_starting(capsys):

@@ -216,3 +216,42 @@ def test_packing_is_refused_where_transformer_engine_builds_the_attention(
         prepare_inputs(cfg, RunLayout(cfg.run.output_dir))
     monkeypatch.setattr("prime_megatron.trainer.inputs.layer_spec_kind", lambda: "local")
     prepare_inputs(cfg, RunLayout(cfg.run.output_dir))
+
+
+def test_prompt_and_answer_past_the_models_positions_fail_before_vllm_starts(tmp_path, hf_dir):
+    # vLLM refuses such a max_model_len too, but with a pydantic traceback after its start-up.
+    argv = _hf_job(tmp_path, hf_dir, [ROW], "rollout.max_prompt_len=1000000000")
+    cfg = load_and_validate(argv)
+    with pytest.raises(InputError) as error:
+        prepare_inputs(cfg, RunLayout(cfg.run.output_dir))
+    assert str(error.value) == (
+        "rollout.max_prompt_len=1000000000 + rollout.max_response_len=80 = 1000000080 tokens "
+        f"is more than the model's 256 positions (max_position_embeddings of {hf_dir}); "
+        "lower them"
+    )
+
+
+def _checkpoint_of(run: Path, config: dict) -> Path:
+    """A stand-in checkpoint whose run recorded ``config`` as its model."""
+    (run / "rollout_model").mkdir(parents=True)
+    (run / "rollout_model" / "config.json").write_text(json.dumps(config))
+    step = run / "checkpoints" / "step_000001"
+    step.mkdir(parents=True)
+    (step / "trainer_state.json").write_text("{}")
+    return step
+
+
+def test_resuming_a_checkpoint_of_another_model_shape_fails_before_anything_loads(tmp_path, hf_dir):
+    other = hf_config(hidden_size=64, head_dim=16, num_hidden_layers=2).to_dict()
+    checkpoint = _checkpoint_of(tmp_path / "old", other)
+    cfg = load_and_validate(_hf_job(tmp_path, hf_dir, [ROW], f"run.resume={checkpoint}"))
+    with pytest.raises(InputError) as error:
+        prepare_inputs(cfg, RunLayout(cfg.run.output_dir))
+    assert str(error.value) == (
+        f"run.resume: {checkpoint} is a checkpoint of another model shape (checkpoint vs this "
+        "run: hidden_size 64 vs 128, num_layers 2 vs 4, head_dim 16 vs 32); resume one of this "
+        "model, or start afresh with run.resume=never or another run.output_dir"
+    )
+    same = _checkpoint_of(tmp_path / "same", json.loads((hf_dir / "config.json").read_text()))
+    cfg = load_and_validate(_hf_job(tmp_path, hf_dir, [ROW], f"run.resume={same}"))
+    assert prepare_inputs(cfg, RunLayout(cfg.run.output_dir)).resume == same
