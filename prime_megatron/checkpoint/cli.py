@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from prime_megatron.checkpoint.hf_io import CheckpointError
-from prime_megatron.checkpoint.mapping import MappingError
+from prime_megatron.checkpoint.rules import MappingError
 from prime_megatron.models.arch import UnsupportedModelError
 
 USER_ERRORS = (CheckpointError, MappingError, UnsupportedModelError, ValueError, FileNotFoundError)

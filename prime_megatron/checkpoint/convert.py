@@ -18,18 +18,14 @@ from pathlib import Path
 import torch
 
 from prime_megatron.checkpoint import hf_io
-from prime_megatron.checkpoint.mapping import (
-    MappingError,
-    check_shapes,
-    hf_to_megatron,
-    megatron_to_hf,
-)
+from prime_megatron.checkpoint.mapping import check_shapes, hf_to_megatron, megatron_to_hf
 from prime_megatron.checkpoint.megatron_io import (
     ModelCheckpointMeta,
     atomic_checkpoint_dir,
     load_model_shards,
     save_model_shards,
 )
+from prime_megatron.checkpoint.rules import MappingError
 from prime_megatron.distributed.rank import is_rank0
 from prime_megatron.models.arch import InvalidModelConfigError, ModelArch, UnsupportedModelError
 from prime_megatron.models.builder import build_gpt_model, layer_spec_kind, padded_vocab_size

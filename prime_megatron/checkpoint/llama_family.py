@@ -7,7 +7,7 @@ spec, fused into ``linear_qkv`` / ``linear_fc1`` as ``layer_norm_weight`` in the
 
 from __future__ import annotations
 
-from prime_megatron.checkpoint.mapping import Rule, register
+from prime_megatron.checkpoint.rules import Rule
 from prime_megatron.models.arch import ModelArch
 
 _NORM_NAMES = {
@@ -40,7 +40,6 @@ def _layer_rules(arch: ModelArch, spec_kind: str, i: int) -> list[Rule]:
     return rules
 
 
-@register("LlamaForCausalLM", "Qwen2ForCausalLM")
 def llama_family_rules(arch: ModelArch, spec_kind: str) -> list[Rule]:
     rules = [Rule("embedding.word_embeddings.weight", ("model.embed_tokens.weight",), "vocab")]
     for i in range(arch.num_layers):

@@ -97,3 +97,22 @@ def tail_means(steps: Sequence[dict], prefixes: Sequence[str], fraction: float =
         if values:
             out[key] = sum(values) / len(values)
     return out
+
+
+# Forward-pass units of a pass kind (``passes/<model>_<kind>``): a backward costs ~2 forwards.
+PASS_UNITS = {"forward": 1, "train": 3}
+
+
+def pass_counts(steps: Sequence[dict]) -> dict[str, float]:
+    """Mean passes per step by ``<model>_<kind>`` (the trainer's ``passes/*``; a pass over
+    the whole batch counts 1); empty when the runs did not count them."""
+    keys = sorted({k for s in steps for k in s if k.startswith("passes/")})
+    return {k.removeprefix("passes/"): sum(s.get(k, 0.0) for s in steps) / len(steps)
+            for k in keys}  # fmt: skip
+
+
+def forward_units(counts: dict[str, float]) -> float | None:
+    """``pass_counts`` in forward-pass units (None without counts)."""
+    if not counts:
+        return None
+    return sum(n * PASS_UNITS[key.rsplit("_", 1)[1]] for key, n in counts.items())

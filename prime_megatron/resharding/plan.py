@@ -22,7 +22,8 @@ from math import prod
 import torch
 import torch.distributed as dist
 
-from prime_megatron.checkpoint.mapping import MappingError, Rule, rules_for
+from prime_megatron.checkpoint.mapping import rules_for
+from prime_megatron.checkpoint.rules import MappingError, Rule
 from prime_megatron.distributed.init import ParallelGroups
 from prime_megatron.models.arch import ModelArch
 from prime_megatron.models.builder import layer_spec_kind

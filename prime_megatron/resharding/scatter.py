@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from prime_megatron.checkpoint.mapping import MappingError
+from prime_megatron.checkpoint.rules import MappingError
 from prime_megatron.distributed.init import ParallelGroups
 from prime_megatron.resharding.plan import local_parameters, tp_partition
 

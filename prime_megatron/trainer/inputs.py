@@ -23,8 +23,8 @@ from typing import Any
 from prime_megatron.checkpoint import hf_io
 from prime_megatron.checkpoint.convert import HF_SIDE_DIR, arch_of
 from prime_megatron.checkpoint.hf_io import CheckpointError
-from prime_megatron.checkpoint.mapping import MappingError
 from prime_megatron.checkpoint.megatron_io import ModelCheckpointMeta
+from prime_megatron.checkpoint.rules import MappingError
 from prime_megatron.config.errors import ConfigError
 from prime_megatron.config.loader import save_config
 from prime_megatron.data import synthetic

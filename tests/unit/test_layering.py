@@ -43,3 +43,44 @@ def test_math_and_kernels_do_not_import_models(package):
 
 def test_the_walker_sees_imports():
     assert "prime_megatron.trainer.update" in imported_modules("trainer")
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """Each package module -> the package modules it imports (anywhere in it)."""
+    graph = {}
+    for path in ROOT.rglob("*.py"):
+        name = ".".join(("prime_megatron", *path.relative_to(ROOT).with_suffix("").parts))
+        name = name.removesuffix(".__init__")
+        graph[name] = [
+            node for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Import | ast.ImportFrom)
+        ]  # fmt: skip
+    return {module: _targets(nodes, graph) - {module} for module, nodes in graph.items()}
+
+
+def _targets(nodes: list, modules) -> set[str]:
+    """The package modules ``nodes`` import: ``from pkg import sub`` imports pkg.sub."""
+    out = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif node.module and node.level == 0:
+            subs = {f"{node.module}.{alias.name}" for alias in node.names}
+            out.update(subs & set(modules) or {node.module})
+    return out & set(modules)
+
+
+def test_no_module_imports_itself_back():
+    graph = _module_imports()
+    cycles = []
+
+    def visit(module: str, path: list[str]) -> None:
+        for dep in graph[module]:
+            if dep == path[0]:
+                cycles.append(" -> ".join([*path, dep]))
+            elif dep not in path and len(path) < 6:
+                visit(dep, [*path, dep])
+
+    for module in sorted(graph):
+        visit(module, [module])
+    assert not cycles, cycles[:5]

@@ -1,14 +1,8 @@
 import pytest
 import torch
 
-from prime_megatron.checkpoint.mapping import (
-    MappingError,
-    hf_to_megatron,
-    megatron_to_hf,
-    merge_qkv,
-    rules_for,
-    split_qkv,
-)
+from prime_megatron.checkpoint.mapping import hf_to_megatron, megatron_to_hf, rules_for
+from prime_megatron.checkpoint.rules import MappingError, merge_qkv, split_qkv
 from prime_megatron.models.arch import ModelArch
 from prime_megatron.models.hf_factory import hf_config, random_hf_model
 

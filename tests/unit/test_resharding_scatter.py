@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from prime_megatron.checkpoint.mapping import MappingError
+from prime_megatron.checkpoint.rules import MappingError
 from prime_megatron.resharding.gather import assemble_shards
 from prime_megatron.resharding.scatter import tp_shard
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from prime_megatron.checkpoint.mapping import Rule
+from prime_megatron.checkpoint.rules import Rule
 from prime_megatron.config import ConfigError
 from prime_megatron.resharding.gather import assemble_shards, full_shaped
 from prime_megatron.resharding.plan import PlanEntry, make_buckets
