@@ -112,6 +112,14 @@ class AlgoConfig:
     # the surplus as the official code does).
     carryover_max_age: int = 1
 
+    def reads_sampling_logp(self, use_prm: bool, mini_batches: int) -> bool:
+        """Whether the sampling policy's log-probs are read before the policy update: by a
+        PRM with the policy as its reference or reward basis, and as PPO's old log-probs
+        when several mini-batches step the optimizer between forwards (with one, the
+        update's own forward sees the sampling weights)."""
+        by_prm = use_prm and "policy" in (self.prm_reference, self.process_reward_basis)
+        return mini_batches > 1 or by_prm
+
     def validate(self) -> "AlgoConfig":
         """Check every field; returns self so ``AlgoConfig(...).validate()`` chains."""
         self._check_choices()

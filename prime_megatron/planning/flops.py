@@ -46,7 +46,7 @@ def phase_flops(
         * response_tokens
         * forward_flops_per_token(arch, prompt_tokens + response_tokens / 2)
     )
-    forwards = 1 + int(inp.with_reference) + inp.prm_extra_forwards  # policy, ref, PRM
+    forwards = int(inp.policy_forward) + int(inp.with_reference) + inp.prm_extra_forwards
     flops = {
         "rollout": inp.prompts_generated * (prefill + decode),
         "logprobs": forwards * train_fwd,

@@ -41,6 +41,7 @@ class PlanInputs:
     prm_mini_batches: int = 1
     prm_epochs: int = 1
     prm_extra_forwards: int = 0  # PRM forward-only passes besides its update's own forward
+    policy_forward: bool = False  # a policy forward-only pass before the update
     use_prm: bool = True
     with_reference: bool = True
     offload_idle: bool = False
@@ -122,6 +123,8 @@ def plan_inputs(
         prm_mini_batches=b.prm_mini_batches_per_step,
         prm_epochs=cfg.algo.prm_epochs,
         prm_extra_forwards=prm_extra_forwards(cfg),
+        policy_forward=cfg.algo.sampling_logp == "trainer"
+        and cfg.algo.reads_sampling_logp(cfg.use_prm, b.mini_batches_per_step),
         use_prm=cfg.use_prm,
         with_reference=cfg.loads_reference,
         offload_idle=cfg.model.offload_idle,
@@ -141,14 +144,12 @@ def plan_inputs(
 
 def prm_extra_forwards(cfg: TrainConfig) -> int:
     """PRM forward-only passes per step besides the update's (trainer/update.py
-    ``_prm_phase``): a scoring pass before a multi-step update, or after the update with
-    ``prm_update=before``; ``dpo`` scores the whole batch once more before updating."""
+    ``_process_rewards``): a scoring pass after the update with ``prm_update=before``;
+    ``dpo`` scores the whole batch once more before updating."""
     a = cfg.algo
     if not cfg.use_prm:
         return 0
-    single_forward = cfg.batch.prm_mini_batches_per_step == 1 and a.prm_epochs == 1
-    extra = 1 if (a.prm_update == "before" or not single_forward) else 0
-    return extra + (1 if a.prm_loss == "dpo" else 0)
+    return int(a.prm_update == "before") + int(a.prm_loss == "dpo")
 
 
 def _evaluates(cfg: TrainConfig) -> bool:

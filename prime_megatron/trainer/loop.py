@@ -50,7 +50,12 @@ from prime_megatron.trainer.setup import (
     ensure_start_checkpoint,
     rollout_model_dir,
 )
-from prime_megatron.trainer.update import UpdateSettings, learn
+from prime_megatron.trainer.update import (
+    ROLLOUT_GAP,
+    UpdateSettings,
+    learn,
+    rollout_logp_agrees,
+)
 
 
 class Trainer:
@@ -297,9 +302,9 @@ class Trainer:
     def _check_rollout_logp(self, metrics: dict[str, float]) -> None:
         """Stop standing the engine's log-probs in for the trainer's once their measured gap
         exceeds ``algo.sampling_logp_tolerance`` (``algo.sampling_logp``)."""
-        gap = metrics.get("mismatch/rollout_vs_trainer_abs_mean")
         tolerance = self.cfg.algo.sampling_logp_tolerance
-        if self.rollout_logp and gap is not None and gap > tolerance:
+        if self.rollout_logp and not rollout_logp_agrees(metrics, tolerance):
+            gap = metrics[ROLLOUT_GAP]
             self.rollout_logp = False
             log0(f"warning: step {self.step + 1}: the engine's log-probs differ from the "
                  f"trainer's by {gap:.3g} nats per token on average (algo.sampling_logp_"

@@ -157,19 +157,21 @@ def _process_share(
 
 
 def needs_policy_forward(settings: UpdateSettings, rollout_logp: bool) -> bool:
-    """Whether the sampling policy's log-probs need a policy forward before the update.
+    """Whether a policy forward must give the sampling policy's log-probs before the update:
+    they are read there (``AlgoConfig.reads_sampling_logp``) and the engine's own do not
+    stand in for them (``rollout_logp``)."""
+    reads = settings.algo.reads_sampling_logp(settings.use_prm, settings.mini_batches)
+    return reads and not rollout_logp
 
-    They are read before the update by a PRM with the policy as its reference (or as its
-    rewards' basis), and as PPO's "old" log-probs when several mini-batches step the
-    optimizer between forwards. ``rollout_logp``: the sampler's own serve for both. With one
-    mini-batch the update's forward sees the weights that sampled the batch, so its
-    detached log-probs are the old ones exactly (ratio 1, same gradient)."""
-    if rollout_logp:
-        return False
-    algo = settings.algo
-    return settings.mini_batches > 1 or (
-        settings.use_prm and "policy" in (algo.prm_reference, algo.process_reward_basis)
-    )
+
+ROLLOUT_GAP = "mismatch/rollout_vs_trainer_abs_mean"  # the metric the tolerance is held to
+
+
+def rollout_logp_agrees(metrics: dict[str, float], tolerance: float) -> bool:
+    """Whether the engine's log-probs stayed within ``tolerance`` (mean nats per token) of
+    the trainer's on this step's batch; a step that could not measure the gap agrees."""
+    gap = metrics.get(ROLLOUT_GAP)
+    return gap is None or gap <= tolerance
 
 
 def _process_rewards(
@@ -320,7 +322,7 @@ def _ppo_loss_fn(algo: AlgoConfig, denom: float):
     def loss_fn(logp, entropy, mb: SampleBatch):
         extras = mb.extras
         # Without "old_logp" this forward is the first on the sampling weights (see
-        # separate_policy_forward): its own detached log-probs are the old ones.
+        # needs_policy_forward): its own detached log-probs are the old ones.
         old_logp = extras["old_logp"] if "old_logp" in extras else logp.detach()
         loss, parts = ppo_policy_loss(
             logp, old_logp, extras["advantages"], mb.mask, algo.clip_eps, algo.loss_agg,
@@ -365,7 +367,7 @@ def _batch_metrics(
     mismatch = logprob_mismatch(batch.rollout_logp[exact], seen.logp[exact], mask[exact])
     if mismatch["n_tokens"]:  # unmeasured: absent from the metrics
         for key in ("abs_mean", "abs_p99", "abs_max", "signed_mean"):
-            metrics[f"mismatch/rollout_vs_trainer_{key}"] = mismatch[key]
+            metrics[f"mismatch/rollout_vs_trainer_{key}"] = mismatch[key]  # ROLLOUT_GAP
     if ref_logp is not None:
         metrics["train/kl_to_ref"] = float(aggregate_loss(kl_k3(seen.logp, ref_logp), mask))
     return metrics

@@ -199,3 +199,18 @@ def test_synthetic_source_is_the_default_jobs_model():
     arch, vocab, source = resolve_model(cfg)
     assert (arch.hidden_size, arch.num_layers, arch.num_attention_heads) == (128, 4, 2)
     assert vocab == 0 and "synthetic" in source
+
+
+@pytest.mark.parametrize(
+    "overrides, policy_forward, prm_forwards",
+    [
+        ([], False, 0),  # the engine's log-probs serve as the sampling policy's
+        (["algo.sampling_logp=trainer"], True, 0),  # the default job's basis is the policy
+        (["algo.sampling_logp=trainer", "algo.process_reward_basis=prm_reference"], False, 0),
+        (["algo.prm_update=before"], False, 1),  # the updated PRM scores the batch
+        (["algo.prm_loss=dpo"], False, 1),  # the opposite-outcome Qs before the update
+    ],
+)
+def test_planned_forward_passes_follow_the_step(overrides, policy_forward, prm_forwards):
+    inp = plan_inputs(load_train_config(None, overrides), gpus=1, device_gib=1.0)
+    assert (inp.policy_forward, inp.prm_extra_forwards) == (policy_forward, prm_forwards)
