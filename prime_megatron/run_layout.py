@@ -9,7 +9,7 @@ trainer. ``<run.output_dir>/``::
     resolved_inputs.json   what the run derived from it: data files, tokenizer, start model
     data/                  the synthetic task's train.jsonl / heldout.jsonl (synthetic only)
     rollout_model/         config + tokenizer files vLLM starts from (weights come by sync)
-    checkpoints/           step_NNNNNN/ RL checkpoints (trainer/checkpointing.py)
+    checkpoints/           step_NNNNNN/ RL checkpoints (trainer/resume.py)
     samples/               step_NNNNNN.jsonl sample dumps (run.dump_samples_every)
     policy_hf/             the final policy as an HF checkpoint (run.export_hf)
     prm_hf/                the trained implicit PRM, likewise (run.export_prm_hf)

@@ -38,9 +38,9 @@ from prime_megatron.models.builder import layer_spec_kind
 from prime_megatron.models.hf_factory import hf_config
 from prime_megatron.rollout.config import RolloutConfig
 from prime_megatron.run_layout import RunLayout
-from prime_megatron.trainer import checkpointing as ckpt_io
 from prime_megatron.trainer.collect import PromptEncoder
 from prime_megatron.trainer.config import TrainConfig
+from prime_megatron.trainer.resume import STATE_FILE, complete_checkpoints, unfinished_saves
 
 # Files of which an HF dir needs at least one for AutoTokenizer to find a real vocabulary
 # (with none it silently builds an empty tokenizer from config.json alone).
@@ -348,16 +348,16 @@ def _resume_checkpoint(resume: str, layout: RunLayout) -> Path | None:
     if resume == "never":
         return None
     if resume == "auto":
-        found = ckpt_io.complete_checkpoints(layout.checkpoints)
+        found = complete_checkpoints(layout.checkpoints)
         latest = found[-1] if found else None
-        for partial in ckpt_io.unfinished_saves(layout.checkpoints):
+        for partial in unfinished_saves(layout.checkpoints):
             start = f"resuming from {latest.name}" if latest else "starting from step 0"
             log.warning("%s is a save the run was stopped in the middle of: ignored, %s",
                         partial, start)  # fmt: skip
         return latest
     path = Path(resume)
-    if not (path / ckpt_io.STATE_FILE).is_file():
-        raise InputError(f"run.resume={resume}: no {ckpt_io.STATE_FILE}, not a complete checkpoint")
+    if not (path / STATE_FILE).is_file():
+        raise InputError(f"run.resume={resume}: no {STATE_FILE}, not a complete checkpoint")
     return path
 
 

@@ -29,7 +29,6 @@ from prime_megatron.resharding import sync_weights, verify_weight_sync
 from prime_megatron.rewards.manager import RewardManager
 from prime_megatron.rollout.engine import RolloutEngine
 from prime_megatron.run_layout import RunLayout
-from prime_megatron.trainer import checkpointing as ckpt_io
 from prime_megatron.trainer.collect import GroupCollector, PromptEncoder
 from prime_megatron.trainer.config import TrainConfig
 from prime_megatron.trainer.credit import (
@@ -45,6 +44,7 @@ from prime_megatron.trainer.metrics import MetricsLogger
 from prime_megatron.trainer.models import Models
 from prime_megatron.trainer.offload import Offloader
 from prime_megatron.trainer.phases import Phase, PhaseTimer
+from prime_megatron.trainer.resume import collector_state, load_checkpoint, save_checkpoint
 from prime_megatron.trainer.setup import (
     build_models,
     ensure_start_checkpoint,
@@ -158,8 +158,8 @@ class Trainer:
         if path is None:
             return
         models, optimizers = self._trainable()
-        state, exact, rank_state = ckpt_io.load_checkpoint(path, models, optimizers, self._layout())
-        saved_collector = ckpt_io.collector_state(state, path)
+        state, exact, rank_state = load_checkpoint(path, models, optimizers, self._layout())
+        saved_collector = collector_state(state, path)
         self.step = state["step"]
         self.engine.restore_weight_version(state["weight_version"])
         self.collector.load_state_dict(saved_collector)
@@ -177,7 +177,7 @@ class Trainer:
             "layout": self._layout(),
             "weight_version": self.engine.weight_version,
         }
-        path = ckpt_io.save_checkpoint(
+        path = save_checkpoint(
             self.layout.checkpoints,
             self.step,
             models,

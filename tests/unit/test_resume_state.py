@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from prime_megatron.trainer.checkpointing import STATE_FILE, collector_state
+from prime_megatron.trainer.resume import STATE_FILE, collector_state
 
 
 def test_the_collector_entry_is_returned_as_saved():
