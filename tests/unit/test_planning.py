@@ -199,3 +199,27 @@ def test_synthetic_source_is_the_default_jobs_model():
     arch, vocab, source = resolve_model(cfg)
     assert (arch.hidden_size, arch.num_layers, arch.num_attention_heads) == (128, 4, 2)
     assert vocab == 0 and "synthetic" in source
+
+
+def test_a_smaller_prm_of_its_own_start_is_planned_at_its_shape():
+    """prm_model: the PRM and its frozen reference (prm_ref) at the PRM's shape; the
+    policy's reference is not loaded (no KL term)."""
+    from prime_megatron.planning.source import resolve_model, resolve_prm_model
+
+    cfg = load_train_config(str(REPO / "configs/tiny_cpu_small_prm.yaml"))
+    arch, _, _ = resolve_model(cfg)
+    prm = resolve_prm_model(cfg)
+    assert (prm.num_layers, prm.hidden_size) == (2, arch.hidden_size)
+    assert resolve_prm_model(load_train_config(str(REPO / "configs/tiny_cpu.yaml"))) is None
+    plan = plan_memory(arch, plan_inputs(cfg, gpus=1, device_gib=1.0), prm)
+    parts = plan.stages[0].parts
+    assert {name.split()[0] for name in parts if name.endswith(" weights")} == {
+        "policy", "prm", "prm_ref"
+    }  # fmt: skip
+    vocab = plan.padded_vocab
+    assert parts["prm weights"] == parts["prm_ref weights"] == stage_params(prm, 1, 1, 0, vocab) * 4
+    assert parts["prm moments"] < parts["policy moments"]
+    assert parts["prm update activations"] < parts["policy update activations"]
+    # The log-prob phase holds the three models it runs.
+    logprobs = _phase(plan, "logprobs").columns["weights"]
+    assert logprobs == parts["policy weights"] + 2 * parts["prm weights"]
