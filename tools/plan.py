@@ -137,12 +137,13 @@ def print_verdict(plan, u: Unit) -> None:
     )
 
 
-def print_time(arch, inp, args) -> None:
+def print_time(arch, inp, args, prm_arch=None) -> None:
     from prime_megatron.planning.flops import step_time
 
     prompt = args.prompt_tokens or inp.max_prompt_len
     response = args.response_tokens or inp.max_response_len
-    t = step_time(arch, inp, args.peak_tflops * 1e12, args.mfu, args.rollout_mfu, prompt, response)
+    t = step_time(arch, inp, args.peak_tflops * 1e12, args.mfu, args.rollout_mfu, prompt, response,
+                  prm_arch)  # fmt: skip
     print(f"\nstep time at {args.peak_tflops:g} TFLOP/s per device, MFU {args.mfu:g} "
           f"(rollout {args.rollout_mfu:g}); {inp.prompts_generated} prompts x "
           f"{inp.samples_per_prompt} rolled out ({prompt:g} + {response:g} tokens), "
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     print_parts(plan, unit)
     print_phases(plan, unit)
     print_verdict(plan, unit)
-    print_time(arch, inp, args)
+    print_time(arch, inp, args, prm_arch)
     print("\nestimates: formulas in prime_megatron/planning/, checked on CPU (docs/planning.md)")
     return 0
 

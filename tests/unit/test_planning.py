@@ -223,3 +223,23 @@ def test_a_smaller_prm_of_its_own_start_is_planned_at_its_shape():
     # The log-prob phase holds the three models it runs.
     logprobs = _phase(plan, "logprobs").columns["weights"]
     assert logprobs == parts["policy weights"] + 2 * parts["prm weights"]
+    # Its passes cost the PRM's FLOPs, not the policy's.
+    from prime_megatron.planning.flops import phase_flops
+
+    inp = plan_inputs(cfg, gpus=1, device_gib=1.0)
+    own, as_policy = (phase_flops(arch, inp, 16, 32, p) for p in (prm, None))
+    assert own["prm_update"] < as_policy["prm_update"]
+    assert own["policy_update"] == as_policy["policy_update"]
+
+
+def test_tool_prints_the_prms_own_shape(capsys):
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        import plan as tool
+    finally:
+        sys.path.pop(0)
+    config = str(REPO / "configs/tiny_cpu_small_prm.yaml")
+    assert tool.main(["--config", config, "--gpus", "1", "--gpu-mem-gb", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "PRM (prm_model): " in out and "hidden 128, 2 layers" in out
+    assert "models: policy, PRM, the PRM's own reference;" in out
