@@ -75,3 +75,12 @@ def test_the_prm_is_measured_against_its_own_start_when_it_has_one(seen, with_pr
     assert result.prm_ref_logp.equal(prm_ref * mask)  # what the PRM's replay keeps
     assert result.sft_logp.equal(LEVELS["ref"] * mask)
     assert result.token_q.equal((LEVELS["prm"] - prm_ref) * mask)  # the implicit reward
+
+
+def test_the_step_credit_probe_reads_the_same_reference():
+    """``Models.prm_reference`` (trainer/credit.py's probe) picks as ``learn`` does."""
+    policy, ref, prm_ref = _Model("policy"), _Model("ref"), _Model("prm_ref")
+    models = Models(policy=policy, policy_opt=_Optimizer(), ref=ref)
+    assert models.prm_reference("sft") is ref and models.prm_reference("policy") is policy
+    models.prm_ref = prm_ref
+    assert models.prm_reference("sft") is prm_ref
