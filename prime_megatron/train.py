@@ -107,7 +107,7 @@ def _run(cfg, inputs) -> int:
         result = trainer.train()
         if result["finished"]:
             export_final_models(cfg.run, trainer.models, trainer.parallel, trainer.meta,
-                                trainer.layout)  # fmt: skip
+                                trainer.layout, trainer.prm_meta)  # fmt: skip
             if cfg.run.plot:
                 plot_run(trainer.layout)
             _print_summary(result)

@@ -67,7 +67,7 @@ class Unit:
         return f"{n / self.scale:.2f}"
 
 
-def print_header(arch, inp, source: str, vocab: int, where: str) -> None:
+def print_header(arch, inp, source: str, vocab: int, where: str, prm_arch=None) -> None:
     from prime_megatron.planning.params import total_params
 
     print(f"plan: {where} on {inp.gpus} x {inp.device_bytes / 2**30:g} GiB ({inp.platform}), "
@@ -82,6 +82,10 @@ def print_header(arch, inp, source: str, vocab: int, where: str) -> None:
         + (["PRM"] if inp.use_prm else [])
         + (["reference"] if inp.with_reference else [])
     )
+    if prm_arch is not None and inp.use_prm:  # prm_model: a start of its own
+        models.append("the PRM's own reference")
+        print(f"PRM (prm_model): {count(total_params(prm_arch))} params, hidden "
+              f"{prm_arch.hidden_size}, {prm_arch.num_layers} layers")  # fmt: skip
     print(f"models: {', '.join(models)}; micro-batch {inp.micro_batch_size} x {inp.seq_len} "
           f"tokens; offload_idle {'on' if inp.offloads else 'off'}; vLLM sleeps between "
           f"rollouts: {'yes' if inp.sleeps else 'no'}")  # fmt: skip
@@ -133,12 +137,13 @@ def print_verdict(plan, u: Unit) -> None:
     )
 
 
-def print_time(arch, inp, args) -> None:
+def print_time(arch, inp, args, prm_arch=None) -> None:
     from prime_megatron.planning.flops import step_time
 
     prompt = args.prompt_tokens or inp.max_prompt_len
     response = args.response_tokens or inp.max_response_len
-    t = step_time(arch, inp, args.peak_tflops * 1e12, args.mfu, args.rollout_mfu, prompt, response)
+    t = step_time(arch, inp, args.peak_tflops * 1e12, args.mfu, args.rollout_mfu, prompt, response,
+                  prm_arch)  # fmt: skip
     print(f"\nstep time at {args.peak_tflops:g} TFLOP/s per device, MFU {args.mfu:g} "
           f"(rollout {args.rollout_mfu:g}); {inp.prompts_generated} prompts x "
           f"{inp.samples_per_prompt} rolled out ({prompt:g} + {response:g} tokens), "
@@ -157,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     from prime_megatron.config.errors import ConfigError
     from prime_megatron.planning.inputs import plan_inputs, validate_for_plan
     from prime_megatron.planning.memory import plan_memory
-    from prime_megatron.planning.source import resolve_model
+    from prime_megatron.planning.source import resolve_model, resolve_prm_model
     from prime_megatron.trainer.config import load_train_config
 
     args = parse_args(argv)
@@ -166,16 +171,17 @@ def main(argv: list[str] | None = None) -> int:
         validate_for_plan(cfg, args.gpus)
         arch, vocab, source = resolve_model(cfg, args.hf_config)
         inp = plan_inputs(cfg, args.gpus, args.gpu_mem_gb, args.platform, vocab, args.runtime_gb)
-        plan = plan_memory(arch, inp)
+        prm_arch = resolve_prm_model(cfg)
+        plan = plan_memory(arch, inp, prm_arch)
     except (ConfigError, ValueError) as e:  # checkpoint and arch errors are ValueErrors
         print(f"plan: error: {e}", file=sys.stderr)
         return 2
-    print_header(arch, inp, source, plan.padded_vocab, args.config or "default job")
+    print_header(arch, inp, source, plan.padded_vocab, args.config or "default job", prm_arch)
     unit = Unit(inp.device_bytes)
     print_parts(plan, unit)
     print_phases(plan, unit)
     print_verdict(plan, unit)
-    print_time(arch, inp, args)
+    print_time(arch, inp, args, prm_arch)
     print("\nestimates: formulas in prime_megatron/planning/, checked on CPU (docs/planning.md)")
     return 0
 

@@ -34,26 +34,33 @@ class StepTime:
 
 
 def phase_flops(
-    arch: ModelArch, inp: PlanInputs, prompt_tokens: float, response_tokens: float
-) -> dict[str, float]:
+    arch: ModelArch, inp: PlanInputs, prompt_tokens: float, response_tokens: float,
+    prm_arch: ModelArch | None = None,
+) -> dict[str, float]:  # fmt: skip
     """FLOPs per RL step by phase; ``prompt_tokens`` / ``response_tokens`` are the means
-    rolled out (the training width is the padded batch, ``inp.seq_len``)."""
+    rolled out (the training width is the padded batch, ``inp.seq_len``). ``prm_arch``: the
+    PRM's own shape (``prm_model``), for the PRM and its own reference."""
     s = inp.seq_len
-    train_fwd = inp.samples_per_step * s * forward_flops_per_token(arch, (s + 1) / 2)
+
+    def train_fwd(model: ModelArch) -> float:
+        return inp.samples_per_step * s * forward_flops_per_token(model, (s + 1) / 2)
+
+    prm = prm_arch or arch
     prefill = prompt_tokens * forward_flops_per_token(arch, (prompt_tokens + 1) / 2)
     decode = (
         inp.samples_per_prompt
         * response_tokens
         * forward_flops_per_token(arch, prompt_tokens + response_tokens / 2)
     )
-    forwards = int(inp.policy_forward) + int(inp.with_reference) + inp.prm_extra_forwards
+    policy_forwards = int(inp.policy_forward) + int(inp.with_reference)  # policy, ref
+    prm_forwards = inp.prm_extra_forwards + int(inp.use_prm and prm_arch is not None)  # prm_ref
     flops = {
         "rollout": inp.prompts_generated * (prefill + decode),
-        "logprobs": forwards * train_fwd,
-        "policy_update": 3 * train_fwd,
+        "logprobs": policy_forwards * train_fwd(arch) + prm_forwards * train_fwd(prm),
+        "policy_update": 3 * train_fwd(arch),
     }
     if inp.use_prm:
-        flops["prm_update"] = inp.prm_epochs * 3 * train_fwd
+        flops["prm_update"] = inp.prm_epochs * 3 * train_fwd(prm)
     return flops
 
 
@@ -65,10 +72,11 @@ def step_time(
     rollout_mfu: float,
     prompt_tokens: float,
     response_tokens: float,
+    prm_arch: ModelArch | None = None,
 ) -> StepTime:
     """Seconds per phase on ``inp.gpus`` devices of ``peak_flops`` each; generation is
     memory-bound, hence its own (lower) ``rollout_mfu``."""
-    flops = phase_flops(arch, inp, prompt_tokens, response_tokens)
+    flops = phase_flops(arch, inp, prompt_tokens, response_tokens, prm_arch)
     cluster = inp.gpus * peak_flops
     seconds = {
         name: f / (cluster * (rollout_mfu if name == "rollout" else mfu))

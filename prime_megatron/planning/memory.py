@@ -3,7 +3,9 @@
 What each part is, as the code allocates it (file in brackets):
 
 - weights: parameters per rank (``params.stage_params``) x the model dtype; policy, PRM
-  and, when loaded, the frozen reference (trainer/setup.py ``build_models``).
+  and, when loaded, the frozen reference (trainer/setup.py ``build_models``). A PRM with
+  a start of its own (``prm_model``) and its frozen copy (``prm_ref``) are counted at
+  their own shape, with the policy's vocabulary padding.
 - gradients: ``p.grad`` in the parameter dtype (no fp32 main-grad buffer: trainer/optim.py
   sums them over DP in place), alive only inside that model's update phase (``zero_grad``
   sets them to None after each optimizer step).
@@ -160,11 +162,15 @@ class MemoryPlan:
         return self.peak_bytes <= self.inputs.device_bytes and self.vllm.sequences >= 1
 
 
-def plan_memory(arch: ModelArch, inp: PlanInputs) -> MemoryPlan:
-    arch.check_layout(inp.tp, inp.pp)
+def plan_memory(arch: ModelArch, inp: PlanInputs, prm_arch: ModelArch | None = None) -> MemoryPlan:
+    """The plan of the policy ``arch``; ``prm_arch``: the PRM's own shape, when it starts
+    from a checkpoint of its own (then with its own frozen reference, ``prm_ref``)."""
+    arches = model_arches(arch, inp, prm_arch)
+    for model_arch in arches.values():
+        model_arch.check_layout(inp.tp, inp.pp)
     vllm = vllm_share(arch, inp)
     stages = sorted({0, inp.pp // 2, inp.pp - 1})
-    plans = [_stage_plan(arch, inp, s, vllm) for s in stages]
+    plans = [_stage_plan(arches, inp, s, vllm) for s in stages]
     return MemoryPlan(inp, padded_vocab(arch, inp), vllm, plans)
 
 
@@ -173,50 +179,70 @@ def padded_vocab(arch: ModelArch, inp: PlanInputs) -> int:
     return inp.padded_vocab or padded_vocab_size(arch.vocab_size, inp.tp)
 
 
-def _models(inp: PlanInputs) -> list[str]:
-    loaded = {"policy": True, "prm": inp.use_prm, "ref": inp.with_reference}
-    return [m for m in MODEL_NAMES if loaded[m]]
+def model_arches(
+    arch: ModelArch, inp: PlanInputs, prm_arch: ModelArch | None = None
+) -> dict[str, ModelArch]:
+    """The loaded models (``MODEL_NAMES``' order) and the shape of each."""
+    prm = prm_arch or arch
+    loaded = {
+        "policy": arch,
+        "prm": prm if inp.use_prm else None,
+        "ref": arch if inp.with_reference else None,
+        "prm_ref": prm_arch if inp.use_prm else None,
+    }
+    return {m: loaded[m] for m in MODEL_NAMES if loaded[m] is not None}
 
 
-def stage_parts(arch: ModelArch, inp: PlanInputs, stage: int) -> dict[str, int]:
-    """Each part's bytes on one rank of ``stage`` (see the module docstring)."""
-    vocab = padded_vocab(arch, inp)
-    params = stage_params(arch, inp.tp, inp.pp, stage, vocab)
+def stage_parts(arches: dict[str, ModelArch], inp: PlanInputs, stage: int) -> dict[str, int]:
+    """Each part's bytes on one rank of ``stage`` for the models ``arches`` (see the module
+    docstring and ``model_arches``)."""
+    policy = arches["policy"]
+    vocab = padded_vocab(policy, inp)
+    params = {m: stage_params(a, inp.tp, inp.pp, stage, vocab) for m, a in arches.items()}
     parts = _model_parts(inp, params)
-    parts.update(_activation_parts(arch, inp, stage, vocab))
-    largest = largest_tensor(arch, inp.tp, inp.pp, stage, vocab)
-    adam_tmp = params if inp.platform == "gpu" else largest
+    parts.update(_activation_parts(arches, inp, stage, vocab))
+    trained = [m for m in TRAINED if m in arches]
+    largest = max(largest_tensor(arches[m], inp.tp, inp.pp, stage, vocab) for m in trained)
+    adam_tmp = max(params[m] for m in trained) if inp.platform == "gpu" else largest
     parts["optimizer step temporaries"] = max(2 * 8 * largest, adam_tmp * inp.dtype_bytes)
-    full_largest = largest_tensor(arch, 1, 1, 0, arch.vocab_size) * inp.dtype_bytes
+    full_largest = largest_tensor(policy, 1, 1, 0, policy.vocab_size) * inp.dtype_bytes
     parts["weight-sync buffers"] = inp.bucket_bytes + full_largest
     parts["runtime"] = inp.runtime_bytes
     return parts
 
 
-def _model_parts(inp: PlanInputs, params: int) -> dict[str, int]:
+def _model_parts(inp: PlanInputs, params: dict[str, int]) -> dict[str, int]:
     parts: dict[str, int] = {}
-    for model in _models(inp):
-        parts[f"{model} weights"] = params * inp.dtype_bytes
+    for model, count in params.items():
+        parts[f"{model} weights"] = count * inp.dtype_bytes
         if model in TRAINED:
-            parts[f"{model} grads"] = params * inp.dtype_bytes
-            parts[f"{model} moments"] = 2 * params * inp.dtype_bytes
+            parts[f"{model} grads"] = count * inp.dtype_bytes
+            parts[f"{model} moments"] = 2 * count * inp.dtype_bytes
     return parts
 
 
-def _activation_parts(arch: ModelArch, inp: PlanInputs, stage: int, vocab: int) -> dict[str, int]:
+def _activation_parts(
+    arches: dict[str, ModelArch], inp: PlanInputs, stage: int, vocab: int
+) -> dict[str, int]:
     a, b, s = inp.dtype_bytes, inp.micro_batch_size, inp.seq_len
     last = stage == inp.pp - 1
-    head_inputs = 2 * b * s * arch.hidden_size * a if last else 0  # final norm, output layer
-    layer = layer_activation_bytes(arch, inp, b)
+
+    def head_inputs(arch: ModelArch) -> int:  # final norm, output layer
+        return 2 * b * s * arch.hidden_size * a if last else 0
+
     per_update = {"policy": inp.mini_batches, "prm": inp.prm_mini_batches}
     parts: dict[str, int] = {}
     for model in TRAINED:
-        if model in _models(inp):
+        if model in arches:
+            arch = arches[model]
             micro = inp.micro_batches(inp.samples_per_step // per_update[model])
             in_flight = min(inp.pp - stage, micro)  # 1F1B's warm-up depth on this stage
-            layers = in_flight * (arch.num_layers // inp.pp) * layer
-            parts[f"{model} update activations"] = layers + head_inputs
-    parts["forward-only activations"] = layer + head_inputs
+            layers = in_flight * (arch.num_layers // inp.pp) * layer_activation_bytes(arch, inp, b)
+            parts[f"{model} update activations"] = layers + head_inputs(arch)
+    # One forward-only pass at a time: the widest model's.
+    parts["forward-only activations"] = max(
+        layer_activation_bytes(arch, inp, b) + head_inputs(arch) for arch in arches.values()
+    )
     v_local = vocab // inp.tp
     parts["logits (1 micro-batch, x2)"] = 2 * b * s * v_local * a if last else 0
     chunk = max(1, CHUNK_ELEMS // v_local) * v_local * 4
@@ -224,9 +250,11 @@ def _activation_parts(arch: ModelArch, inp: PlanInputs, stage: int, vocab: int) 
     return parts
 
 
-def _stage_plan(arch: ModelArch, inp: PlanInputs, stage: int, vllm: VllmShare) -> StagePlan:
-    parts = stage_parts(arch, inp, stage)
-    models = _models(inp)
+def _stage_plan(
+    arches: dict[str, ModelArch], inp: PlanInputs, stage: int, vllm: VllmShare
+) -> StagePlan:
+    parts = stage_parts(arches, inp, stage)
+    models = list(arches)
 
     def resident(phase: str) -> list[str]:
         return [m for m in models if m in PHASE_MODELS[phase]] if inp.offloads else models

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from prime_megatron.planning.inputs import GIB, plan_inputs
 from prime_megatron.planning.memory import plan_memory
-from prime_megatron.planning.source import resolve_model
+from prime_megatron.planning.source import resolve_model, resolve_prm_model
 from prime_megatron.preflight.report import FAIL, PASS, Check
 from prime_megatron.trainer.config import TrainConfig
 
@@ -40,7 +40,8 @@ class PlanVerdict:
 def plan_verdict(cfg: TrainConfig, gpus: int, gpu_mem_gb: float) -> PlanVerdict:
     """The plan of a validated config on GPUs (``tools/plan.py``'s defaults otherwise)."""
     arch, vocab, _ = resolve_model(cfg)
-    plan = plan_memory(arch, plan_inputs(cfg, gpus, gpu_mem_gb, "gpu", vocab))
+    inputs = plan_inputs(cfg, gpus, gpu_mem_gb, "gpu", vocab)
+    plan = plan_memory(arch, inputs, resolve_prm_model(cfg))
     stage = max(plan.stages, key=lambda s: s.peak.total)
     return PlanVerdict(
         gpus, plan.fits, plan.peak_bytes, plan.inputs.device_bytes,

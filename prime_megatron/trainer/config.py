@@ -11,6 +11,7 @@ forward/backward on one data-parallel rank.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,9 @@ from prime_megatron.rewards.config import RewardConfig
 from prime_megatron.rollout.config import RolloutConfig
 
 MODEL_SOURCES = ("synthetic", "megatron", "hf")
+PRM_SOURCES = ("", *MODEL_SOURCES)  # "": the policy's start
+# The synthetic model's shape fields, which a PRM of its own start may set apart.
+SHAPE_FIELDS = ("hidden_size", "num_layers", "num_heads", "ffn_hidden_size")
 RESUME = ("auto", "never")
 
 
@@ -75,7 +79,7 @@ class ModelConfig:
     # Qwen2-like model built here and SFT-trained on the synthetic task (the CPU job).
     source: str = "hf"
     path: str = ""  # the model dir (model.source megatron or hf)
-    dtype: str = "float32"  # training precision of all three models
+    dtype: str = "float32"  # training precision of every model (policy, PRM, references)
     # Shape of the synthetic model (docs/tiny-task.md: 0.86 M params, head_dim 64 for vLLM CPU).
     hidden_size: int = 128
     num_layers: int = 4  # synthetic model only
@@ -98,6 +102,51 @@ class ModelConfig:
             check(getattr(self, name) >= 1, f"model.{name}", getattr(self, name), ">= 1")
         check(self.hidden_size % self.num_heads == 0, "model.num_heads", self.num_heads,
               f"must divide model.hidden_size={self.hidden_size} (the head size)")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PRMModelConfig:
+    """Where the implicit PRM starts (docs/prm.md). With a start of its own, the PRM's
+    reference is a frozen copy of that start; the policy's own reference is then loaded
+    only for a KL term (algo.kl_coef > 0)."""
+
+    # "": the policy's start (model.*), one frozen reference for both; hf / megatron: a
+    # model dir read as model.path is, of the policy's tokenizer and vocabulary; synthetic:
+    # a model of the shape below, SFT-trained by the policy's recipe (sft.*).
+    source: str = ""
+    path: str = ""  # the PRM's model dir (prm_model.source megatron or hf)
+    hidden_size: int = 0  # synthetic PRM only; 0 = model.hidden_size
+    num_layers: int = 0  # synthetic PRM only; 0 = model.num_layers
+    num_heads: int = 0  # synthetic PRM only; 0 = model.num_heads
+    ffn_hidden_size: int = 0  # synthetic PRM only; 0 = model.ffn_hidden_size
+    # The synthetic PRM's SFT checkpoint ("" = sft.checkpoint + "-prm"); reused, or copied
+    # from a shipped one, when made by the same recipe, as the policy's.
+    sft_checkpoint: str = ""
+
+    def validate(self) -> None:
+        check(self.source in PRM_SOURCES, "prm_model.source", self.source,
+              f"one of {PRM_SOURCES} ('' = the policy's start)")  # fmt: skip
+        if self.source in ("hf", "megatron"):
+            check(os.path.isdir(self.path), "prm_model.path", self.path, "an existing directory")
+        else:
+            check(not self.path, "prm_model.path", self.path,
+                  "empty unless prm_model.source is hf or megatron")  # fmt: skip
+        for name in SHAPE_FIELDS:
+            value = getattr(self, name)
+            check(value >= 0, f"prm_model.{name}", value, ">= 0 (0 = the policy's)")
+            check(not value or self.source == "synthetic", f"prm_model.{name}", value,
+                  "0 unless prm_model.source=synthetic (a given model has its own "
+                  "shape)")  # fmt: skip
+        if self.sft_checkpoint:
+            check_dir_path("prm_model.sft_checkpoint", self.sft_checkpoint)
+
+    def synthetic_model(self, model: ModelConfig) -> ModelConfig:
+        """The synthetic PRM's model section: the policy's, with this section's shape."""
+        sizes = {name: getattr(self, name) or getattr(model, name) for name in SHAPE_FIELDS}
+        return dataclasses.replace(model, **sizes)
+
+    def sft_checkpoint_of(self, sft: SFTConfig) -> str:
+        return self.sft_checkpoint or sft.checkpoint.rstrip("/") + "-prm"
 
 
 @dataclass(frozen=True)
@@ -230,6 +279,8 @@ class TrainConfig:
 
     run: RunConfig = field(default_factory=RunConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    # The implicit PRM's start: the policy's by default, or its own (e.g. a smaller model).
+    prm_model: PRMModelConfig = field(default_factory=PRMModelConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
@@ -248,14 +299,22 @@ class TrainConfig:
     sft: SFTConfig = field(default_factory=SFTConfig)
 
     @property
+    def separate_prm(self) -> bool:
+        """The PRM starts from its own checkpoint (``prm_model``), with its own reference."""
+        return self.use_prm and self.prm_model.source != ""
+
+    @property
     def loads_reference(self) -> bool:
-        """A frozen reference model is loaded: for the PRM's rewards or for a KL term."""
-        return (self.use_prm and self.algo.prm_reference == "sft") or self.algo.kl_coef > 0
+        """The policy's frozen start is loaded: as the PRM's reference (a PRM sharing the
+        policy's start) or for a KL term."""
+        prm_reads_it = self.use_prm and self.algo.prm_reference == "sft" and not self.separate_prm
+        return prm_reads_it or self.algo.kl_coef > 0
 
     def validate(self, world_size: int) -> TrainConfig:
         """Check every section and the fields that constrain each other."""
         self.run.validate()
         self.model.validate()
+        self.prm_model.validate()
         self.parallel.validate(world_size)
         self.batch.validate()
         self.algo.validate()
@@ -271,6 +330,8 @@ class TrainConfig:
             self.data.validate()
             self._check_given_model()
         self._check_cross_fields(world_size)
+        if self.prm_model.source:
+            self._check_prm_start()
         return self
 
     def _check_synthetic(self) -> None:
@@ -302,28 +363,46 @@ class TrainConfig:
               "prm unless model.source=synthetic (the oracle's labels come from the "
               "synthetic task)")  # fmt: skip
 
+    def _check_synthetic_layout(self, model: ModelConfig, section: str) -> None:
+        """A synthetic model's shape splits over the TP/PP layout."""
+        tp, pp = self.parallel.tensor_parallel, self.parallel.pipeline_parallel
+        check(model.hidden_size % model.num_heads == 0, f"{section}.num_heads", model.num_heads,
+              f"must divide {section}.hidden_size={model.hidden_size} (the head size)")  # fmt: skip
+        for name in ("num_heads", "ffn_hidden_size"):
+            value = getattr(model, name)
+            check(value % tp == 0, f"{section}.{name}", value,
+                  f"must be divisible by parallel.tensor_parallel={tp}")  # fmt: skip
+        check(model.num_layers % pp == 0, f"{section}.num_layers", model.num_layers,
+              f"must be divisible by parallel.pipeline_parallel={pp}")  # fmt: skip
+
+    def _check_prm_start(self) -> None:
+        """A PRM of its own start: its log-probs are only comparable with its own
+        reference's, never the policy's (another model). Its vocabulary is checked against
+        the policy's tokenizer with the files (``trainer/inputs.py``)."""
+        source = self.prm_model.source
+        check(self.use_prm, "prm_model.source", source,
+              "'' with use_prm=false (there is no PRM to start)")  # fmt: skip
+        why = f"with prm_model.source={source} (the policy is another model than the PRM)"
+        check(self.algo.prm_reference == "sft", "algo.prm_reference", self.algo.prm_reference,
+              f"sft {why}: the PRM's reference is its own frozen start")  # fmt: skip
+        basis = self.algo.process_reward_basis
+        check(basis == "prm_reference", "algo.process_reward_basis", basis,
+              f"prm_reference {why}: the PRM's log-probs are compared with its own "
+              "reference's")  # fmt: skip
+        if source == "synthetic":
+            check(self.model.source == "synthetic", "prm_model.source", source,
+                  "synthetic only with model.source=synthetic (the PRM trains on its task "
+                  "with its tokenizer); give an hf or megatron PRM instead")  # fmt: skip
+            self._check_synthetic_layout(self.prm_model.synthetic_model(self.model), "prm_model")
+
     def _check_cross_fields(self, world_size: int) -> None:
-        tp = self.parallel.tensor_parallel
         pp = self.parallel.pipeline_parallel
         budget = self.batch.max_tokens_per_micro_batch
         check(budget == 0 or pp == 1, "batch.max_tokens_per_micro_batch", budget,
               f"0 with parallel.pipeline_parallel={pp} (pipeline stages exchange activations "
               "of one fixed shape)")  # fmt: skip
         if self.model.source == "synthetic":
-            for name in ("num_heads", "ffn_hidden_size"):
-                value = getattr(self.model, name)
-                check(
-                    value % tp == 0,
-                    f"model.{name}",
-                    value,
-                    f"must be divisible by parallel.tensor_parallel={tp}",
-                )
-            check(
-                self.model.num_layers % pp == 0,
-                "model.num_layers",
-                self.model.num_layers,
-                f"must be divisible by parallel.pipeline_parallel={pp}",
-            )
+            self._check_synthetic_layout(self.model, "model")
         warmup = self.algo.prm_warmup_steps
         check(not warmup or self.use_prm, "algo.prm_warmup_steps", warmup,
               "0 with use_prm=false (the warm-up trains the PRM)")  # fmt: skip

@@ -123,7 +123,7 @@ class SFTSampleProbe:
         the SFT model's confidence is the sampler's own log-probs."""
         args = (parallel, self.batch, micro_batch_size, temperature)
         prm_logp = run_pass(models.prm, *args, vocab_size=vocab_size).logp
-        reference = models.policy if prm_reference == "policy" else models.ref
+        reference = models.prm_reference(prm_reference)
         ref_logp = run_pass(reference, *args, vocab_size=vocab_size).logp
         q = token_q(prm_logp, ref_logp, self.batch.mask)
         logps = {"sft": self.batch.rollout_logp}

@@ -37,13 +37,17 @@ def export_hf(
     dist.barrier()
 
 
-def export_final_models(run: RunConfig, models: Models, parallel, meta, layout) -> None:
+def export_final_models(
+    run: RunConfig, models: Models, parallel, meta, layout, prm_meta=None
+) -> None:
     """Collective: the final policy (``run.export_hf``) and the implicit PRM
-    (``run.export_prm_hf``, when the run has one)."""
+    (``run.export_prm_hf``, when the run has one), each at its own shape (``prm_meta``:
+    the PRM's, when it differs from the policy's ``meta``)."""
     if run.export_hf:
         export_hf(models.policy, parallel, meta, layout, layout.policy_hf, "the final policy")
     if run.export_prm_hf and models.prm is not None:
-        export_hf(models.prm, parallel, meta, layout, layout.prm_hf, "the implicit PRM")
+        export_hf(models.prm, parallel, prm_meta or meta, layout, layout.prm_hf,
+                  "the implicit PRM")  # fmt: skip
 
 
 def plot_run(layout: RunLayout) -> None:

@@ -39,7 +39,7 @@ from prime_megatron.models.hf_factory import hf_config
 from prime_megatron.rollout.config import RolloutConfig
 from prime_megatron.run_layout import RunLayout
 from prime_megatron.trainer.collect import PromptEncoder
-from prime_megatron.trainer.config import TrainConfig
+from prime_megatron.trainer.config import ModelConfig, TrainConfig
 from prime_megatron.trainer.resume import STATE_FILE, complete_checkpoints, unfinished_saves
 
 # Files of which an HF dir needs at least one for AutoTokenizer to find a real vocabulary
@@ -75,7 +75,8 @@ class SFTPlan:
 
 @dataclass(frozen=True)
 class StartModel:
-    """Where the first weights of policy, PRM and reference come from."""
+    """Where a model's first weights come from: the policy's (and, unless it has its own,
+    the PRM's and the references')."""
 
     format: str  # "megatron": a prime_megatron checkpoint; "hf": an HF dir, mapped in memory
     path: Path
@@ -98,6 +99,7 @@ class ResolvedInputs:
     encode: PromptEncoder  # row -> prompt ids (the data config's rendering)
     start: StartModel
     resume: Path | None  # the checkpoint the run continues from (run.resume resolved)
+    prm_start: StartModel | None = None  # the PRM's own start (prm_model.source), if any
     # Files the run writes itself (the synthetic task's data), path -> rows.
     generated: dict[Path, list[dict]] = field(default_factory=dict)
 
@@ -113,6 +115,7 @@ class ResolvedInputs:
             "tokenizer": self.tokenizer_source,
             "vocab": len(self.tokenizer),
             "start": self.start.record(),
+            "prm_start": None if self.prm_start is None else self.prm_start.record(),
             "resume": None if self.resume is None else str(self.resume),
         }
 
@@ -134,6 +137,7 @@ def resolve_inputs(cfg: TrainConfig, layout: RunLayout) -> ResolvedInputs:
     parts = _synthetic_parts(cfg, layout) if cfg.model.source == "synthetic" else _given_parts(cfg)
     tokenizer = parts["tokenizer"]
     _check_start(parts["start"], cfg, max(tokenizer.get_vocab().values()) + 1)
+    prm_start = _prm_start(cfg, parts["start"], tokenizer) if cfg.separate_prm else None
     renderer = PromptRenderer(cfg.data.prompt_format, tokenizer, cfg.data.plain_template)
     resume = _resume_checkpoint(cfg.run.resume, layout)
     if resume is not None:
@@ -142,6 +146,7 @@ def resolve_inputs(cfg: TrainConfig, layout: RunLayout) -> ResolvedInputs:
         **parts,
         encode=PromptEncoder(renderer, tokenizer, cfg.rollout.max_prompt_len),
         resume=resume,
+        prm_start=prm_start,
     )
 
 
@@ -221,8 +226,9 @@ def _synthetic_parts(cfg: TrainConfig, layout: RunLayout) -> dict[str, Any]:
     )  # fmt: skip
 
 
-def synthetic_hf_config(cfg: TrainConfig, tokenizer) -> dict:
-    model = cfg.model
+def synthetic_hf_config(cfg: TrainConfig, tokenizer, model: ModelConfig | None = None) -> dict:
+    """The HF config of the synthetic model of shape ``model`` (default: ``cfg.model``)."""
+    model = model or cfg.model
     config = hf_config(
         "Qwen2ForCausalLM",
         vocab_size=len(tokenizer),
@@ -241,10 +247,15 @@ def synthetic_hf_config(cfg: TrainConfig, tokenizer) -> dict:
     return config.to_dict()
 
 
-def _sft_start(cfg: TrainConfig, tokenizer, sft_rows: list[dict]) -> StartModel:
-    """The synthetic model starts from its SFT checkpoint, keyed by everything that makes it."""
+def _sft_start(
+    cfg: TrainConfig, tokenizer, sft_rows: list[dict], model: ModelConfig | None = None,
+    checkpoint: str = "",
+) -> StartModel:  # fmt: skip
+    """The synthetic model of shape ``model`` (default: ``cfg.model``) starts from its SFT
+    checkpoint (default: ``sft.checkpoint``), keyed by everything that makes it."""
+    model = model or cfg.model
     recipe = {
-        "model": asdict(cfg.model),
+        "model": asdict(model),
         "sft": asdict(cfg.sft),
         "synthetic": asdict(cfg.synthetic),
         "seed": cfg.run.seed,
@@ -256,9 +267,9 @@ def _sft_start(cfg: TrainConfig, tokenizer, sft_rows: list[dict]) -> StartModel:
     shipped = cfg.sft.shipped_dir
     if shipped and not Path(shipped).is_dir():
         raise InputError(f"sft.shipped_dir={shipped}: no such directory")
-    ckpt = Path(cfg.sft.checkpoint)
+    ckpt = Path(checkpoint or cfg.sft.checkpoint)
     return StartModel(
-        "megatron", ckpt, synthetic_hf_config(cfg, tokenizer), ckpt / HF_SIDE_DIR,
+        "megatron", ckpt, synthetic_hf_config(cfg, tokenizer, model), ckpt / HF_SIDE_DIR,
         sft=SFTPlan(ckpt, recipe, sft_rows),
     )  # fmt: skip
 
@@ -275,7 +286,7 @@ def _given_parts(cfg: TrainConfig) -> dict[str, Any]:
         if data.val_files
         else None
     )
-    start = _checkpoint_start(cfg)
+    start = _checkpoint_start(cfg.model.source, Path(cfg.model.path), cfg.parallel.tensor_parallel)
     return dict(
         train=train, heldout=heldout, train_files=tuple(data.train_files),
         val_files=tuple(data.val_files), tokenizer=load_tokenizer(start.side_files),
@@ -283,23 +294,59 @@ def _given_parts(cfg: TrainConfig) -> dict[str, Any]:
     )  # fmt: skip
 
 
-def _checkpoint_start(cfg: TrainConfig) -> StartModel:
-    """``model.path`` as a start: its metadata and weight files checked, nothing loaded."""
-    path = Path(cfg.model.path)
-    if cfg.model.source == "hf":
+def _checkpoint_start(source: str, path: Path, tp: int) -> StartModel:
+    """The model dir ``path`` of ``source`` (hf or megatron) as a start: its metadata and
+    weight files checked, nothing loaded."""
+    if source == "hf":
         config = hf_io.read_hf_config(path)
         hf_io.shard_files(path)  # every listed shard exists
         return StartModel("hf", path, config, path)
     meta = ModelCheckpointMeta.read(path)
     if not (path / "metadata.json").is_file():
         raise CheckpointError(f"{path}: no Megatron dist checkpoint (metadata.json missing)")
-    tp = cfg.parallel.tensor_parallel
     if meta.padded_vocab_size % tp:
         raise InputError(
             f"{path}: padded vocab size {meta.padded_vocab_size} is not divisible by "
             f"parallel.tensor_parallel={tp}; re-convert the checkpoint with --tp {tp}"
         )
     return StartModel("megatron", path, meta.hf_config, path / HF_SIDE_DIR)
+
+
+# ---- the PRM's own start ---------------------------------------------------------------
+
+
+def _prm_start(cfg: TrainConfig, policy: StartModel, tokenizer) -> StartModel:
+    """The PRM's start (``prm_model``), checked as the policy's, of the policy's vocabulary.
+    A synthetic PRM is SFT-trained on the policy's SFT rows, by its recipe."""
+    prm = cfg.prm_model
+    if prm.source == "synthetic":
+        start = _sft_start(cfg, tokenizer, policy.sft.rows, prm.synthetic_model(cfg.model),
+                           prm.sft_checkpoint_of(cfg.sft))  # fmt: skip
+    else:
+        start = _checkpoint_start(prm.source, Path(prm.path), cfg.parallel.tensor_parallel)
+    _check_start(start, cfg, max(tokenizer.get_vocab().values()) + 1)
+    _check_prm_vocab(start, policy, tokenizer)
+    return start
+
+
+def _check_prm_vocab(prm: StartModel, policy: StartModel, tokenizer) -> None:
+    """The PRM reads the policy's samples token by token: same vocabulary, same tokenizer
+    (when the PRM's dir has one to compare)."""
+    theirs = arch_of(prm.hf_config, prm.path).vocab_size
+    ours = arch_of(policy.hf_config, policy.path).vocab_size
+    if theirs != ours:
+        raise InputError(
+            f"prm_model: {prm.path} has vocab_size={theirs}, the policy {ours}; the PRM must "
+            "use the policy's tokenizer and vocabulary"
+        )
+    has_tokenizer = any((Path(prm.side_files) / name).is_file() for name in TOKENIZER_FILES)
+    if prm.sft is not None or not has_tokenizer:
+        return  # a synthetic PRM is built with the policy's tokenizer
+    if load_tokenizer(prm.side_files).get_vocab() != tokenizer.get_vocab():
+        raise InputError(
+            f"prm_model: {prm.side_files} holds another tokenizer than the policy's "
+            f"({len(tokenizer)} tokens); the PRM must use the policy's tokenizer"
+        )
 
 
 def _check_start(start: StartModel, cfg: TrainConfig, ids_needed: int) -> None:

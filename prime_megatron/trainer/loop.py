@@ -113,9 +113,14 @@ class Trainer:
         self.tokenizer, self.encode, self.heldout = inputs.tokenizer, inputs.encode, inputs.heldout
         start = inputs.start
         began = time.perf_counter()
-        if ensure_start_checkpoint(start, cfg, self.parallel, self.tokenizer, self.encode):
+        starts = [s for s in (start, inputs.prm_start) if s is not None]
+        trained = [ensure_start_checkpoint(s, cfg, self.parallel, self.tokenizer, self.encode)
+                   for s in starts]  # fmt: skip
+        if any(trained):
             self.seconds["sft"] = time.perf_counter() - began
-        self.models, self.meta = build_models(cfg, self.parallel, start)
+        self.models, self.meta, self.prm_meta = build_models(
+            cfg, self.parallel, start, inputs.prm_start
+        )
         self.offloader = (
             Offloader(self.models, compute_device(), torch.device("cpu"))
             if cfg.model.offload_idle
@@ -284,7 +289,7 @@ class Trainer:
                            oracle, tuple(self.prm_replay), self.rollout_logp)  # fmt: skip
             self._check_rollout_logp(result.metrics)
             if self.prm_replay.maxlen:
-                self.prm_replay.append(batch.with_extras(ref_logp=result.sft_logp))
+                self.prm_replay.append(batch.with_extras(ref_logp=result.prm_ref_logp))
             metrics.update(result.metrics)
             metrics["train/policy_updated"] = float(update_policy)
             self._maybe_dump_samples(prompt_groups, batch, result.token_q)

@@ -1,7 +1,7 @@
 """Idle models wait in host memory between the phases of a step (``model.offload_idle``).
 
-A PRIME step uses its three models one phase at a time: none while vLLM generates, all
-three for the log-probs, only the PRM for its update, only the policy for its update and
+A PRIME step uses its models one phase at a time: none while vLLM generates, all of them
+for the log-probs, only the PRM for its update, only the policy for its update and
 the weight sync. On an accelerator, moving the idle models' weights, gradients and AdamW
 moments to host memory frees device memory for vLLM's KV cache and the active model's
 activations, at the price of host<->device copies at phase boundaries. On a CPU-only
@@ -26,9 +26,9 @@ class Offloader:
     and ``storage`` so that only the current phase's models sit on ``compute``."""
 
     def __init__(self, models: Models, compute: torch.device, storage: torch.device) -> None:
-        opts = {"policy": models.policy_opt, "prm": models.prm_opt, "ref": None}
+        opts = {"policy": models.policy_opt, "prm": models.prm_opt}
         self.entries = {
-            name: (getattr(models, name), opts[name])
+            name: (getattr(models, name), opts.get(name))
             for name in MODEL_NAMES
             if getattr(models, name) is not None
         }

@@ -24,17 +24,18 @@ class Phase(StrEnum):
     STEP_CREDIT = "step_credit"
 
 
-MODEL_NAMES = ("policy", "prm", "ref")
+# prm_ref: the PRM's own frozen start, when it has one (prm_model); ref: the policy's.
+MODEL_NAMES = ("policy", "prm", "ref", "prm_ref")
 # Phase -> the models it computes with (every phase has an entry: tests/unit/test_offload.py).
 PHASE_MODELS: dict[Phase, tuple[str, ...]] = {
     Phase.ROLLOUT: (),
-    Phase.LOGPROBS: ("policy", "ref", "prm"),
+    Phase.LOGPROBS: ("policy", "ref", "prm", "prm_ref"),
     Phase.PRM_UPDATE: ("prm",),
     Phase.POLICY_UPDATE: ("policy",),
     Phase.WEIGHT_SYNC: ("policy",),
     Phase.VERIFY_SYNC: ("policy",),
     # The PRM and its reference re-score the probe set; the batch's part is host work.
-    Phase.STEP_CREDIT: ("policy", "prm", "ref"),
+    Phase.STEP_CREDIT: ("policy", "prm", "ref", "prm_ref"),
 }
 
 

@@ -98,20 +98,28 @@ def _copy_shipped(recipe: dict, ckpt: Path, shipped_dir: str) -> bool:
 
 
 def build_models(
-    cfg: TrainConfig, parallel: ParallelGroups, start: StartModel
-) -> tuple[Models, ModelCheckpointMeta]:
-    """Policy, PRM (if used) and reference (for the PRM or a KL term) from one start."""
-    load, meta = _model_loader(start, parallel, getattr(torch, cfg.model.dtype))
+    cfg: TrainConfig, parallel: ParallelGroups, start: StartModel,
+    prm_start: StartModel | None = None,
+) -> tuple[Models, ModelCheckpointMeta, ModelCheckpointMeta]:  # fmt: skip
+    """Policy, PRM (if used) and the policy's reference (for the PRM or a KL term) from
+    ``start``; a PRM with a ``prm_start`` of its own loads from that, with a frozen copy as
+    its reference (``prm_ref``). Returns the models and the policy's and the PRM's start
+    metadata (the same when they share a start)."""
+    dtype = getattr(torch, cfg.model.dtype)
+    load, meta = _model_loader(start, parallel, dtype)
+    load_prm, prm_meta = _model_loader(prm_start, parallel, dtype) if prm_start else (load, meta)
     policy = load()
     models = Models(
         policy=policy, policy_opt=_optimizer(policy, parallel, cfg.policy_optim, cfg.run.steps)
     )
     if cfg.use_prm:
-        models.prm = load()
+        models.prm = load_prm()
         models.prm_opt = _optimizer(models.prm, parallel, cfg.prm_optim, cfg.run.steps)
+    if prm_start is not None:
+        models.prm_ref = load_prm().requires_grad_(False)
     if cfg.loads_reference:
         models.ref = load().requires_grad_(False)
-    return models, meta
+    return models, meta, prm_meta
 
 
 def _model_loader(

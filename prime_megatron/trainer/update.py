@@ -59,7 +59,8 @@ class LearnResult:
     # without a PRM: the implicit process reward before beta and normalisation.
     token_q: Tensor | None
     policy_logp: Tensor  # [N, S-1] the sampling policy's log-probs (trainer side)
-    sft_logp: Tensor | None  # [N, S-1] the frozen reference model's, when it is loaded
+    sft_logp: Tensor | None  # [N, S-1] the policy's frozen start's, when it is loaded
+    prm_ref_logp: Tensor | None = None  # [N, S-1] the PRM's reference's, with a PRM
 
 
 class StepPasses:
@@ -73,7 +74,8 @@ class StepPasses:
         self.timer, self.batch_rows = timer, batch_rows
 
     def run(self, model: str, batch: SampleBatch, **kwargs) -> PassResult:
-        """``model`` ("policy", "prm", "ref") over ``batch``; ``kwargs`` as ``run_pass``'s."""
+        """``model`` (a ``Models`` field: "policy", "prm", "ref", "prm_ref") over ``batch``;
+        ``kwargs`` as ``run_pass``'s."""
         settings = self.settings
         result = run_pass(
             getattr(self.models, model), self.parallel, batch, settings.micro_batching,
@@ -108,13 +110,17 @@ def learn(
         if needs_policy_forward(settings, rollout_logp):
             sampled = passes.run("policy", batch, with_entropy=True)
         sft_logp = passes.run("ref", batch).logp if models.ref is not None else None
+        # A PRM with a start of its own (prm_model) is measured against that start.
+        prm_sft_logp = sft_logp
+        if models.prm_ref is not None:
+            prm_sft_logp = passes.run("prm_ref", batch).logp
     sampling_logp = sampled.logp if sampled is not None else batch.rollout_logp
     metrics: dict[str, float] = {}
-    process_rewards = q = None
+    process_rewards = q = prm_ref_logp = None
     if settings.use_prm:
-        # The PRM's reference: the frozen SFT model, or the policy that sampled the batch
+        # The PRM's reference: its frozen SFT start, or the policy that sampled the batch
         # (paper Appendix B.1), which cancels the policy's own drift from the PRM's rewards.
-        prm_ref_logp = sampling_logp if algo.prm_reference == "policy" else sft_logp
+        prm_ref_logp = sampling_logp if algo.prm_reference == "policy" else prm_sft_logp
         basis_logp = sampling_logp if algo.process_reward_basis == "policy" else prm_ref_logp
         process_rewards, q, prm_metrics = _process_rewards(
             passes, batch, prm_ref_logp, basis_logp, prm_replay
@@ -142,7 +148,7 @@ def learn(
         with timer(Phase.LOGPROBS):
             seen = _PolicySeen.sampling(passes.run("policy", batch, with_entropy=True))
     metrics.update(_batch_metrics(batch, seen, sft_logp, advantages))
-    return LearnResult(metrics, q, seen.logp, sft_logp)
+    return LearnResult(metrics, q, seen.logp, sft_logp, prm_ref_logp)
 
 
 def _process_share(

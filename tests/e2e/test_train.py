@@ -153,6 +153,36 @@ def test_resume_is_exact(tmp_path, sft_ckpt):
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
 
 
+def test_a_smaller_prm_of_its_own_start_trains_resumes_and_exports_at_its_shape(tmp_path, sft_ckpt):
+    """prm_model: a 2-layer PRM beside the 4-layer policy, SFT-trained by the same recipe
+    into its own checkpoint, measured against its own frozen start; the run saves both
+    models, resumes (at another layout: TP=2) and exports each at its own shape."""
+    run, prm_sft = tmp_path / "run", tmp_path / "prm-sft"
+    common = [f"sft.checkpoint={sft_ckpt}", f"prm_model.sft_checkpoint={prm_sft}",
+              "prm_model.source=synthetic", "prm_model.num_layers=2",
+              "algo.process_reward_basis=prm_reference", "algo.prm_replay_steps=1",
+              "run.steps=2", "run.save_every=1", "run.eval_prompts=0"]  # fmt: skip
+    out = run_ok(run, 1, *common, "run.stop_after_steps=1")
+    assert f"SFT: 60 steps on 600 worked solutions -> {prm_sft}" in out  # the PRM's own
+    assert out.count("SFT: 60 steps") == 1  # the policy's was reused
+    saved = run / "checkpoints" / "step_000001"
+    assert (saved / "prm" / "metadata.json").is_file() and not (saved / "prm_ref").exists()
+    out = run_ok(run, 2, *common, "parallel.tensor_parallel=2")
+    assert "resumed from" in out and "SFT: 60 steps" not in out
+    records = step_records(run)
+    assert [r["step"] for r in records] == [1, 2]
+    assert all(_finite(r) and r["prm/abs_q"] >= 0.0 for r in records)
+    shapes = {name: json.loads((run / name / "config.json").read_text())["num_hidden_layers"]
+              for name in ("policy_hf", "prm_hf")}  # fmt: skip
+    assert shapes == {"policy_hf": 4, "prm_hf": 2}
+    _assert_tokenizer_round_trips(run / "prm_hf")
+    # The PRM trained away from its own start, which has its shape.
+    start = load_file(str(_export_sft(prm_sft, tmp_path) / "model.safetensors"))
+    final = load_file(str(run / "prm_hf" / "model.safetensors"))
+    assert set(start) == set(final) and not any(".layers.2." in k for k in final)
+    assert any(not torch.equal(start[k], final[k]) for k in start)
+
+
 def test_a_shipped_sft_checkpoint_of_the_same_recipe_replaces_the_warmup(tmp_path, sft_ckpt):
     shipped = tmp_path / "shipped"
     shutil.copytree(sft_ckpt, shipped / "tiny")

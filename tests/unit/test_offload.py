@@ -45,6 +45,19 @@ def test_each_phase_keeps_only_its_models_resident():
     assert off.resident == {"policy", "prm", "ref"}
 
 
+def test_a_prm_of_its_own_start_brings_its_reference_to_the_logprobs_only():
+    models = tiny_models()
+    models.ref, models.prm_ref = None, torch.nn.Linear(4, 4).requires_grad_(False)
+    off = Offloader(models, compute=torch.device("cpu"), storage=torch.device("cpu"))
+    assert off.resident == {"policy", "prm", "prm_ref"}
+    off.enter(Phase.LOGPROBS)
+    assert off.resident == {"policy", "prm", "prm_ref"}
+    off.enter(Phase.PRM_UPDATE)
+    assert off.resident == {"prm"}
+    off.enter(Phase.STEP_CREDIT)  # the probe re-scores with the PRM and its reference
+    assert off.resident == {"policy", "prm", "prm_ref"}
+
+
 def test_rloo_has_no_prm_or_reference_to_move():
     cpu = torch.device("cpu")
     off = Offloader(tiny_models(with_prm=False), compute=cpu, storage=cpu)

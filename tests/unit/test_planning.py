@@ -214,3 +214,47 @@ def test_synthetic_source_is_the_default_jobs_model():
 def test_planned_forward_passes_follow_the_step(overrides, policy_forward, prm_forwards):
     inp = plan_inputs(load_train_config(None, overrides), gpus=1, device_gib=1.0)
     assert (inp.policy_forward, inp.prm_extra_forwards) == (policy_forward, prm_forwards)
+
+
+def test_a_smaller_prm_of_its_own_start_is_planned_at_its_shape():
+    """prm_model: the PRM and its frozen reference (prm_ref) at the PRM's shape; the
+    policy's reference is not loaded (no KL term)."""
+    from prime_megatron.planning.source import resolve_model, resolve_prm_model
+
+    cfg = load_train_config(str(REPO / "configs/tiny_cpu_small_prm.yaml"))
+    arch, _, _ = resolve_model(cfg)
+    prm = resolve_prm_model(cfg)
+    assert (prm.num_layers, prm.hidden_size) == (2, arch.hidden_size)
+    assert resolve_prm_model(load_train_config(str(REPO / "configs/tiny_cpu.yaml"))) is None
+    plan = plan_memory(arch, plan_inputs(cfg, gpus=1, device_gib=1.0), prm)
+    parts = plan.stages[0].parts
+    assert {name.split()[0] for name in parts if name.endswith(" weights")} == {
+        "policy", "prm", "prm_ref"
+    }  # fmt: skip
+    vocab = plan.padded_vocab
+    assert parts["prm weights"] == parts["prm_ref weights"] == stage_params(prm, 1, 1, 0, vocab) * 4
+    assert parts["prm moments"] < parts["policy moments"]
+    assert parts["prm update activations"] < parts["policy update activations"]
+    # The log-prob phase holds the three models it runs.
+    logprobs = _phase(plan, "logprobs").columns["weights"]
+    assert logprobs == parts["policy weights"] + 2 * parts["prm weights"]
+    # Its passes cost the PRM's FLOPs, not the policy's.
+    from prime_megatron.planning.flops import phase_flops
+
+    inp = plan_inputs(cfg, gpus=1, device_gib=1.0)
+    own, as_policy = (phase_flops(arch, inp, 16, 32, p) for p in (prm, None))
+    assert own["prm_update"] < as_policy["prm_update"]
+    assert own["policy_update"] == as_policy["policy_update"]
+
+
+def test_tool_prints_the_prms_own_shape(capsys):
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        import plan as tool
+    finally:
+        sys.path.pop(0)
+    config = str(REPO / "configs/tiny_cpu_small_prm.yaml")
+    assert tool.main(["--config", config, "--gpus", "1", "--gpu-mem-gb", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "PRM (prm_model): " in out and "hidden 128, 2 layers" in out
+    assert "models: policy, PRM, the PRM's own reference;" in out

@@ -77,6 +77,16 @@ def test_the_package_ships_the_sft_start_of_the_default_jobs(config):
     assert (shipped / "hf").is_dir() and (shipped / PROVENANCE_FILE).is_file()
 
 
+def test_the_package_ships_the_small_prms_sft_start():
+    """configs/tiny_cpu_small_prm.yaml: the 2-layer PRM's start, by the policy's recipe."""
+    cfg = load_and_validate(["--config", str(REPO / "configs/tiny_cpu_small_prm.yaml")])
+    recipe = prepare_inputs(cfg, RunLayout(cfg.run.output_dir)).prm_start.sft.recipe
+    shipped = find_shipped(recipe)
+    assert shipped is not None, f"no checkpoint in {SHIPPED_DIR} has the recipe {recipe}"
+    assert shipped.name == "tiny-addition-chains-2layer" and recipe["model"]["num_layers"] == 2
+    assert (shipped / "hf").is_dir() and (shipped / PROVENANCE_FILE).is_file()
+
+
 def test_where_the_sft_checkpoint_goes_is_not_part_of_its_recipe(tmp_path):
     moved = ["sft.checkpoint=elsewhere", "sft.use_shipped=false", f"sft.shipped_dir={tmp_path}"]
     assert _recipe(*moved) == _recipe()

@@ -122,6 +122,11 @@ def test_a_config_inherits_its_base_and_overrides_fields(tmp_path):
     assert cfg.model == load_train_config().model
 
 
+# A 2-layer PRM of the default job's width, with the rewards' basis a separate PRM needs.
+SMALL_PRM = ["prm_model.source=synthetic", "prm_model.num_layers=2",
+             "algo.process_reward_basis=prm_reference"]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "overrides, world, message",
     [
@@ -181,6 +186,45 @@ def test_a_config_inherits_its_base_and_overrides_fields(tmp_path):
         ([f"run.output_dir={__file__}/run"], 1, "a directory path, but .*py is a file"),
         (["sft.checkpoint=" + "y" * 256], 1, "sft.checkpoint=.* at most 255 bytes"),
         (["rewards.verifier_by_ability=[math,code]"], 1, "verifier_by_ability=.* a mapping"),
+        # A PRM of its own start (prm_model): never measured against the policy, another model.
+        (["prm_model.source=tiny"], 1, "prm_model.source='tiny' is invalid: one of"),
+        (
+            ["prm_model.source=synthetic"],
+            1,
+            "process_reward_basis='policy' is invalid: prm_reference with prm_model.source=synth",
+        ),
+        (
+            [*SMALL_PRM, "algo.prm_reference=policy"],
+            1,
+            "algo.prm_reference='policy' is invalid: sft with prm_model.source=synthetic",
+        ),
+        (
+            [*SMALL_PRM, "use_prm=false"],
+            1,
+            "prm_model.source='synthetic' is invalid: '' with use_prm=false",
+        ),
+        (
+            ["prm_model.num_layers=2"],
+            1,
+            "prm_model.num_layers=2 is invalid: 0 unless prm_model.source=synthetic",
+        ),
+        (["prm_model.source=hf", "prm_model.path=/no/such/dir"], 1, "prm_model.path='/no/such"),
+        (["prm_model.path=/"], 1, "prm_model.path='/' is invalid: empty unless"),
+        (
+            [*SMALL_PRM, "prm_model.num_heads=3"],
+            1,
+            "prm_model.num_heads=3 is invalid: must divide prm_model.hidden_size=128",
+        ),
+        (
+            [*SMALL_PRM, "prm_model.num_layers=3", "parallel.pipeline_parallel=2"],
+            2,
+            "prm_model.num_layers=3 is invalid: must be divisible by parallel.pipeline_parallel=2",
+        ),
+        (
+            [*SMALL_PRM, "prm_model.num_heads=1", "parallel.tensor_parallel=2"],
+            2,
+            "prm_model.num_heads=1 is invalid: must be divisible by parallel.tensor_parallel=2",
+        ),
         (["rewards.verifier_by_data_source=abc"], 1, "verifier_by_data_source='abc' is inv"),
     ],
 )
@@ -197,7 +241,8 @@ ZERO_OK = {
     "run.dump_samples_every", "run.step_credit_every", "run.stop_after_steps",
     "batch.max_tokens_per_micro_batch", "algo.prm_replay_steps", "algo.prm_warmup_steps",
     "algo.carryover_max_age", "policy_optim.warmup_steps", "prm_optim.warmup_steps",
-    "synthetic.heldout_prompts",
+    "synthetic.heldout_prompts", "prm_model.hidden_size", "prm_model.num_layers",
+    "prm_model.num_heads", "prm_model.ffn_hidden_size",
 }  # fmt: skip
 
 
@@ -287,3 +332,25 @@ def test_the_config_reference_is_up_to_date_and_documents_every_field():
     undocumented = [r for r in config_reference.TARGET.read_text().splitlines()
                     if r.startswith("| `") and r.endswith("|  |")]  # fmt: skip
     assert not undocumented
+
+
+def test_a_prm_of_its_own_start_gets_its_own_reference_and_the_policys_only_for_kl(tmp_path):
+    default = _validated()
+    assert not default.separate_prm and default.loads_reference  # one reference for both
+    small = _validated(*SMALL_PRM)
+    assert small.separate_prm and not small.loads_reference
+    assert small.prm_model.synthetic_model(small.model).num_layers == 2
+    assert small.prm_model.synthetic_model(small.model).hidden_size == 128  # the policy's
+    assert small.prm_model.sft_checkpoint_of(small.sft) == "runs/sft-tiny-prm"
+    assert _validated(*SMALL_PRM, "algo.kl_coef=0.1").loads_reference
+    # Replaying past batches is fine: each carries its PRM reference's log-probs.
+    assert _validated(*SMALL_PRM, "algo.prm_replay_steps=2").algo.prm_replay_steps == 2
+    # A synthetic PRM trains on the synthetic task: not beside a model of the user's.
+    rows = tmp_path / "train.jsonl"
+    rows.write_text("{}\n")
+    given = ["model.source=hf", "model.path=/", f"data.train_files=[{rows}]"]
+    with pytest.raises(ConfigError, match="prm_model.source='synthetic' is invalid: synthetic "
+                       "only with model.source=synthetic"):  # fmt: skip
+        _validated(*given, *SMALL_PRM[:1], "algo.process_reward_basis=prm_reference")
+    own = ["prm_model.source=hf", "prm_model.path=/", "algo.process_reward_basis=prm_reference"]
+    assert _validated(*given, *own).separate_prm

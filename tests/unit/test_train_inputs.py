@@ -255,3 +255,55 @@ def test_resuming_a_checkpoint_of_another_model_shape_fails_before_anything_load
     same = _checkpoint_of(tmp_path / "same", json.loads((hf_dir / "config.json").read_text()))
     cfg = load_and_validate(_hf_job(tmp_path, hf_dir, [ROW], f"run.resume={same}"))
     assert prepare_inputs(cfg, RunLayout(cfg.run.output_dir)).resume == same
+
+
+# A PRM of its own start (prm_model): 2 layers of the policy's width.
+SMALL_PRM = ["prm_model.source=synthetic", "prm_model.num_layers=2",
+             "algo.process_reward_basis=prm_reference"]  # fmt: skip
+
+
+def test_a_synthetic_prm_of_its_own_shape_is_sft_trained_by_the_policys_recipe(tmp_path):
+    cfg = load_and_validate([f"run.output_dir={tmp_path / 'run'}", *SMALL_TASK, *SMALL_PRM])
+    inputs = prepare_inputs(cfg, RunLayout(cfg.run.output_dir))
+    policy, prm = inputs.start, inputs.prm_start
+    assert prm.path == prm.sft.checkpoint == Path("runs/sft-tiny-prm")
+    assert (prm.hf_config["num_hidden_layers"], policy.hf_config["num_hidden_layers"]) == (2, 4)
+    assert prm.hf_config["vocab_size"] == policy.hf_config["vocab_size"]
+    assert prm.sft.rows == policy.sft.rows  # the same worked solutions
+    # The same recipe but for the PRM's depth: a shipped checkpoint is found by it.
+    ours, theirs = policy.sft.recipe, prm.sft.recipe
+    assert {k for k in ours if ours[k] != theirs[k]} == {"model"}
+    model = ours["model"]
+    assert {k for k in model if model[k] != theirs["model"][k]} == {"num_layers"}
+    assert inputs.record()["prm_start"] == {
+        "format": "megatron", "path": "runs/sft-tiny-prm", "sft_warmup": True
+    }  # fmt: skip
+    where = f"prm_model.sft_checkpoint={tmp_path / 'prm-sft'}"
+    cfg = load_and_validate([*SMALL_TASK, *SMALL_PRM, where])
+    assert prepare_inputs(cfg, RunLayout(cfg.run.output_dir)).prm_start.path == tmp_path / "prm-sft"
+    cfg = load_and_validate(SMALL_TASK)
+    assert prepare_inputs(cfg, RunLayout(cfg.run.output_dir)).prm_start is None  # the policy's
+
+
+def test_an_hf_prm_must_share_the_policys_vocabulary_and_tokenizer(tmp_path, hf_dir):
+    own = ["prm_model.source=hf", "algo.process_reward_basis=prm_reference"]
+    small = hf_config(num_hidden_layers=1)
+    same = save_random_hf_model(tmp_path / "same", small, tokenizer=build_char_tokenizer())
+    cfg = load_and_validate(_hf_job(tmp_path, hf_dir, [ROW], *own, f"prm_model.path={same}"))
+    prm = prepare_inputs(cfg, RunLayout(cfg.run.output_dir)).prm_start
+    assert (prm.format, prm.path, prm.hf_config["num_hidden_layers"]) == ("hf", same, 1)
+
+    wider = hf_config(num_hidden_layers=1, vocab_size=small.vocab_size + 8)
+    wider = save_random_hf_model(tmp_path / "wider", wider, tokenizer=build_char_tokenizer())
+    cfg = load_and_validate(_hf_job(tmp_path, hf_dir, [ROW], *own, f"prm_model.path={wider}"))
+    n = small.vocab_size
+    refused = rf"prm_model: {wider} has vocab_size={n + 8}, the policy {n}; the PRM must use"
+    with pytest.raises(InputError, match=refused):
+        prepare_inputs(cfg, RunLayout(cfg.run.output_dir))
+
+    other_tokenizer = build_char_tokenizer()
+    other_tokenizer.add_tokens(["<step>"])
+    other = save_random_hf_model(tmp_path / "other", small, tokenizer=other_tokenizer)
+    cfg = load_and_validate(_hf_job(tmp_path, hf_dir, [ROW], *own, f"prm_model.path={other}"))
+    with pytest.raises(InputError, match="holds another tokenizer than the policy's"):
+        prepare_inputs(cfg, RunLayout(cfg.run.output_dir))
