@@ -13,8 +13,9 @@ Prints one JSON line: per arm the seconds per step of every timed phase and ``un
 (time/step minus the phases: what no phase covers), the passes per step by model and kind
 (``passes/*``: a full-batch forward counts 1, a forward+backward 1 in ``train``) and their
 cost in forward units (forward 1, forward+backward 3); then PRIME / RLOO per step, with and
-without the rollout. ``--checkout`` runs the trainer of another checkout (a before/after
-comparison: its commit is recorded as ``trainer_commit``).
+without the rollout. ``--prime-override`` changes the PRIME arm only (e.g. a PRM of its own
+start, which an RLOO run does not load). ``--checkout`` runs the trainer of another
+checkout (a before/after comparison: its commit is recorded as ``trainer_commit``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkout", type=Path, help="run the trainer of this checkout instead")
     p.add_argument("--override", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="trainer override for both arms (repeatable)")  # fmt: skip
+    p.add_argument("--prime-override", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="trainer override for the PRIME arm only (repeatable)")  # fmt: skip
     args = p.parse_args(argv)
     if args.skip % 2 or (args.steps - args.skip) % 2 or args.steps <= args.skip:
         p.error("--skip and --steps - --skip must be even, and --steps > --skip")
@@ -80,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     arms = {}
     for arm, use_prm in ARMS.items():
         run_dir = args.out / arm
-        launch(run_dir, trainer_args(spec, run_dir, use_prm, seed=args.seed))
+        own = args.prime_override if use_prm else []
+        launch(run_dir, trainer_args(spec, run_dir, use_prm, seed=args.seed, arm=own))
         steps, _ = split_rows(read_metrics(run_dir))
         arms[arm] = arm_cost(steps[args.skip :])
     prime, rloo = arms["prime"], arms["rloo"]
@@ -88,7 +92,10 @@ def main(argv: list[str] | None = None) -> None:
     trainers = {arm: read_config(args.out / arm) for arm in ARMS}
     result = {
         "benchmark": "step_cost",
-        **record(config={"args": args, "trainer": trainers}, overrides=args.override),
+        **record(
+            config={"args": args, "trainer": trainers},
+            overrides={"both": args.override, "prime": args.prime_override},
+        ),
         "trainer_commit": checkout_commit(args.checkout) if args.checkout else None,
         "steps_kept": args.steps - args.skip,
         "arms": arms,
