@@ -245,18 +245,16 @@ class OptimConfig:
 class SFTConfig:
     # model.source=synthetic only, where it must stay on: that model starts from its SFT.
     enabled: bool = True
-    # The loss drops late (grokking-like). Clean task: 800 steps left greedy pass@1 at 0.50,
-    # sampled 0.33, from which RL only lost accuracy; 1600 gave 0.79 / 0.73. Planted-error
-    # default (before RL, greedy / sampled): 1600 x 64 0.52 / 0.49; 800 x 64 0.10 / 0.06;
-    # 1600 x 32 0.20 / 0.10 (half the SFT time each, both too weak a start).
+    # Optimizer steps. The loss falls late: fewer steps, or smaller batches, leave a start
+    # too weak for RL (docs/tiny-task.md, "The SFT start").
     steps: int = 1600
     batch_size: int = 64  # SFT rows per optimizer step
     lr: float = 2e-3  # AdamW, constant
-    # 0 = off. Clipping at 1 learned faster early (nll 0.74 vs 1.18 after 100 steps).
+    # Global gradient-norm clip; 0 = off. 1 learns faster early (docs/tiny-task.md).
     grad_clip: float = 1.0
     checkpoint: str = "runs/sft-tiny"  # reused if made by the same recipe (sft_recipe.json)
     # A checkpoint shipped with the package and made by this very recipe is copied to
-    # `checkpoint` instead of training (the default job's SFT: ~20-30 min on 2 cores).
+    # `checkpoint` instead of training (SFT is most of a tiny job's time: docs/tiny-task.md).
     # false: train it here. `shipped_dir`: where to look ("" = the package's own folder,
     # prime_megatron/data/sft_checkpoints).
     use_shipped: bool = True
