@@ -243,8 +243,6 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class SFTConfig:
-    # model.source=synthetic only, where it must stay on: that model starts from its SFT.
-    enabled: bool = True
     # Optimizer steps. The loss falls late: fewer steps, or smaller batches, leave a start
     # too weak for RL (docs/tiny-task.md, "The SFT start").
     steps: int = 1600
@@ -345,9 +343,6 @@ class TrainConfig:
         check(self.data.prompt_format == "chat", "data.prompt_format", self.data.prompt_format,
               "chat with model.source=synthetic (its SFT and RL prompts use the character "
               "tokenizer's chat template)")  # fmt: skip
-        check(self.sft.enabled, "sft.enabled", self.sft.enabled,
-              "true with model.source=synthetic (the model starts from its SFT checkpoint); "
-              "to start RL from another checkpoint use model.source=megatron or hf")  # fmt: skip
 
     def _check_given_model(self) -> None:
         check(

@@ -163,7 +163,6 @@ SMALL_PRM = ["prm_model.source=synthetic", "prm_model.num_layers=2",
         (["data.train_files=[t.jsonl]"], 1, r"\['t.jsonl'\] is invalid: must be empty with model"),
         (["data.val_files=[v.jsonl]"], 1, "data.val_files.* must be empty with model.source=syn"),
         (["data.prompt_format=plain"], 1, "data.prompt_format='plain' is invalid: chat with"),
-        (["sft.enabled=false"], 1, "sft.enabled=False is invalid: true with model.source=syn"),
         # vLLM always starts without weights; the policy's come by sync.
         (["rollout.load_format=auto"], 1, "rollout.load_format='auto' is invalid: dummy"),
         (["model.source=hf", "model.path=/no/such/dir"], 1, "model.path"),
